@@ -1,0 +1,78 @@
+//! Process-wide settings: the default worker count and debug (serial) mode.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// The largest pool we agree to create: a guard against forking INT_MAX processes by mistake.
+pub(crate) const MAX_WORKERS: i32 = 4096;
+
+/// Turns debug mode on or off for every later map (`sm_set_debug`).
+pub fn set_debug(on: bool) {
+    DEBUG.store(on, Ordering::Relaxed);
+}
+
+/// True when maps must run serially in the caller: `sm_set_debug(1)` or `SM_DEBUG` set to a value
+/// other than empty or "0" in the environment.
+pub fn debug() -> bool {
+    DEBUG.load(Ordering::Relaxed) || env_flag("SM_DEBUG")
+}
+
+fn env_flag(name: &str) -> bool {
+    match std::env::var(name) {
+        Ok(v) => !v.trim().is_empty() && v.trim() != "0",
+        Err(_) => false,
+    }
+}
+
+/// The worker count used for `nworkers <= 0`: `OMP_NUM_THREADS` when its first entry is a positive
+/// integer, else the number of CPUs in this process's affinity mask.
+pub fn default_workers() -> i32 {
+    if let Ok(v) = std::env::var("OMP_NUM_THREADS") {
+        if let Some(n) = parse_omp_num_threads(&v) {
+            return n.min(MAX_WORKERS);
+        }
+    }
+    affinity_cpus()
+}
+
+/// OMP_NUM_THREADS may be a comma-separated list (one entry per nesting level); the first entry is
+/// the outermost level, the one a pool stands for.
+fn parse_omp_num_threads(value: &str) -> Option<i32> {
+    let first = value.split(',').next()?.trim();
+    match first.parse::<i64>() {
+        Ok(n) if n > 0 => Some(n.min(i32::MAX as i64) as i32),
+        _ => None,
+    }
+}
+
+fn affinity_cpus() -> i32 {
+    // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set. sched_getaffinity writes at most
+    // size_of::<cpu_set_t>() bytes into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            let n = libc::CPU_COUNT(&set);
+            if n > 0 {
+                return n;
+            }
+        }
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get() as i32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_omp_num_threads;
+
+    #[test]
+    fn omp_num_threads_forms() {
+        assert_eq!(parse_omp_num_threads("3"), Some(3));
+        assert_eq!(parse_omp_num_threads(" 4 "), Some(4));
+        assert_eq!(parse_omp_num_threads("4,2"), Some(4));
+        assert_eq!(parse_omp_num_threads("0"), None);
+        assert_eq!(parse_omp_num_threads("-2"), None);
+        assert_eq!(parse_omp_num_threads("lots"), None);
+        assert_eq!(parse_omp_num_threads(""), None);
+    }
+}

@@ -1,0 +1,324 @@
+//! The control block of one map: the words that workers and the caller share while it runs.
+//!
+//! It lives in one anonymous shared mapping (see shm.rs), created by the caller before it forks the
+//! workers, so forked workers and threads use exactly the same protocol. docs/DESIGN.md explains the
+//! protocol; in short:
+//!
+//! - `next_job` hands out jobs: a worker claims a chunk `[start, start + chunk)` with one fetch_add.
+//! - `limit`: jobs with an index at or above it never start. A failing or stopping job `j` lowers it
+//!   to `j + 1`, so every job before the first failure still runs and the outcome is deterministic.
+//! - `active` counts workers still in their loop; the last one out wakes the caller.
+//! - One [`WorkerRecord`] per worker says which job it runs, the smallest job it has not finished
+//!   (what a crash would lose) and the smallest job that has not passed its ordered turn.
+//! - With a reduce callback, results go through a ring of `window` slots: job `j` writes slot
+//!   `j % window` once the caller has reduced job `j - window` (bounded memory whatever `njobs`).
+
+use crate::shm::SharedRegion;
+use crate::status::Result;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
+
+/// "No job": a job index that never occurs (`njobs` is bounded well below it).
+pub(crate) const NO_JOB: u64 = u64::MAX;
+
+/// The largest `njobs` a map accepts, so that claiming past the end can never wrap the counter.
+pub(crate) const MAX_JOBS: u64 = 1 << 62;
+
+/// Keeps a word on its own cache line, so that workers hammering one word do not slow the others.
+#[repr(C, align(64))]
+pub struct Padded<T>(pub T);
+
+impl<T> std::ops::Deref for Padded<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// The mutual-exclusion word of `sm_critical_*`: 0 free, 1 held, 2 held with waiters.
+#[repr(C)]
+pub struct CriticalWords {
+    pub state: AtomicU32,
+    /// Worker holding the lock, or -1: lets the caller free the lock of a worker that died in it.
+    pub owner: AtomicI32,
+}
+
+/// Sleep/wake words for jobs waiting for their ordered turn.
+#[repr(C)]
+pub struct OrderedWords {
+    /// Set once any job of this map entered ordered; chunks then shrink to one job.
+    pub used: AtomicU32,
+    pub waiters: AtomicU32,
+    pub epoch: AtomicU32,
+}
+
+/// Sleep/wake words for workers waiting for a free result slot.
+#[repr(C)]
+pub struct SlotWaitWords {
+    pub waiters: AtomicU32,
+    pub epoch: AtomicU32,
+}
+
+#[repr(C)]
+pub struct Header {
+    pub next_job: Padded<AtomicU64>,
+    pub limit: Padded<AtomicU64>,
+    pub active: Padded<AtomicU32>,
+    pub critical: Padded<CriticalWords>,
+    pub ordered: Padded<OrderedWords>,
+    pub slot_wait: Padded<SlotWaitWords>,
+    /// The job whose slot the caller is sleeping on, or NO_JOB.
+    pub caller_waits_for: Padded<AtomicU64>,
+}
+
+/// How a job ended, as recorded in shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEnd {
+    Done,
+    /// work() returned SM_STOP.
+    Stop,
+    /// work() returned another nonzero value.
+    Error(i32),
+    /// work() returned while still inside its critical section (which was then released).
+    HeldCritical(i32),
+    /// work() returned while still inside its ordered section (which was then left).
+    HeldOrdered(i32),
+}
+
+impl JobEnd {
+    pub fn pack(self) -> u64 {
+        let (kind, code): (u64, i32) = match self {
+            JobEnd::Done => (0, 0),
+            JobEnd::Stop => (1, 0),
+            JobEnd::Error(c) => (2, c),
+            JobEnd::HeldCritical(c) => (3, c),
+            JobEnd::HeldOrdered(c) => (4, c),
+        };
+        (kind << 32) | code as u32 as u64
+    }
+
+    pub fn unpack(packed: u64) -> JobEnd {
+        let code = packed as u32 as i32;
+        match packed >> 32 {
+            0 => JobEnd::Done,
+            1 => JobEnd::Stop,
+            2 => JobEnd::Error(code),
+            3 => JobEnd::HeldCritical(code),
+            _ => JobEnd::HeldOrdered(code),
+        }
+    }
+}
+
+/// What one worker publishes about itself.
+#[repr(C, align(64))]
+pub struct WorkerRecord {
+    /// The job this worker is running, or NO_JOB between jobs.
+    pub current_job: AtomicU64,
+    /// A lower bound of the smallest job this worker claimed and has not finished; NO_JOB once it
+    /// left its loop. If the worker dies, jobs from here on may be lost.
+    pub unfinished: AtomicU64,
+    /// A lower bound of the smallest job of this worker that has not yet passed its ordered turn.
+    pub ordered_pos: AtomicU64,
+    /// 1 once the worker left its loop normally.
+    pub finished: AtomicU32,
+    /// The first job of this worker that did not end with `JobEnd::Done` (NO_JOB if none) and how
+    /// it ended (packed `JobEnd`).
+    pub failed_job: AtomicU64,
+    pub failed_end: AtomicU64,
+}
+
+/// One result slot's state word: `lap << 1` when free for the job of that lap, `lap << 1 | 1` when
+/// it holds that job's finished result. Laps wrap; only neighbouring laps are ever compared.
+pub fn slot_free_word(job: u64, window: u64) -> u32 {
+    ((job / window) as u32).wrapping_shl(1)
+}
+
+pub fn slot_filled_word(job: u64, window: u64) -> u32 {
+    slot_free_word(job, window) | 1
+}
+
+/// The shared control block of one map plus the parameters fixed for its duration.
+pub struct Control {
+    region: SharedRegion,
+    pub njobs: u64,
+    pub nworkers: usize,
+    /// Number of result slots; 0 when there is no reduce (each worker then has one scratch buffer).
+    pub window: u64,
+    /// Bytes of one result (the caller's result_size).
+    pub result_size: usize,
+    result_stride: usize,
+    workers_offset: usize,
+    slot_state_offset: usize,
+    slot_end_offset: usize,
+    data_offset: usize,
+}
+
+// SAFETY: every field shared between workers is an atomic or is partitioned among them by the
+// protocol (each result buffer has one writer at a time, handed over through the slot words).
+unsafe impl Sync for Control {}
+// SAFETY: as above; the region is plain shared memory.
+unsafe impl Send for Control {}
+
+/// Result memory the window may use at most when results are large; the window never drops below
+/// a few slots per worker.
+const WINDOW_BYTES: usize = 64 << 20;
+
+fn round_up(n: usize, to: usize) -> Option<usize> {
+    n.checked_add(to - 1).map(|v| v / to * to)
+}
+
+impl Control {
+    /// Lays out and maps the control block for a map of `njobs` jobs on `nworkers` workers.
+    pub fn new(
+        njobs: u64,
+        nworkers: usize,
+        result_size: usize,
+        with_reduce: bool,
+    ) -> Result<Control> {
+        let too_big = || {
+            crate::status::Error::nomem(format!(
+                "result_size {result_size} is too large to allocate result buffers for {nworkers} workers"
+            ))
+        };
+        let stride = round_up(result_size, 16).ok_or_else(too_big)?;
+        let window = if with_reduce {
+            let per_worker_min = 4 * nworkers as u64;
+            let by_memory = (WINDOW_BYTES / stride.max(1)) as u64;
+            by_memory.min(1024 * nworkers as u64).max(per_worker_min).min(njobs.max(1))
+        } else {
+            0
+        };
+        let buffers = if with_reduce { window as usize } else { nworkers };
+
+        let workers_offset = round_up(std::mem::size_of::<Header>(), 64).ok_or_else(too_big)?;
+        let slot_state_offset = workers_offset + nworkers * std::mem::size_of::<WorkerRecord>();
+        let slot_end_offset = round_up(slot_state_offset + 4 * window as usize, 8).ok_or_else(too_big)?;
+        let data_offset = round_up(slot_end_offset + 8 * window as usize, 64).ok_or_else(too_big)?;
+        let total = stride
+            .checked_mul(buffers)
+            .and_then(|b| b.checked_add(data_offset))
+            .filter(|t| *t <= isize::MAX as usize)
+            .ok_or_else(too_big)?;
+        let region = SharedRegion::new(total).map_err(|e| {
+            crate::status::Error::nomem(format!(
+                "result_size {result_size}: {} (map control block)",
+                e.message
+            ))
+        })?;
+        let ctl = Control {
+            region,
+            njobs,
+            nworkers,
+            window,
+            result_size,
+            result_stride: stride,
+            workers_offset,
+            slot_state_offset,
+            slot_end_offset,
+            data_offset,
+        };
+        ctl.init();
+        Ok(ctl)
+    }
+
+    /// Sets the non-zero initial values (the mapping starts zero-filled).
+    fn init(&self) {
+        let h = self.header();
+        h.limit.store(self.njobs, Ordering::Relaxed);
+        h.active.store(self.nworkers as u32, Ordering::Relaxed);
+        h.critical.owner.store(-1, Ordering::Relaxed);
+        h.caller_waits_for.store(NO_JOB, Ordering::Relaxed);
+        for w in 0..self.nworkers {
+            let r = self.worker(w);
+            r.current_job.store(NO_JOB, Ordering::Relaxed);
+            r.failed_job.store(NO_JOB, Ordering::Relaxed);
+        }
+        // Slot words start at 0 = "free for lap 0": nothing to do.
+    }
+
+    pub fn header(&self) -> &Header {
+        // SAFETY: the region starts with a Header (page-aligned, zero-initialised, all atomics), and
+        // lives as long as self.
+        unsafe { &*(self.region.as_ptr() as *const Header) }
+    }
+
+    pub fn worker(&self, w: usize) -> &WorkerRecord {
+        assert!(w < self.nworkers);
+        // SAFETY: records are laid out contiguously at workers_offset (64-aligned) for nworkers
+        // workers inside the region.
+        unsafe {
+            &*(self.region.as_ptr().add(self.workers_offset) as *const WorkerRecord).add(w)
+        }
+    }
+
+    pub fn slot_state(&self, job: u64) -> &AtomicU32 {
+        let s = (job % self.window) as usize;
+        // SAFETY: `window` u32 words live at slot_state_offset; s < window.
+        unsafe { &*(self.region.as_ptr().add(self.slot_state_offset) as *const AtomicU32).add(s) }
+    }
+
+    pub fn slot_end(&self, job: u64) -> &AtomicU64 {
+        let s = (job % self.window) as usize;
+        // SAFETY: `window` u64 words live at slot_end_offset (8-aligned); s < window.
+        unsafe { &*(self.region.as_ptr().add(self.slot_end_offset) as *const AtomicU64).add(s) }
+    }
+
+    /// The result buffer for `job` run by worker `w`: its slot with a reduce, else the worker's own
+    /// scratch buffer. NULL when result_size is 0.
+    pub fn result_buffer(&self, job: u64, w: usize) -> *mut u8 {
+        if self.result_size == 0 {
+            return std::ptr::null_mut();
+        }
+        let index = if self.window > 0 {
+            (job % self.window) as usize
+        } else {
+            w
+        };
+        // SAFETY: buffers of result_stride bytes start at data_offset; index < number of buffers.
+        unsafe {
+            self.region
+                .as_ptr()
+                .add(self.data_offset + index * self.result_stride)
+        }
+    }
+
+    /// True for every worker but `me` that its ordered position is at or past `job`.
+    pub fn ordered_turn_reached(&self, job: u64, me: usize) -> bool {
+        (0..self.nworkers)
+            .filter(|&w| w != me)
+            .all(|w| self.worker(w).ordered_pos.load(Ordering::SeqCst) >= job)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_end_round_trips() {
+        for e in [
+            JobEnd::Done,
+            JobEnd::Stop,
+            JobEnd::Error(-1),
+            JobEnd::Error(42),
+            JobEnd::HeldCritical(0),
+            JobEnd::HeldOrdered(i32::MIN),
+        ] {
+            assert_eq!(JobEnd::unpack(e.pack()), e);
+        }
+    }
+
+    #[test]
+    fn window_is_bounded_by_memory() {
+        let c = Control::new(100_000_000, 2, 64, true).unwrap();
+        assert!(c.window <= 2048, "window {}", c.window);
+        assert!(c.window >= 8);
+        let small = Control::new(3, 2, 8, true).unwrap();
+        assert_eq!(small.window, 3);
+    }
+
+    #[test]
+    fn huge_result_size_is_refused() {
+        let e = Control::new(10, 2, usize::MAX / 4, true).err().unwrap();
+        assert!(e.message.contains("result_size"), "{}", e.message);
+    }
+}

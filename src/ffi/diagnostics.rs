@@ -1,0 +1,37 @@
+//! `sm_last_error`, `sm_status_str`, `sm_set_debug`.
+
+use super::types::sm_status_arg;
+use crate::config;
+use crate::last_error;
+use crate::status::Status;
+use std::ffi::{c_char, c_int};
+
+/// The message of the last failure on the calling thread ("" if none yet). Valid until the next
+/// failing sharedmem call on this thread. Never NULL.
+#[no_mangle]
+pub extern "C" fn sm_last_error() -> *const c_char {
+    super::call(c"".as_ptr(), || Ok(last_error::as_ptr()))
+}
+
+/// A static description of a status, e.g. "SM_ERR_JOB: a job returned an error". Never NULL, also
+/// for values that are not a status.
+#[no_mangle]
+pub extern "C" fn sm_status_str(status: sm_status_arg) -> *const c_char {
+    super::call(c"unknown sm_status".as_ptr(), || {
+        Ok(match Status::from_raw(status as i64) {
+            Some(s) => s.describe().as_ptr().cast(),
+            None => c"unknown sm_status value".as_ptr(),
+        })
+    })
+}
+
+/// Debug mode: when `on` is nonzero, every later map runs serially in the calling process and
+/// thread, in job order, so a debugger can step into jobs. `SM_DEBUG=1` in the environment does the
+/// same.
+#[no_mangle]
+pub extern "C" fn sm_set_debug(on: c_int) {
+    super::call((), || {
+        config::set_debug(on != 0);
+        Ok(())
+    })
+}

@@ -1,0 +1,42 @@
+//! `sm_empty` and `sm_free`.
+
+use super::call;
+use crate::frame;
+use crate::shm;
+use crate::status::Error;
+use std::ffi::c_void;
+
+/// Allocates `count * itemsize` zero-filled bytes shared between the caller and the workers of
+/// every later map: writes by a worker process are seen by the caller (ordinary memory is
+/// copy-on-write in forked workers). Page-aligned; a zero size still returns a valid pointer.
+/// Returns NULL on overflow or exhaustion, and inside a job (memory allocated there would not be
+/// shared with the caller); see `sm_last_error()`. Release with `sm_free`.
+#[no_mangle]
+pub extern "C" fn sm_empty(count: usize, itemsize: usize) -> *mut c_void {
+    call(std::ptr::null_mut(), || {
+        if frame::in_job() {
+            return Err(Error::state(
+                "sm_empty called inside a job: memory allocated in a worker would not be shared \
+                 with the caller; allocate it before sm_map",
+            ));
+        }
+        Ok(shm::allocate(count, itemsize)?.cast())
+    })
+}
+
+/// Releases memory from `sm_empty`. NULL is fine. Other pointers, double frees and calls inside a
+/// job are refused (nothing is freed) with a message in `sm_last_error()`.
+#[no_mangle]
+pub extern "C" fn sm_free(ptr: *mut c_void) {
+    call((), || {
+        if ptr.is_null() {
+            return Ok(());
+        }
+        if frame::in_job() {
+            return Err(Error::state(
+                "sm_free called inside a job: shared memory belongs to the caller; not freed",
+            ));
+        }
+        shm::release(ptr.cast())
+    })
+}

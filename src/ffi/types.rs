@@ -1,0 +1,50 @@
+//! Types that appear in the C header.
+
+use std::ffi::{c_int, c_void};
+
+/// A `work()` return value that asks the map to stop early. It is not an error: jobs before it
+/// (and it) are reduced, and `sm_map` returns `SM_STOPPED`. (The value spells "STOP" in ASCII.)
+pub const SM_STOP: c_int = 0x5354_4f50;
+
+/// Which kind of workers a pool uses.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sm_backend {
+    /// Forked processes, one set per map (the default): job code needs no thread safety, writes go
+    /// to the caller only through `sm_empty` memory or results, and a crashing job cannot take the
+    /// caller down.
+    SM_BACKEND_PROCESS = 0,
+    /// A persistent set of threads: no fork, memory is shared, job code must be thread-safe, and a
+    /// crashing job crashes the process.
+    SM_BACKEND_THREAD = 1,
+    /// Every job runs in the caller, in order: for debugging.
+    SM_BACKEND_SERIAL = 2,
+}
+
+/// How an `sm_backend` argument arrives: an int, checked before it is trusted (a C caller can pass
+/// any value). Named `sm_backend` in the header.
+#[allow(non_camel_case_types)]
+pub type sm_backend_arg = c_int;
+/// How an `sm_status` argument arrives; named `sm_status` in the header.
+#[allow(non_camel_case_types)]
+pub type sm_status_arg = c_int;
+
+/// A pool of workers. Opaque: create with `sm_pool_new`, release with `sm_pool_free`.
+#[allow(non_camel_case_types)]
+pub struct sm_pool {
+    pub(crate) pool: crate::pool::Pool,
+}
+
+/// A job: `work(ctx, job, result)` for `job` in [0, njobs). `result` points to `result_size` zeroed
+/// bytes the job may fill (NULL when result_size is 0). Return 0 on success, `SM_STOP` to stop the
+/// map early, any other value to fail the map with `SM_ERR_JOB`.
+#[allow(non_camel_case_types)]
+pub type sm_work_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int>;
+
+/// Called on the caller, in increasing job order, once per completed job, with that job's result.
+/// Return 0 to go on, nonzero to stop the map (`SM_STOPPED`).
+#[allow(non_camel_case_types)]
+pub type sm_reduce_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int>;

@@ -1,0 +1,109 @@
+//! The calling thread's place in a map: which worker it is, which job it runs, and whether that job
+//! is inside its critical or ordered section.
+//!
+//! A frame is pushed (thread-locally) around every job a worker runs; nested maps push a frame whose
+//! parent is the outer job's. In a forked worker the frame lives in the child's copy of the thread
+//! that forked, so no lock or allocation is involved.
+
+use crate::control::Control;
+use std::cell::Cell;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderedState {
+    NotEntered,
+    Inside,
+    Left,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CriticalState {
+    NotHeld,
+    /// Held, and this frame locked `Control`'s lock (which it must unlock).
+    Locked,
+    /// Held without locking: no other worker can run concurrently (serial map, or an enclosing job
+    /// already holds the lock).
+    Exclusive,
+}
+
+pub struct Frame {
+    /// The map's shared control block; None for a serial map.
+    pub control: Option<*const Control>,
+    pub worker: i32,
+    /// Identity of the pool that runs the map (its address).
+    pub pool: usize,
+    pub parent: *const Frame,
+    pub job: Cell<u64>,
+    pub critical: Cell<CriticalState>,
+    pub ordered: Cell<OrderedState>,
+}
+
+thread_local! {
+    static CURRENT: Cell<*const Frame> = const { Cell::new(std::ptr::null()) };
+}
+
+impl Frame {
+    pub fn new(control: Option<&Control>, worker: i32, pool: usize, parent: *const Frame) -> Frame {
+        Frame {
+            control: control.map(|c| c as *const Control),
+            worker,
+            pool,
+            parent,
+            job: Cell::new(0),
+            critical: Cell::new(CriticalState::NotHeld),
+            ordered: Cell::new(OrderedState::NotEntered),
+        }
+    }
+
+    /// Runs `f` with this frame as the thread's current one, set up for `job`.
+    pub fn run_job<R>(&self, job: u64, f: impl FnOnce() -> R) -> R {
+        self.job.set(job);
+        self.critical.set(CriticalState::NotHeld);
+        self.ordered.set(OrderedState::NotEntered);
+        let previous = CURRENT.with(|c| c.replace(self as *const Frame));
+        struct Restore(*const Frame);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT.with(|c| c.set(self.0));
+            }
+        }
+        let _restore = Restore(previous);
+        f()
+    }
+
+    pub fn control(&self) -> Option<&Control> {
+        // SAFETY: a frame never outlives the map whose control block it points to (frames are
+        // pushed and popped within the worker's run of that map).
+        self.control.map(|c| unsafe { &*c })
+    }
+
+    pub fn parent(&self) -> Option<&Frame> {
+        // SAFETY: the parent frame is on this thread's stack, below the current one, for as long as
+        // the current one is alive.
+        unsafe { self.parent.as_ref() }
+    }
+
+    /// True when `pool` runs this frame's map or an enclosing one.
+    pub fn belongs_to(&self, pool: usize) -> bool {
+        let mut f = Some(self);
+        while let Some(frame) = f {
+            if frame.pool == pool {
+                return true;
+            }
+            f = frame.parent();
+        }
+        false
+    }
+}
+
+/// Calls `f` with the calling thread's current frame, or None outside any job.
+pub fn with_current<R>(f: impl FnOnce(Option<&Frame>) -> R) -> R {
+    let ptr = CURRENT.with(|c| c.get());
+    // SAFETY: CURRENT only ever holds the address of a frame that is live on this thread's stack
+    // (run_job restores the previous value before the frame goes away).
+    f(unsafe { ptr.as_ref() })
+}
+
+/// True when the calling thread is running a job.
+pub fn in_job() -> bool {
+    with_current(|f| f.is_some())
+}

@@ -1,0 +1,73 @@
+//! Futex wait/wake on 32-bit words that may live in memory shared between processes.
+//!
+//! The non-private futex operations are used on purpose: the same words are waited on by forked
+//! workers (process backend) and by threads, and the kernel keys shared futexes by the physical page,
+//! which works for both.
+
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+/// Why a wait returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Woken, or the word no longer held the expected value: re-check the condition.
+    Changed,
+    /// The timeout elapsed.
+    TimedOut,
+    /// A signal handler ran in this thread.
+    Interrupted,
+}
+
+/// Sleeps while `word` still holds `expected`, at most `timeout` when given.
+pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the call; FUTEX_WAIT only
+    // reads it. The timespec pointer is either null or points to a live local.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            ts_ptr,
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    if rc == 0 {
+        return Wake::Changed;
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::ETIMEDOUT) => Wake::TimedOut,
+        Some(libc::EINTR) => Wake::Interrupted,
+        _ => Wake::Changed, // EAGAIN: the value had already changed
+    }
+}
+
+/// Wakes up to `count` waiters on `word`.
+pub fn wake(word: &AtomicU32, count: i32) {
+    // SAFETY: FUTEX_WAKE does not access the word's contents; the address only keys the wait queue.
+    // A wake on memory that was unmapped meanwhile fails with EFAULT, which is harmless.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            count,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Wakes every waiter on `word`.
+pub fn wake_all(word: &AtomicU32) {
+    wake(word, i32::MAX);
+}

@@ -1,0 +1,38 @@
+//! sharedmem: dispatch trivially parallel jobs from C, C++, Fortran and Julia to a pool of forked
+//! (or threaded) workers with one call, sharing arrays with them.
+//!
+//! The C API is in [`ffi`] (and `include/sharedmem.h`, generated from it). The engine:
+//! - [`pool`]: pools and their backends; [`map`]: one `sm_map` call from start to outcome;
+//! - [`control`]: the shared control block of a map; [`worker`]: the loop every worker runs;
+//!   [`supervise`]: the caller's side (in-order reduce, dead-worker detection);
+//! - [`process`], [`threads`], [`serial`]: the three ways of running workers;
+//! - [`sync`]: critical and ordered sections; [`frame`]: which job the calling thread runs;
+//! - [`shm`]: shared memory; [`futex`]: sleeping on shared words;
+//! - [`config`], [`status`], [`last_error`]: settings, status codes and messages.
+//!
+//! docs/DESIGN.md describes the protocols that cross processes.
+
+pub mod config;
+pub mod control;
+pub mod ffi;
+pub mod frame;
+pub mod futex;
+pub mod last_error;
+pub mod map;
+pub mod pool;
+pub mod process;
+pub mod serial;
+pub mod shm;
+pub mod status;
+pub mod supervise;
+pub mod sync;
+pub mod threads;
+pub mod worker;
+
+pub use ffi::diagnostics::*;
+pub use ffi::map::*;
+pub use ffi::memory::*;
+pub use ffi::pool::*;
+pub use ffi::sections::*;
+pub use ffi::types::*;
+pub use status::sm_status;

@@ -1,0 +1,150 @@
+//! One call of `sm_map`: pick how to run it, run it, and turn the outcome into a status and message.
+
+use crate::config;
+use crate::control::{Control, JobEnd, MAX_JOBS};
+use crate::frame::{self, with_current};
+use crate::pool::{Backend, Pool};
+use crate::status::{Error, Result, Status};
+use crate::supervise::{Cause, Death, Outcome, Reducer};
+use crate::worker::{JobFn, Task};
+use crate::{process, serial};
+use std::ffi::c_void;
+
+pub struct MapRequest {
+    pub njobs: usize,
+    pub work: JobFn,
+    pub reduce: Option<JobFn>,
+    pub result_size: usize,
+    pub ctx: *mut c_void,
+}
+
+/// Runs the map. Ok carries SM_OK or SM_STOPPED (with a message for the latter); every failure is
+/// an Err.
+pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
+    let njobs = req.njobs as u64;
+    if njobs > MAX_JOBS {
+        return Err(Error::invalid(format!(
+            "sm_map: njobs = {} is larger than the {MAX_JOBS} jobs a map supports",
+            req.njobs
+        )));
+    }
+    let task = Task {
+        work: req.work,
+        ctx: req.ctx,
+        pool: pool as *const Pool as usize,
+    };
+    let reducer = req.reduce.map(|reduce| Reducer {
+        reduce,
+        ctx: req.ctx,
+    });
+    let outcome = if frame::in_job() {
+        // A map inside a job runs serially in that worker, keeping its worker id.
+        let worker = with_current(|f| f.map_or(0, |f| f.worker));
+        serial::run(njobs, &task, reducer, req.result_size, worker)?
+    } else {
+        let _busy = pool.claim()?;
+        if pool.backend() == Backend::Serial || config::debug() {
+            serial::run(njobs, &task, reducer, req.result_size, 0)?
+        } else if njobs == 0 {
+            Outcome::Completed
+        } else if let Some(threads) = pool.threads() {
+            let ctl = Control::new(njobs, pool.nworkers(), req.result_size, reducer.is_some())?;
+            threads.run(&ctl, &task, reducer)
+        } else {
+            // Never fork more workers than there are jobs.
+            let n = pool.nworkers().min(req.njobs);
+            let ctl = Control::new(njobs, n, req.result_size, reducer.is_some())?;
+            process::run(&ctl, &task, reducer)?
+        }
+    };
+    interpret(outcome)
+}
+
+fn interpret(outcome: Outcome) -> Result<(Status, Option<String>)> {
+    match outcome {
+        Outcome::Completed => Ok((Status::SM_OK, None)),
+        Outcome::StoppedByJob(job) => Ok((
+            Status::SM_STOPPED,
+            Some(format!(
+                "sm_map stopped: job {job} returned SM_STOP (it and every job before it were reduced)"
+            )),
+        )),
+        Outcome::StoppedByReduce { job, code } => Ok((
+            Status::SM_STOPPED,
+            Some(format!(
+                "sm_map stopped: reduce returned {code} for job {job}"
+            )),
+        )),
+        Outcome::JobFailed { job, end } => Err(match end {
+            JobEnd::HeldCritical(code) => Error::state(format!(
+                "job {job} returned {code} while still inside its critical section (sm_critical_leave \
+                 missing); sharedmem released it and stopped the map"
+            )),
+            JobEnd::HeldOrdered(code) => Error::state(format!(
+                "job {job} returned {code} while still inside its ordered section (sm_ordered_leave \
+                 missing); sharedmem left it and stopped the map"
+            )),
+            JobEnd::Error(code) => Error::new(
+                Status::SM_ERR_JOB,
+                format!(
+                    "job {job} failed: work() returned {code}; every job before it completed (and was reduced)"
+                ),
+            ),
+            JobEnd::Done | JobEnd::Stop => unreachable!("not a failure"),
+        }),
+        Outcome::WorkerDied(d) => Err(Error::new(
+            Status::SM_ERR_WORKER_DIED,
+            format!(
+                "{}; every job before {} completed (and was reduced); the other workers were stopped",
+                describe_death(&d),
+                d.job.unwrap_or(d.lost_from)
+            ),
+        )),
+        Outcome::Interrupted(d) => Err(Error::new(
+            Status::SM_ERR_INTERRUPTED,
+            format!(
+                "sm_map interrupted: {}; all workers were stopped",
+                describe_death(&d)
+            ),
+        )),
+    }
+}
+
+fn describe_death(d: &Death) -> String {
+    let how = match d.cause {
+        Cause::Signal(sig) => format!("was killed by signal {sig} ({})", signal_name(sig)),
+        Cause::Exit(code) => format!("exited with status {code}"),
+        Cause::Vanished => "disappeared (reaped by someone else: is SIGCHLD ignored or reaped by the \
+                            caller?)"
+            .to_string(),
+    };
+    let when = match d.job {
+        Some(job) => format!("while running job {job}"),
+        None => format!("between jobs (jobs from {} on did not run)", d.lost_from),
+    };
+    format!("worker {} (pid {}) {how} {when}", d.worker, d.pid)
+}
+
+pub fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => "unnamed signal",
+    }
+}

@@ -1,0 +1,87 @@
+//! A pool: how many workers, of which kind, and (for threads) the threads themselves.
+
+use crate::config;
+use crate::status::{Error, Result};
+use crate::threads::ThreadPool;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Process,
+    Thread,
+    Serial,
+}
+
+pub struct Pool {
+    nworkers: usize,
+    backend: Backend,
+    threads: Option<ThreadPool>,
+    /// Set while a map runs: a pool runs one map at a time.
+    busy: AtomicBool,
+}
+
+impl Pool {
+    /// `nworkers <= 0` asks for the default (config::default_workers).
+    pub fn new(nworkers: i32, backend: Backend) -> Result<Pool> {
+        if nworkers > config::MAX_WORKERS {
+            return Err(Error::invalid(format!(
+                "sm_pool_new: nworkers = {nworkers} is more than the {} workers a pool may have",
+                config::MAX_WORKERS
+            )));
+        }
+        let n = if nworkers <= 0 {
+            config::default_workers()
+        } else {
+            nworkers
+        } as usize;
+        let threads = match backend {
+            Backend::Thread => Some(ThreadPool::new(n)?),
+            _ => None,
+        };
+        Ok(Pool {
+            nworkers: n,
+            backend,
+            threads,
+            busy: AtomicBool::new(false),
+        })
+    }
+
+    pub fn nworkers(&self) -> usize {
+        self.nworkers
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn threads(&self) -> Option<&ThreadPool> {
+        self.threads.as_ref()
+    }
+
+    /// Marks the pool busy for the life of the returned guard; fails if it already is.
+    pub fn claim(&self) -> Result<BusyGuard<'_>> {
+        if self
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(Error::state(
+                "sm_map: this pool is already running a map (called from another thread, or from \
+                 reduce); use one pool per concurrent map",
+            ));
+        }
+        Ok(BusyGuard(self))
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+}
+
+pub struct BusyGuard<'a>(&'a Pool);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.busy.store(false, Ordering::Release);
+    }
+}

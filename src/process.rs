@@ -1,0 +1,172 @@
+//! The process backend: every map forks its workers, which run `worker::run_worker` on the shared
+//! control block and leave with `_exit`. See docs/DESIGN.md, "Process workers".
+
+use crate::control::Control;
+use crate::status::{Error, Result};
+use crate::supervise::{supervise, Cause, Death, Outcome, Reducer, Workers};
+use crate::worker::{run_worker, Task};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// How often the caller looks for dead workers while it waits.
+const DEATH_POLL: Duration = Duration::from_millis(5);
+
+/// Exit code of a worker whose caller died before it could start.
+const ORPHAN_EXIT: i32 = 111;
+/// Exit code of a worker in which the library itself panicked (a bug).
+const PANIC_EXIT: i32 = 112;
+
+struct Children {
+    pids: Vec<libc::pid_t>,
+    /// Parallel to pids: true once reaped (or found reaped by someone else).
+    reaped: Vec<bool>,
+}
+
+impl Children {
+    fn reap_blocking(&mut self) {
+        for (i, &pid) in self.pids.iter().enumerate() {
+            if self.reaped[i] {
+                continue;
+            }
+            let mut status = 0;
+            loop {
+                // SAFETY: waitpid on a child of ours that has not been reaped yet.
+                let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+                if rc >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    break;
+                }
+            }
+            self.reaped[i] = true;
+        }
+    }
+}
+
+impl Workers for Children {
+    fn poll_death(&mut self, ctl: &Control) -> Option<Death> {
+        for (w, &pid) in self.pids.iter().enumerate() {
+            if self.reaped[w] {
+                continue;
+            }
+            let mut status = 0;
+            // SAFETY: waitpid on a specific child of ours, without blocking.
+            let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            let cause = if rc == pid {
+                if libc::WIFSIGNALED(status) {
+                    Cause::Signal(libc::WTERMSIG(status))
+                } else if libc::WIFEXITED(status) {
+                    Cause::Exit(libc::WEXITSTATUS(status))
+                } else {
+                    continue; // stopped or continued: still alive
+                }
+            } else if rc < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD)
+            {
+                Cause::Vanished
+            } else {
+                continue;
+            };
+            self.reaped[w] = true;
+            let record = ctl.worker(w);
+            if record.finished.load(Ordering::Acquire) == 1 {
+                continue; // it had done all its work; how it then left does not matter
+            }
+            let job = record.current_job.load(Ordering::Acquire);
+            return Some(Death {
+                worker: w,
+                pid,
+                job: (job != crate::control::NO_JOB).then_some(job),
+                lost_from: record.unfinished.load(Ordering::Acquire),
+                cause,
+            });
+        }
+        None
+    }
+
+    fn kill_all(&mut self) {
+        for (w, &pid) in self.pids.iter().enumerate() {
+            if !self.reaped[w] {
+                // SAFETY: pid is an unreaped child of ours, so it cannot have been recycled.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+
+    fn poll_interval(&self) -> Option<Duration> {
+        Some(DEATH_POLL)
+    }
+}
+
+/// Runs a map on `ctl.nworkers` forked workers; returns once every one of them is reaped.
+pub fn run(ctl: &Control, task: &Task, reducer: Option<Reducer>) -> Result<Outcome> {
+    // Whatever the caller has buffered in stdio would otherwise be written once by the caller and
+    // once more by any worker whose job calls exit().
+    // SAFETY: fflush(NULL) flushes all open output streams; always valid.
+    unsafe { libc::fflush(std::ptr::null_mut()) };
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    let mut children = Children {
+        pids: Vec::with_capacity(ctl.nworkers),
+        reaped: Vec::with_capacity(ctl.nworkers),
+    };
+    for w in 0..ctl.nworkers {
+        // SAFETY: fork is how this backend works. The child only runs child_main, which touches
+        // what is safe after fork in a multi-threaded process (see there) and never returns.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            child_main(ctl, task, w, parent);
+        }
+        if pid < 0 {
+            let err = std::io::Error::last_os_error();
+            let h = ctl.header();
+            // Stop the workers already started and account for the ones that never were.
+            h.limit.store(0, Ordering::SeqCst);
+            h.active.fetch_sub((ctl.nworkers - w) as u32, Ordering::SeqCst);
+            crate::worker::wake_slot_waiters(ctl);
+            children.kill_all();
+            children.reap_blocking();
+            return Err(Error::nomem(format!(
+                "could not start worker {w} of {}: fork failed: {err} (no job was run serially instead)",
+                ctl.nworkers
+            )));
+        }
+        children.pids.push(pid);
+        children.reaped.push(false);
+    }
+    let outcome = supervise(ctl, reducer, &mut children);
+    children.reap_blocking();
+    Ok(outcome)
+}
+
+/// The body of a forked worker. Runs in a child of a possibly multi-threaded process, so until the
+/// job callback it uses only system calls, atomics and memory it owns (no locks, no allocation).
+fn child_main(ctl: &Control, task: &Task, w: usize, parent: libc::pid_t) -> ! {
+    // SAFETY: prctl/getppid/sigaction/_exit are async-signal-safe system calls; the sigaction
+    // structs are plain data owned by this frame.
+    unsafe {
+        // Die with the caller: if it is killed, no worker goes on running on its own.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
+        if libc::getppid() != parent {
+            libc::_exit(ORPHAN_EXIT);
+        }
+        // The caller's own Ctrl-C/terminate handlers are for the caller: in a worker they would
+        // run the caller's cleanup on a copy of its memory. Ignored signals stay ignored.
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction != libc::SIG_IGN
+                && old.sa_sigaction != libc::SIG_DFL
+            {
+                let mut dfl: libc::sigaction = std::mem::zeroed();
+                dfl.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+    }
+    let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_worker(ctl, task, w)
+    })) {
+        Ok(()) => 0,
+        Err(_) => PANIC_EXIT,
+    };
+    // SAFETY: _exit skips the caller's atexit handlers and stdio buffers, which belong to the caller.
+    unsafe { libc::_exit(code) }
+}

@@ -1,0 +1,61 @@
+//! Serial maps: the serial backend, debug mode, and maps called from inside a job. Jobs run one
+//! after the other in the calling thread, with the same outcomes a parallel map would report.
+
+use crate::control::JobEnd;
+use crate::frame::{with_current, Frame};
+use crate::status::{Error, Result};
+use crate::supervise::{Outcome, Reducer};
+use crate::sync::finish_job;
+use crate::worker::Task;
+
+/// Runs `njobs` jobs in order in the calling thread. `worker` is the id jobs see (the enclosing
+/// job's for a nested map).
+pub fn run(
+    njobs: u64,
+    task: &Task,
+    reducer: Option<Reducer>,
+    result_size: usize,
+    worker: i32,
+) -> Result<Outcome> {
+    let mut result = Vec::new();
+    result.try_reserve_exact(result_size).map_err(|_| {
+        Error::nomem(format!(
+            "result_size {result_size} is too large to allocate a result buffer"
+        ))
+    })?;
+    result.resize(result_size, 0u8);
+    let parent = with_current(|f| f.map_or(std::ptr::null(), |f| f as *const Frame));
+    let frame = Frame::new(None, worker, task.pool, parent);
+    let buffer = if result_size == 0 {
+        std::ptr::null_mut()
+    } else {
+        result.as_mut_ptr()
+    };
+    for job in 0..njobs {
+        result.fill(0);
+        let code = frame.run_job(job, || {
+            // SAFETY: the caller's work function, called as the API documents.
+            unsafe { (task.work)(task.ctx, job as usize, buffer.cast()) }
+        });
+        match finish_job(&frame, code) {
+            JobEnd::Done => {
+                if let Some(r) = reducer {
+                    // SAFETY: the caller's reduce function with this job's result.
+                    let code = unsafe { (r.reduce)(r.ctx, job as usize, buffer.cast()) };
+                    if code != 0 {
+                        return Ok(Outcome::StoppedByReduce { job, code });
+                    }
+                }
+            }
+            JobEnd::Stop => {
+                if let Some(r) = reducer {
+                    // SAFETY: as above; the stopping job is still reduced.
+                    unsafe { (r.reduce)(r.ctx, job as usize, buffer.cast()) };
+                }
+                return Ok(Outcome::StoppedByJob(job));
+            }
+            end => return Ok(Outcome::JobFailed { job, end }),
+        }
+    }
+    Ok(Outcome::Completed)
+}

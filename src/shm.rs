@@ -1,0 +1,149 @@
+//! Memory shared between the caller and its forked workers.
+//!
+//! Everything here is anonymous `MAP_SHARED` memory: it has no name in /dev/shm or anywhere else, so
+//! no other process can open it; only the caller and the children it forks (which inherit the
+//! mapping) see it. Writes by any of them are seen by all, unlike ordinary memory, which fork makes
+//! copy-on-write.
+
+use crate::status::{Error, Result};
+use std::collections::HashMap;
+use std::ptr::NonNull;
+use std::sync::Mutex;
+
+/// An anonymous shared mapping, unmapped on drop.
+pub struct SharedRegion {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the region is plain memory; all concurrent access to it goes through atomics or is
+// partitioned by the protocols that use it (see control.rs).
+unsafe impl Send for SharedRegion {}
+// SAFETY: as above.
+unsafe impl Sync for SharedRegion {}
+
+impl SharedRegion {
+    /// Maps `len` zero-filled bytes (at least one page).
+    pub fn new(len: usize) -> Result<SharedRegion> {
+        let len = len.max(1);
+        // SAFETY: an anonymous mapping at an address of the kernel's choosing touches no existing
+        // memory; the result is checked against MAP_FAILED before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            let err = std::io::Error::last_os_error();
+            return Err(Error::nomem(format!(
+                "could not map {len} bytes of shared memory: {err}"
+            )));
+        }
+        Ok(SharedRegion {
+            ptr: NonNull::new(ptr.cast()).expect("mmap returned NULL without MAP_FIXED"),
+            len,
+        })
+    }
+
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Gives up ownership: the mapping stays until `release_raw` is called with the same values.
+    fn into_raw(self) -> (*mut u8, usize) {
+        let parts = (self.ptr.as_ptr(), self.len);
+        std::mem::forget(self);
+        parts
+    }
+
+    /// # Safety
+    /// `ptr` and `len` must come from `into_raw` and not have been released before.
+    unsafe fn release_raw(ptr: *mut u8, len: usize) {
+        // SAFETY: by the caller's contract this is a live mapping of exactly `len` bytes.
+        unsafe { libc::munmap(ptr.cast(), len) };
+    }
+}
+
+impl Drop for SharedRegion {
+    fn drop(&mut self) {
+        // SAFETY: we own this mapping of `len` bytes and nothing refers to it after drop.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// Live `sm_empty` allocations: address -> mapped length. The lock is only ever taken by the
+/// caller's threads for a map insert or remove, never while forking and never in a worker.
+static ALLOCATIONS: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
+
+/// `sm_empty`: `count * itemsize` zero-filled bytes of shared memory.
+pub fn allocate(count: usize, itemsize: usize) -> Result<*mut u8> {
+    let bytes = count.checked_mul(itemsize).ok_or_else(|| {
+        Error::invalid(format!(
+            "sm_empty: count ({count}) * itemsize ({itemsize}) overflows size_t"
+        ))
+    })?;
+    if bytes > isize::MAX as usize {
+        return Err(Error::invalid(format!(
+            "sm_empty: {bytes} bytes is larger than any allocation can be"
+        )));
+    }
+    let region = SharedRegion::new(bytes).map_err(|e| {
+        Error::nomem(format!(
+            "sm_empty({count}, {itemsize}): {}",
+            e.message.trim_start_matches("could not ")
+        ))
+    })?;
+    let (ptr, len) = region.into_raw();
+    let mut table = ALLOCATIONS.lock().unwrap_or_else(|p| p.into_inner());
+    table.get_or_insert_with(HashMap::new).insert(ptr as usize, len);
+    Ok(ptr)
+}
+
+/// `sm_free`: releases memory from `allocate`. Any other pointer is refused with an error.
+pub fn release(ptr: *mut u8) -> Result<()> {
+    let len = {
+        let mut table = ALLOCATIONS.lock().unwrap_or_else(|p| p.into_inner());
+        table.as_mut().and_then(|t| t.remove(&(ptr as usize)))
+    };
+    match len {
+        // SAFETY: the table held this exact mapping, and removing it from the table makes this the
+        // only release.
+        Some(len) => unsafe {
+            SharedRegion::release_raw(ptr, len);
+            Ok(())
+        },
+        None => Err(Error::invalid(format!(
+            "sm_free: {ptr:p} was not returned by sm_empty (or was freed already); ignored"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocate_is_zeroed_and_released_once() {
+        let p = allocate(1000, 8).unwrap();
+        // SAFETY: 8000 bytes were just mapped at p.
+        let bytes = unsafe { std::slice::from_raw_parts(p, 8000) };
+        assert!(bytes.iter().all(|&b| b == 0));
+        assert!(release(p).is_ok());
+        assert!(release(p).is_err());
+    }
+
+    #[test]
+    fn overflow_is_refused() {
+        let e = allocate(usize::MAX, 2).unwrap_err();
+        assert!(e.message.contains("overflows"), "{}", e.message);
+    }
+}

@@ -1,0 +1,106 @@
+//! Status codes returned through the C API, and the error type the engine passes around.
+
+use std::fmt;
+
+/// Result of a sharedmem call. `SM_OK` is zero; every other value is a reason the call did not
+/// complete as asked, with details in `sm_last_error()`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sm_status {
+    /// Success.
+    SM_OK = 0,
+    /// The map stopped early because a job returned SM_STOP or reduce returned nonzero.
+    SM_STOPPED = 1,
+    /// An argument was invalid (NULL pool or callback, a value out of range, a size overflow).
+    SM_ERR_INVALID = 2,
+    /// Memory (or a process, for the process backend) could not be allocated.
+    SM_ERR_NOMEM = 3,
+    /// A job returned an error value; the message names the job and the value.
+    SM_ERR_JOB = 4,
+    /// A worker process died (signal or exit); the message names the job, pid and cause.
+    SM_ERR_WORKER_DIED = 5,
+    /// The map was interrupted by a signal (SIGINT, SIGTERM, ...); all workers were reaped.
+    SM_ERR_INTERRUPTED = 6,
+    /// A call made in the wrong state: critical/ordered misuse, or a call outside a map.
+    SM_ERR_STATE = 7,
+    /// An input/output error.
+    SM_ERR_IO = 8,
+    /// An internal error (a Rust panic) was caught at the C boundary.
+    SM_ERR_PANIC = 9,
+}
+
+pub use sm_status as Status;
+
+impl Status {
+    /// Every status, in numeric order.
+    pub const ALL: [Status; 10] = [
+        Status::SM_OK,
+        Status::SM_STOPPED,
+        Status::SM_ERR_INVALID,
+        Status::SM_ERR_NOMEM,
+        Status::SM_ERR_JOB,
+        Status::SM_ERR_WORKER_DIED,
+        Status::SM_ERR_INTERRUPTED,
+        Status::SM_ERR_STATE,
+        Status::SM_ERR_IO,
+        Status::SM_ERR_PANIC,
+    ];
+
+    /// The status with numeric value `raw`, if there is one.
+    pub fn from_raw(raw: i64) -> Option<Status> {
+        Status::ALL.iter().copied().find(|s| *s as i64 == raw)
+    }
+
+    /// A short, static description (what `sm_status_str` returns), NUL-terminated.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Status::SM_OK => "SM_OK: success\0",
+            Status::SM_STOPPED => "SM_STOPPED: the map stopped early on request\0",
+            Status::SM_ERR_INVALID => "SM_ERR_INVALID: invalid argument\0",
+            Status::SM_ERR_NOMEM => "SM_ERR_NOMEM: out of memory or processes\0",
+            Status::SM_ERR_JOB => "SM_ERR_JOB: a job returned an error\0",
+            Status::SM_ERR_WORKER_DIED => "SM_ERR_WORKER_DIED: a worker process died\0",
+            Status::SM_ERR_INTERRUPTED => "SM_ERR_INTERRUPTED: interrupted by a signal\0",
+            Status::SM_ERR_STATE => "SM_ERR_STATE: call made in the wrong state\0",
+            Status::SM_ERR_IO => "SM_ERR_IO: input/output error\0",
+            Status::SM_ERR_PANIC => "SM_ERR_PANIC: internal error (panic caught)\0",
+        }
+    }
+}
+
+/// A failed operation: the status to return and the message for `sm_last_error()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub status: Status,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(status: Status, message: impl Into<String>) -> Error {
+        Error {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Error {
+        Error::new(Status::SM_ERR_INVALID, message)
+    }
+
+    pub fn state(message: impl Into<String>) -> Error {
+        Error::new(Status::SM_ERR_STATE, message)
+    }
+
+    pub fn nomem(message: impl Into<String>) -> Error {
+        Error::new(Status::SM_ERR_NOMEM, message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}: {}", self.status, self.message)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,265 @@
+//! The caller's side of a parallel map: reduce results in job order while the workers run, watch
+//! for dead workers, and decide what the map returns.
+
+use crate::control::{slot_filled_word, slot_free_word, Control, JobEnd, NO_JOB};
+use crate::futex::{self, Wake};
+use crate::sync::release_lock_of_dead_worker;
+use crate::worker::{wake_slot_waiters, JobFn};
+use std::ffi::c_void;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// How a worker process ended without finishing its loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    Signal(i32),
+    Exit(i32),
+    /// Reaped by someone else (the caller ignores SIGCHLD or reaps every child itself).
+    Vanished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Death {
+    pub worker: usize,
+    pub pid: i32,
+    /// The job it was running, if any.
+    pub job: Option<u64>,
+    /// Jobs from here on may not have run.
+    pub lost_from: u64,
+    pub cause: Cause,
+}
+
+impl Death {
+    /// Ctrl-C and friends: the user wants the whole map gone, not its earlier results drained.
+    pub fn is_interrupt(&self) -> bool {
+        matches!(
+            self.cause,
+            Cause::Signal(libc::SIGINT | libc::SIGTERM | libc::SIGHUP | libc::SIGQUIT)
+        )
+    }
+}
+
+/// What a backend lets the supervisor do with its workers.
+pub trait Workers {
+    /// Reports a worker that ended without finishing its loop, if one did since the last call.
+    fn poll_death(&mut self, ctl: &Control) -> Option<Death>;
+    /// Stops every worker still running (after a death or an interrupt).
+    fn kill_all(&mut self);
+    /// How long the caller may sleep before looking for deaths again (None: deaths cannot happen).
+    fn poll_interval(&self) -> Option<Duration>;
+}
+
+/// The reduce callback and its context.
+#[derive(Clone, Copy)]
+pub struct Reducer {
+    pub reduce: JobFn,
+    pub ctx: *mut c_void,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    /// A job returned SM_STOP (reduce ran for it).
+    StoppedByJob(u64),
+    /// reduce returned `code` for this job.
+    StoppedByReduce { job: u64, code: i32 },
+    /// A job ended with an error or left a section held.
+    JobFailed { job: u64, end: JobEnd },
+    WorkerDied(Death),
+    Interrupted(Death),
+}
+
+struct Supervisor<'a> {
+    ctl: &'a Control,
+    workers: &'a mut dyn Workers,
+    death: Option<Death>,
+    dead: usize,
+    interrupted: bool,
+    last_poll: Instant,
+}
+
+/// Runs the caller's side of the map until every worker has checked out (or died), and returns
+/// the outcome. Workers are not reaped here; the backend does that afterwards.
+pub fn supervise(ctl: &Control, reducer: Option<Reducer>, workers: &mut dyn Workers) -> Outcome {
+    let mut s = Supervisor {
+        ctl,
+        workers,
+        death: None,
+        dead: 0,
+        interrupted: false,
+        last_poll: Instant::now(),
+    };
+    let reduced_outcome = match reducer {
+        Some(r) => s.reduce_in_order(r),
+        None => None,
+    };
+    s.wait_for_workers();
+    if let Some(d) = s.death.filter(|_| s.interrupted) {
+        return Outcome::Interrupted(d);
+    }
+    if let Some(o) = reduced_outcome {
+        return o;
+    }
+    let first_failure = (0..ctl.nworkers)
+        .map(|w| ctl.worker(w))
+        .map(|r| (r.failed_job.load(Ordering::Acquire), r.failed_end.load(Ordering::Relaxed)))
+        .filter(|(job, _)| *job != NO_JOB)
+        .min_by_key(|(job, _)| *job);
+    let failure = first_failure.map(|(job, end)| match JobEnd::unpack(end) {
+        JobEnd::Stop => Outcome::StoppedByJob(job),
+        end => Outcome::JobFailed { job, end },
+    });
+    match (failure, s.death) {
+        (Some(f), Some(d)) => {
+            let job = match f {
+                Outcome::StoppedByJob(j) | Outcome::JobFailed { job: j, .. } => j,
+                _ => unreachable!(),
+            };
+            if job < d.lost_from {
+                f
+            } else {
+                Outcome::WorkerDied(d)
+            }
+        }
+        (Some(f), None) => f,
+        (None, Some(d)) => Outcome::WorkerDied(d),
+        (None, None) => Outcome::Completed,
+    }
+}
+
+impl Supervisor<'_> {
+    /// Reduces jobs 0, 1, 2, ... as their results arrive. Returns the outcome when a job or reduce
+    /// stopped the map; None when it ran to the end or a worker died (decided later).
+    fn reduce_in_order(&mut self, r: Reducer) -> Option<Outcome> {
+        let ctl = self.ctl;
+        let h = ctl.header();
+        let mut job = 0;
+        while job < ctl.njobs {
+            if !self.wait_filled(job) {
+                return None;
+            }
+            let result = ctl.result_buffer(job, 0);
+            let end = JobEnd::unpack(ctl.slot_end(job).load(Ordering::Acquire));
+            let stop = match end {
+                JobEnd::Done => {
+                    // SAFETY: the caller's reduce function with the finished job's result slot,
+                    // which no worker touches until we free it below.
+                    let code = unsafe { (r.reduce)(r.ctx, job as usize, result.cast()) };
+                    (code != 0).then_some(Outcome::StoppedByReduce { job, code })
+                }
+                JobEnd::Stop => {
+                    // SAFETY: as above; the stopping job's result is still reduced.
+                    unsafe { (r.reduce)(r.ctx, job as usize, result.cast()) };
+                    Some(Outcome::StoppedByJob(job))
+                }
+                end => Some(Outcome::JobFailed { job, end }),
+            };
+            if let Some(outcome) = stop {
+                h.limit.fetch_min(job + 1, Ordering::SeqCst);
+                wake_slot_waiters(ctl);
+                return Some(outcome);
+            }
+            ctl.slot_state(job)
+                .store(slot_free_word(job + ctl.window, ctl.window), Ordering::SeqCst);
+            wake_slot_waiters(ctl);
+            job += 1;
+        }
+        None
+    }
+
+    /// Waits for job's result. False if it will never come (a worker died before it, or the map
+    /// was interrupted).
+    fn wait_filled(&mut self, job: u64) -> bool {
+        let ctl = self.ctl;
+        let h = ctl.header();
+        let state = ctl.slot_state(job);
+        let filled = slot_filled_word(job, ctl.window);
+        for _ in 0..64 {
+            if state.load(Ordering::Acquire) == filled {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        loop {
+            if self.interrupted || self.death.is_some_and(|d| job >= d.lost_from) {
+                return false;
+            }
+            h.caller_waits_for.store(job, Ordering::SeqCst);
+            let seen = state.load(Ordering::SeqCst);
+            if seen != filled {
+                futex::wait(state, seen, self.workers.poll_interval());
+            }
+            h.caller_waits_for.store(NO_JOB, Ordering::SeqCst);
+            if state.load(Ordering::Acquire) == filled {
+                return true;
+            }
+            self.poll_deaths(false);
+        }
+    }
+
+    /// Waits until every worker has left its loop or died. After a death, waits only until the
+    /// survivors have finished every job before the lost one, then kills them.
+    fn wait_for_workers(&mut self) {
+        let h = self.ctl.header();
+        loop {
+            let active = h.active.load(Ordering::SeqCst);
+            if active as usize <= self.dead || self.interrupted {
+                break;
+            }
+            if self.death.is_some() && self.survivors_drained() {
+                break;
+            }
+            if futex::wait(&h.active, active, self.workers.poll_interval()) == Wake::Changed {
+                // A worker checked out; deaths show up in the next poll either way.
+            }
+            self.poll_deaths(true);
+        }
+        if self.death.is_some() {
+            self.workers.kill_all();
+        }
+    }
+
+    /// True when no surviving worker still has a job below the lost one to finish.
+    fn survivors_drained(&self) -> bool {
+        let limit = self.ctl.header().limit.load(Ordering::SeqCst);
+        (0..self.ctl.nworkers).all(|w| {
+            let r = self.ctl.worker(w);
+            r.finished.load(Ordering::Acquire) == 1
+                || r.unfinished.load(Ordering::Acquire) >= limit
+        })
+    }
+
+    fn poll_deaths(&mut self, force: bool) {
+        let Some(interval) = self.workers.poll_interval() else {
+            return;
+        };
+        if !force && self.last_poll.elapsed() < interval {
+            return;
+        }
+        self.last_poll = Instant::now();
+        while let Some(d) = self.workers.poll_death(self.ctl) {
+            self.on_death(d);
+        }
+    }
+
+    fn on_death(&mut self, d: Death) {
+        let ctl = self.ctl;
+        self.dead += 1;
+        if self.death.is_none_or(|first| d.lost_from < first.lost_from) {
+            self.death = Some(d);
+        }
+        if d.is_interrupt() {
+            self.interrupted = true;
+            self.workers.kill_all();
+            return;
+        }
+        // Let the jobs before the lost one finish: nothing after it starts, and the dead worker's
+        // critical lock (if it held it) is freed so nobody waits on it forever.
+        let h = ctl.header();
+        h.limit.fetch_min(d.lost_from, Ordering::SeqCst);
+        release_lock_of_dead_worker(ctl, d.worker);
+        wake_slot_waiters(ctl);
+        h.ordered.epoch.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&h.ordered.epoch);
+    }
+}

@@ -1,0 +1,135 @@
+//! The thread backend: a persistent set of threads, started with the pool, that run each map's
+//! `worker::run_worker` on the same control block protocol as forked workers.
+
+use crate::control::Control;
+use crate::futex;
+use crate::status::{Error, Result};
+use crate::supervise::{supervise, Death, Outcome, Reducer, Workers};
+use crate::worker::{run_worker, Task};
+use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Pool threads get the stack size of a typical main thread: job code written for serial use
+/// (Fortran with large local arrays) expects it.
+const STACK_SIZE: usize = 8 << 20;
+/// Busy-wait rounds for the next map before a thread sleeps: back-to-back maps then start fast.
+const SPIN_ROUNDS: u32 = 20_000;
+
+/// The map the threads should run next.
+struct Assignment {
+    ctl: *const Control,
+    task: *const Task,
+}
+
+struct Shared {
+    /// Bumped for each map (and once at shutdown); threads sleep on it between maps.
+    generation: AtomicU32,
+    /// The current map; null at shutdown.
+    assignment: AtomicPtr<Assignment>,
+}
+
+pub struct ThreadPool {
+    shared: Arc<Shared>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl ThreadPool {
+    pub fn new(nworkers: usize) -> Result<ThreadPool> {
+        let shared = Arc::new(Shared {
+            generation: AtomicU32::new(0),
+            assignment: AtomicPtr::new(std::ptr::null_mut()),
+        });
+        let mut pool = ThreadPool {
+            shared,
+            handles: Vec::with_capacity(nworkers),
+        };
+        for w in 0..nworkers {
+            let shared = Arc::clone(&pool.shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("sharedmem-{w}"))
+                .stack_size(STACK_SIZE)
+                .spawn(move || thread_main(&shared, w));
+            match spawned {
+                Ok(h) => pool.handles.push(h),
+                Err(e) => {
+                    return Err(Error::nomem(format!(
+                        "could not start worker thread {w} of {nworkers}: {e}"
+                    )))
+                    // dropping `pool` stops the threads already started
+                }
+            }
+        }
+        Ok(pool)
+    }
+
+    /// Runs one map on the pool's threads and waits until all of them are done with it.
+    pub fn run(&self, ctl: &Control, task: &Task, reducer: Option<Reducer>) -> Outcome {
+        let mut assignment = Assignment { ctl, task };
+        self.shared
+            .assignment
+            .store(&mut assignment, Ordering::SeqCst);
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&self.shared.generation);
+        let outcome = supervise(ctl, reducer, &mut NoDeaths);
+        // Every thread has checked out of this map (active == 0) and will not read the assignment
+        // again before the next generation.
+        self.shared
+            .assignment
+            .store(std::ptr::null_mut(), Ordering::SeqCst);
+        outcome
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shared
+            .assignment
+            .store(std::ptr::null_mut(), Ordering::SeqCst);
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&self.shared.generation);
+        for h in self.handles.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+fn thread_main(shared: &Shared, w: usize) {
+    let mut seen = 0u32;
+    loop {
+        let mut generation = shared.generation.load(Ordering::SeqCst);
+        let mut spins = 0;
+        while generation == seen {
+            if spins < SPIN_ROUNDS {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                futex::wait(&shared.generation, seen, None);
+            }
+            generation = shared.generation.load(Ordering::SeqCst);
+        }
+        seen = generation;
+        let assignment = shared.assignment.load(Ordering::SeqCst);
+        if assignment.is_null() {
+            return; // shutdown
+        }
+        // SAFETY: the assignment and what it points to live on the stack of the thread running
+        // ThreadPool::run, which does not return before this worker checks out (active reaches 0).
+        let (ctl, task) = unsafe { (&*(*assignment).ctl, &*(*assignment).task) };
+        run_worker(ctl, task, w);
+    }
+}
+
+/// Threads cannot die on their own: a crashing job takes the whole process.
+struct NoDeaths;
+
+impl Workers for NoDeaths {
+    fn poll_death(&mut self, _: &Control) -> Option<Death> {
+        None
+    }
+    fn kill_all(&mut self) {}
+    fn poll_interval(&self) -> Option<Duration> {
+        None
+    }
+}

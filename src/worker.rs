@@ -1,0 +1,188 @@
+//! The loop every worker of a parallel map runs, in a forked child or in a pool thread.
+//!
+//! Only atomics, futexes, the clock and the job callback are used here, never a lock or an
+//! allocation of the library's own: in a forked child of a multi-threaded caller, a lock held by
+//! another thread at fork time would never be released.
+
+use crate::control::{slot_filled_word, slot_free_word, Control, JobEnd, NO_JOB};
+use crate::frame::Frame;
+use crate::futex;
+use crate::sync::{finish_job, publish_ordered_pos};
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// `sm_work_fn` / `sm_reduce_fn`: `int (*)(void *ctx, size_t job, void *result)`.
+pub type JobFn = unsafe extern "C" fn(*mut c_void, usize, *mut c_void) -> c_int;
+
+/// What every worker of a map runs.
+#[derive(Clone, Copy)]
+pub struct Task {
+    pub work: JobFn,
+    pub ctx: *mut c_void,
+    /// Identity (address) of the pool running the map, for the checks in sync.rs.
+    pub pool: usize,
+}
+
+// SAFETY: ctx is the caller's pointer, handed to the caller's own work function; sharing it with
+// the workers is the whole point of the API, and the caller promised it is valid for the map.
+unsafe impl Send for Task {}
+// SAFETY: as above.
+unsafe impl Sync for Task {}
+
+/// A chunk of tiny jobs should take about this long: long enough to make the claim (one contended
+/// atomic) negligible, short enough that the last chunks still balance between workers.
+const CHUNK_TARGET_NS: u128 = 20_000;
+const MAX_CHUNK: u64 = 1 << 16;
+const SPIN_ROUNDS: u32 = 200;
+
+/// Runs jobs for worker `w` until none are left (or the map was stopped), then checks out.
+pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
+    let h = ctl.header();
+    let record = ctl.worker(w);
+    let frame = Frame::new(Some(ctl), w as i32, task.pool, std::ptr::null());
+    let mut chunk: u64 = 1;
+    loop {
+        // Publish a lower bound of what we are about to claim before claiming it, so that a job
+        // waiting for its ordered turn (or a caller examining our death) never misses this claim.
+        let bound = h.next_job.load(Ordering::SeqCst);
+        if bound >= h.limit.load(Ordering::Acquire) {
+            break;
+        }
+        record.unfinished.store(bound, Ordering::Release);
+        publish_ordered_pos(ctl, w, bound);
+
+        let size = chunk.min(chunk_cap(ctl, bound));
+        let start = h.next_job.fetch_add(size, Ordering::SeqCst);
+        if start >= ctl.njobs {
+            break;
+        }
+        let end = (start + size).min(ctl.njobs);
+        record.unfinished.store(start, Ordering::Release);
+        publish_ordered_pos(ctl, w, start);
+
+        let began = Instant::now();
+        let mut ran = 0;
+        for job in start..end {
+            if job >= h.limit.load(Ordering::Acquire) || !run_job(ctl, task, &frame, w, job) {
+                break;
+            }
+            ran += 1;
+        }
+        if ran < end - start {
+            break; // the map was stopped: the rest of the chunk is past the limit
+        }
+        let elapsed = began.elapsed().as_nanos();
+        if elapsed < CHUNK_TARGET_NS / 2 {
+            chunk = (chunk * 2).min(MAX_CHUNK);
+        } else if elapsed > CHUNK_TARGET_NS * 4 {
+            chunk = (chunk / 2).max(1);
+        }
+    }
+    record.current_job.store(NO_JOB, Ordering::Release);
+    record.unfinished.store(NO_JOB, Ordering::Release);
+    publish_ordered_pos(ctl, w, NO_JOB);
+    record.finished.store(1, Ordering::Release);
+    if h.active.fetch_sub(1, Ordering::SeqCst) == 1 {
+        futex::wake_all(&h.active);
+    }
+}
+
+/// The largest chunk worth claiming now: small enough that the remaining jobs still spread over
+/// all workers, and one job at a time once ordered sections are in use (a chunk would serialise them).
+fn chunk_cap(ctl: &Control, next: u64) -> u64 {
+    if ctl.header().ordered.used.load(Ordering::Relaxed) != 0 {
+        return 1;
+    }
+    let spread = 4 * ctl.nworkers as u64;
+    let mut cap = ctl.njobs.saturating_sub(next) / spread;
+    if ctl.window > 0 {
+        cap = cap.min(ctl.window / spread);
+    }
+    cap.max(1)
+}
+
+/// Runs one job; false when it could not start because the map was stopped meanwhile.
+fn run_job(ctl: &Control, task: &Task, frame: &Frame, w: usize, job: u64) -> bool {
+    let h = ctl.header();
+    let record = ctl.worker(w);
+    if ctl.window > 0 && !wait_for_free_slot(ctl, job) {
+        return false;
+    }
+    record.current_job.store(job, Ordering::Release);
+    let result = ctl.result_buffer(job, w);
+    if !result.is_null() {
+        // SAFETY: result points to result_size bytes that only this job may touch until it
+        // publishes them (its slot, or this worker's scratch buffer).
+        unsafe { std::ptr::write_bytes(result, 0, ctl.result_size) };
+    }
+    let code = frame.run_job(job, || {
+        // SAFETY: the caller's work function, called as the API documents.
+        unsafe { (task.work)(task.ctx, job as usize, result.cast()) }
+    });
+    let end = finish_job(frame, code);
+    if end != JobEnd::Done {
+        if job < record.failed_job.load(Ordering::Relaxed) {
+            record.failed_end.store(end.pack(), Ordering::Relaxed);
+            record.failed_job.store(job, Ordering::Release);
+        }
+        h.limit.fetch_min(job + 1, Ordering::SeqCst);
+        wake_slot_waiters(ctl);
+    }
+    if ctl.window > 0 {
+        ctl.slot_end(job).store(end.pack(), Ordering::Relaxed);
+        let state = ctl.slot_state(job);
+        state.store(slot_filled_word(job, ctl.window), Ordering::SeqCst);
+        if h.caller_waits_for.load(Ordering::SeqCst) == job {
+            futex::wake(state, 1);
+        }
+    }
+    record.unfinished.store(job + 1, Ordering::Release);
+    if frame.ordered.get() == crate::frame::OrderedState::NotEntered {
+        publish_ordered_pos(ctl, w, job + 1);
+    }
+    record.current_job.store(NO_JOB, Ordering::Release);
+    true
+}
+
+/// Waits until the caller has reduced the job that last used `job`'s slot. False if the map was
+/// stopped below `job` meanwhile (the slot may then never come free).
+fn wait_for_free_slot(ctl: &Control, job: u64) -> bool {
+    let h = ctl.header();
+    let state = ctl.slot_state(job);
+    let free = slot_free_word(job, ctl.window);
+    for _ in 0..SPIN_ROUNDS {
+        if state.load(Ordering::Acquire) == free {
+            return true;
+        }
+        if job >= h.limit.load(Ordering::Acquire) {
+            return false;
+        }
+        std::hint::spin_loop();
+    }
+    loop {
+        let epoch = h.slot_wait.epoch.load(Ordering::SeqCst);
+        h.slot_wait.waiters.fetch_add(1, Ordering::SeqCst);
+        let ready = state.load(Ordering::SeqCst) == free;
+        let stopped = job >= h.limit.load(Ordering::SeqCst);
+        if !ready && !stopped {
+            futex::wait(&h.slot_wait.epoch, epoch, None);
+        }
+        h.slot_wait.waiters.fetch_sub(1, Ordering::SeqCst);
+        if ready {
+            return true;
+        }
+        if stopped {
+            return false;
+        }
+    }
+}
+
+/// Wakes workers sleeping in `wait_for_free_slot` so they re-check their slot and the limit.
+pub fn wake_slot_waiters(ctl: &Control) {
+    let h = ctl.header();
+    if h.slot_wait.waiters.load(Ordering::SeqCst) > 0 {
+        h.slot_wait.epoch.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&h.slot_wait.epoch);
+    }
+}
