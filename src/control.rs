@@ -168,11 +168,15 @@ fn round_up(n: usize, to: usize) -> Option<usize> {
 
 impl Control {
     /// Lays out and maps the control block for a map of `njobs` jobs on `nworkers` workers.
+    ///
+    /// `spare` is the region of an earlier map of the same pool: reused when large enough, since
+    /// unmapping costs a TLB shootdown on every CPU that runs a thread of this process.
     pub fn new(
         njobs: u64,
         nworkers: usize,
         result_size: usize,
         with_reduce: bool,
+        spare: Option<SharedRegion>,
     ) -> Result<Control> {
         let too_big = || {
             crate::status::Error::nomem(format!(
@@ -183,27 +187,46 @@ impl Control {
         let window = if with_reduce {
             let per_worker_min = 4 * nworkers as u64;
             let by_memory = (WINDOW_BYTES / stride.max(1)) as u64;
-            by_memory.min(1024 * nworkers as u64).max(per_worker_min).min(njobs.max(1))
+            by_memory
+                .min(1024 * nworkers as u64)
+                .max(per_worker_min)
+                .min(njobs.max(1))
         } else {
             0
         };
-        let buffers = if with_reduce { window as usize } else { nworkers };
+        let buffers = if with_reduce {
+            window as usize
+        } else {
+            nworkers
+        };
 
         let workers_offset = round_up(std::mem::size_of::<Header>(), 64).ok_or_else(too_big)?;
         let slot_state_offset = workers_offset + nworkers * std::mem::size_of::<WorkerRecord>();
-        let slot_end_offset = round_up(slot_state_offset + 4 * window as usize, 8).ok_or_else(too_big)?;
-        let data_offset = round_up(slot_end_offset + 8 * window as usize, 64).ok_or_else(too_big)?;
+        let slot_end_offset =
+            round_up(slot_state_offset + 4 * window as usize, 8).ok_or_else(too_big)?;
+        let data_offset =
+            round_up(slot_end_offset + 8 * window as usize, 64).ok_or_else(too_big)?;
         let total = stride
             .checked_mul(buffers)
             .and_then(|b| b.checked_add(data_offset))
             .filter(|t| *t <= isize::MAX as usize)
             .ok_or_else(too_big)?;
-        let region = SharedRegion::new(total).map_err(|e| {
-            crate::status::Error::nomem(format!(
-                "result_size {result_size}: {} (map control block)",
-                e.message
-            ))
-        })?;
+        let region = match spare {
+            Some(r) if r.size() >= total => {
+                // Only the words up to the result buffers need their initial zeros back: workers
+                // zero each result buffer before every job.
+                // SAFETY: no worker uses this region any more (the previous map is over), and
+                // data_offset <= total <= its length.
+                unsafe { std::ptr::write_bytes(r.as_ptr(), 0, data_offset) };
+                r
+            }
+            _ => SharedRegion::new(total).map_err(|e| {
+                crate::status::Error::nomem(format!(
+                    "result_size {result_size}: {} (map control block)",
+                    e.message
+                ))
+            })?,
+        };
         let ctl = Control {
             region,
             njobs,
@@ -218,6 +241,11 @@ impl Control {
         };
         ctl.init();
         Ok(ctl)
+    }
+
+    /// Gives back the mapping for the next map of the same pool.
+    pub fn into_region(self) -> SharedRegion {
+        self.region
     }
 
     /// Sets the non-zero initial values (the mapping starts zero-filled).
@@ -245,9 +273,7 @@ impl Control {
         assert!(w < self.nworkers);
         // SAFETY: records are laid out contiguously at workers_offset (64-aligned) for nworkers
         // workers inside the region.
-        unsafe {
-            &*(self.region.as_ptr().add(self.workers_offset) as *const WorkerRecord).add(w)
-        }
+        unsafe { &*(self.region.as_ptr().add(self.workers_offset) as *const WorkerRecord).add(w) }
     }
 
     pub fn slot_state(&self, job: u64) -> &AtomicU32 {
@@ -309,16 +335,18 @@ mod tests {
 
     #[test]
     fn window_is_bounded_by_memory() {
-        let c = Control::new(100_000_000, 2, 64, true).unwrap();
+        let c = Control::new(100_000_000, 2, 64, true, None).unwrap();
         assert!(c.window <= 2048, "window {}", c.window);
         assert!(c.window >= 8);
-        let small = Control::new(3, 2, 8, true).unwrap();
+        let small = Control::new(3, 2, 8, true, None).unwrap();
         assert_eq!(small.window, 3);
     }
 
     #[test]
     fn huge_result_size_is_refused() {
-        let e = Control::new(10, 2, usize::MAX / 4, true).err().unwrap();
+        let e = Control::new(10, 2, usize::MAX / 4, true, None)
+            .err()
+            .unwrap();
         assert!(e.message.contains("result_size"), "{}", e.message);
     }
 }

@@ -47,14 +47,20 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
             serial::run(njobs, &task, reducer, req.result_size, 0)?
         } else if njobs == 0 {
             Outcome::Completed
-        } else if let Some(threads) = pool.threads() {
-            let ctl = Control::new(njobs, pool.nworkers(), req.result_size, reducer.is_some())?;
-            threads.run(&ctl, &task, reducer)
         } else {
-            // Never fork more workers than there are jobs.
-            let n = pool.nworkers().min(req.njobs);
-            let ctl = Control::new(njobs, n, req.result_size, reducer.is_some())?;
-            process::run(&ctl, &task, reducer)?
+            // Forked workers are started per map: never more than there are jobs.
+            let n = match pool.threads() {
+                Some(_) => pool.nworkers(),
+                None => pool.nworkers().min(req.njobs),
+            };
+            let spare = pool.take_spare_region();
+            let ctl = Control::new(njobs, n, req.result_size, reducer.is_some(), spare)?;
+            let outcome = match pool.threads() {
+                Some(threads) => Ok(threads.run(&ctl, &task, reducer)),
+                None => process::run(&ctl, &task, reducer),
+            };
+            pool.keep_spare_region(ctl.into_region());
+            outcome?
         }
     };
     interpret(outcome)
@@ -114,9 +120,11 @@ fn describe_death(d: &Death) -> String {
     let how = match d.cause {
         Cause::Signal(sig) => format!("was killed by signal {sig} ({})", signal_name(sig)),
         Cause::Exit(code) => format!("exited with status {code}"),
-        Cause::Vanished => "disappeared (reaped by someone else: is SIGCHLD ignored or reaped by the \
+        Cause::Vanished => {
+            "disappeared (reaped by someone else: is SIGCHLD ignored or reaped by the \
                             caller?)"
-            .to_string(),
+                .to_string()
+        }
     };
     let when = match d.job {
         Some(job) => format!("while running job {job}"),

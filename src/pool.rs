@@ -1,9 +1,11 @@
 //! A pool: how many workers, of which kind, and (for threads) the threads themselves.
 
 use crate::config;
+use crate::shm::SharedRegion;
 use crate::status::{Error, Result};
 use crate::threads::ThreadPool;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -18,6 +20,9 @@ pub struct Pool {
     threads: Option<ThreadPool>,
     /// Set while a map runs: a pool runs one map at a time.
     busy: AtomicBool,
+    /// The control block mapping of the last map, kept for the next one. Only the thread holding
+    /// `busy` touches it, and never while forking.
+    spare_region: Mutex<Option<SharedRegion>>,
 }
 
 impl Pool {
@@ -43,6 +48,7 @@ impl Pool {
             backend,
             threads,
             busy: AtomicBool::new(false),
+            spare_region: Mutex::new(None),
         })
     }
 
@@ -71,6 +77,17 @@ impl Pool {
             ));
         }
         Ok(BusyGuard(self))
+    }
+
+    pub fn take_spare_region(&self) -> Option<SharedRegion> {
+        self.spare_region
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    pub fn keep_spare_region(&self, region: SharedRegion) {
+        *self.spare_region.lock().unwrap_or_else(|p| p.into_inner()) = Some(region);
     }
 
     pub fn is_busy(&self) -> bool {

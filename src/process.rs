@@ -119,7 +119,8 @@ pub fn run(ctl: &Control, task: &Task, reducer: Option<Reducer>) -> Result<Outco
             let h = ctl.header();
             // Stop the workers already started and account for the ones that never were.
             h.limit.store(0, Ordering::SeqCst);
-            h.active.fetch_sub((ctl.nworkers - w) as u32, Ordering::SeqCst);
+            h.active
+                .fetch_sub((ctl.nworkers - w) as u32, Ordering::SeqCst);
             crate::worker::wake_slot_waiters(ctl);
             children.kill_all();
             children.reap_blocking();
@@ -161,12 +162,11 @@ fn child_main(ctl: &Control, task: &Task, w: usize, parent: libc::pid_t) -> ! {
             }
         }
     }
-    let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run_worker(ctl, task, w)
-    })) {
-        Ok(()) => 0,
-        Err(_) => PANIC_EXIT,
-    };
+    let code =
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_worker(ctl, task, w))) {
+            Ok(()) => 0,
+            Err(_) => PANIC_EXIT,
+        };
     // SAFETY: _exit skips the caller's atexit handlers and stdio buffers, which belong to the caller.
     unsafe { libc::_exit(code) }
 }

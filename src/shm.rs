@@ -54,7 +54,7 @@ impl SharedRegion {
         self.ptr.as_ptr()
     }
 
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         self.len
     }
 
@@ -104,11 +104,15 @@ pub fn allocate(count: usize, itemsize: usize) -> Result<*mut u8> {
     })?;
     let (ptr, len) = region.into_raw();
     let mut table = ALLOCATIONS.lock().unwrap_or_else(|p| p.into_inner());
-    table.get_or_insert_with(HashMap::new).insert(ptr as usize, len);
+    table
+        .get_or_insert_with(HashMap::new)
+        .insert(ptr as usize, len);
     Ok(ptr)
 }
 
-/// `sm_free`: releases memory from `allocate`. Any other pointer is refused with an error.
+/// `sm_free`: releases memory from `allocate`. Any other pointer is refused with an error: the
+/// pointer is only used after it was found in the table of live allocations.
+#[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn release(ptr: *mut u8) -> Result<()> {
     let len = {
         let mut table = ALLOCATIONS.lock().unwrap_or_else(|p| p.into_inner());

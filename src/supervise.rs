@@ -62,12 +62,22 @@ pub enum Outcome {
     /// A job returned SM_STOP (reduce ran for it).
     StoppedByJob(u64),
     /// reduce returned `code` for this job.
-    StoppedByReduce { job: u64, code: i32 },
+    StoppedByReduce {
+        job: u64,
+        code: i32,
+    },
     /// A job ended with an error or left a section held.
-    JobFailed { job: u64, end: JobEnd },
+    JobFailed {
+        job: u64,
+        end: JobEnd,
+    },
     WorkerDied(Death),
     Interrupted(Death),
 }
+
+/// Busy-wait rounds (a few microseconds) before the caller sleeps: short maps and results that
+/// are about to arrive then cost no wake-up.
+const CALLER_SPIN_ROUNDS: u32 = 4_000;
 
 struct Supervisor<'a> {
     ctl: &'a Control,
@@ -102,7 +112,12 @@ pub fn supervise(ctl: &Control, reducer: Option<Reducer>, workers: &mut dyn Work
     }
     let first_failure = (0..ctl.nworkers)
         .map(|w| ctl.worker(w))
-        .map(|r| (r.failed_job.load(Ordering::Acquire), r.failed_end.load(Ordering::Relaxed)))
+        .map(|r| {
+            (
+                r.failed_job.load(Ordering::Acquire),
+                r.failed_end.load(Ordering::Relaxed),
+            )
+        })
         .filter(|(job, _)| *job != NO_JOB)
         .min_by_key(|(job, _)| *job);
     let failure = first_failure.map(|(job, end)| match JobEnd::unpack(end) {
@@ -159,9 +174,15 @@ impl Supervisor<'_> {
                 wake_slot_waiters(ctl);
                 return Some(outcome);
             }
-            ctl.slot_state(job)
-                .store(slot_free_word(job + ctl.window, ctl.window), Ordering::SeqCst);
-            wake_slot_waiters(ctl);
+            ctl.slot_state(job).store(
+                slot_free_word(job + ctl.window, ctl.window),
+                Ordering::SeqCst,
+            );
+            // Waking a waiting worker per freed slot would make it sleep again at the next slot:
+            // wake once per half window, and whenever the caller is about to wait (wait_filled).
+            if job % (ctl.window / 2).max(1) == 0 {
+                wake_slot_waiters(ctl);
+            }
             job += 1;
         }
         None
@@ -174,7 +195,11 @@ impl Supervisor<'_> {
         let h = ctl.header();
         let state = ctl.slot_state(job);
         let filled = slot_filled_word(job, ctl.window);
-        for _ in 0..64 {
+        if state.load(Ordering::Acquire) == filled {
+            return true;
+        }
+        wake_slot_waiters(ctl);
+        for _ in 0..CALLER_SPIN_ROUNDS {
             if state.load(Ordering::Acquire) == filled {
                 return true;
             }
@@ -201,6 +226,12 @@ impl Supervisor<'_> {
     /// survivors have finished every job before the lost one, then kills them.
     fn wait_for_workers(&mut self) {
         let h = self.ctl.header();
+        for _ in 0..CALLER_SPIN_ROUNDS {
+            if h.active.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            std::hint::spin_loop();
+        }
         loop {
             let active = h.active.load(Ordering::SeqCst);
             if active as usize <= self.dead || self.interrupted {
@@ -224,8 +255,7 @@ impl Supervisor<'_> {
         let limit = self.ctl.header().limit.load(Ordering::SeqCst);
         (0..self.ctl.nworkers).all(|w| {
             let r = self.ctl.worker(w);
-            r.finished.load(Ordering::Acquire) == 1
-                || r.unfinished.load(Ordering::Acquire) >= limit
+            r.finished.load(Ordering::Acquire) == 1 || r.unfinished.load(Ordering::Acquire) >= limit
         })
     }
 

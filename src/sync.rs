@@ -16,11 +16,7 @@ use crate::ffi::types::SM_STOP as STOP_CODE;
 /// Busy-wait rounds before sleeping: a handover usually takes well under a microsecond.
 const SPIN_ROUNDS: u32 = 200;
 
-fn current_job_frame<R>(
-    pool: usize,
-    call: &str,
-    f: impl FnOnce(&Frame) -> Result<R>,
-) -> Result<R> {
+fn current_job_frame<R>(pool: usize, call: &str, f: impl FnOnce(&Frame) -> Result<R>) -> Result<R> {
     with_current(|frame| {
         let frame = frame.ok_or_else(|| {
             Error::state(format!(

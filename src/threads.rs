@@ -15,7 +15,7 @@ use std::time::Duration;
 /// (Fortran with large local arrays) expects it.
 const STACK_SIZE: usize = 8 << 20;
 /// Busy-wait rounds for the next map before a thread sleeps: back-to-back maps then start fast.
-const SPIN_ROUNDS: u32 = 20_000;
+const SPIN_ROUNDS: u32 = 1_000;
 
 /// The map the threads should run next.
 struct Assignment {
@@ -56,7 +56,7 @@ impl ThreadPool {
                 Err(e) => {
                     return Err(Error::nomem(format!(
                         "could not start worker thread {w} of {nworkers}: {e}"
-                    )))
+                    )));
                     // dropping `pool` stops the threads already started
                 }
             }

@@ -106,7 +106,7 @@ fn chunk_cap(ctl: &Control, next: u64) -> u64 {
 fn run_job(ctl: &Control, task: &Task, frame: &Frame, w: usize, job: u64) -> bool {
     let h = ctl.header();
     let record = ctl.worker(w);
-    if ctl.window > 0 && !wait_for_free_slot(ctl, job) {
+    if ctl.window > 0 && !wait_for_free_slot(ctl, w, job) {
         return false;
     }
     record.current_job.store(job, Ordering::Release);
@@ -138,7 +138,11 @@ fn run_job(ctl: &Control, task: &Task, frame: &Frame, w: usize, job: u64) -> boo
         }
     }
     record.unfinished.store(job + 1, Ordering::Release);
-    if frame.ordered.get() == crate::frame::OrderedState::NotEntered {
+    // Positions only matter once some job waits for its turn; until then the per-chunk publish in
+    // run_worker is enough (a waiter sets `used` first, and every worker looks at it after each job).
+    if frame.ordered.get() == crate::frame::OrderedState::NotEntered
+        && h.ordered.used.load(Ordering::SeqCst) != 0
+    {
         publish_ordered_pos(ctl, w, job + 1);
     }
     record.current_job.store(NO_JOB, Ordering::Release);
@@ -147,10 +151,16 @@ fn run_job(ctl: &Control, task: &Task, frame: &Frame, w: usize, job: u64) -> boo
 
 /// Waits until the caller has reduced the job that last used `job`'s slot. False if the map was
 /// stopped below `job` meanwhile (the slot may then never come free).
-fn wait_for_free_slot(ctl: &Control, job: u64) -> bool {
+fn wait_for_free_slot(ctl: &Control, w: usize, job: u64) -> bool {
     let h = ctl.header();
     let state = ctl.slot_state(job);
     let free = slot_free_word(job, ctl.window);
+    if state.load(Ordering::Acquire) == free {
+        return true;
+    }
+    // Blocking with a stale ordered position could keep an earlier job from its turn, and that
+    // job's reduce is what frees our slot.
+    publish_ordered_pos(ctl, w, job);
     for _ in 0..SPIN_ROUNDS {
         if state.load(Ordering::Acquire) == free {
             return true;

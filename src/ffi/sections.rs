@@ -60,5 +60,7 @@ pub extern "C" fn sm_ordered_leave(pool: *mut sm_pool) -> sm_status {
 /// map keeps the enclosing worker's index); -1 outside any map.
 #[no_mangle]
 pub extern "C" fn sm_worker_id() -> c_int {
-    super::call(-1, || Ok(frame::with_current(|f| f.map_or(-1, |f| f.worker))))
+    super::call(-1, || {
+        Ok(frame::with_current(|f| f.map_or(-1, |f| f.worker)))
+    })
 }
