@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine:
+#   Rust: cargo fmt --check, cargo clippy (warnings are errors), cargo test
+#   C:    cmake configure + build in build/, then ctest (examples and tests/c)
+#
+#   scripts/test.sh
+#
+# Installs cmake, gcc and gfortran with apt-get when they are missing.
+# Exits nonzero as soon as any step fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/common.sh
+
+step() { echo; echo "==> $*"; }
+
+ensure_tools cmake:cmake cc:gcc gcc:gcc gfortran:gfortran
+ensure_cargo
+jobs="$(nproc 2>/dev/null || echo 2)"
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+step "cargo test --release"
+cargo test --release
+
+step "cmake configure (build/)"
+configure_build
+step "cmake build"
+cmake --build build -j "$jobs"
+
+step "ctest"
+cd build
+# A per-test timeout for tests that set none, so a hang cannot eat CI's budget.
+ctest --output-on-failure --timeout 300
