@@ -8,6 +8,7 @@
 //! - [`process`], [`threads`], [`serial`]: the three ways of running workers;
 //! - [`sync`]: critical and ordered sections; [`frame`]: which job the calling thread runs;
 //! - [`shm`]: shared memory; [`futex`]: sleeping on shared words;
+//! - [`interrupt`]: noticing SIGINT/SIGTERM the caller handles;
 //! - [`config`], [`status`], [`last_error`]: settings, status codes and messages.
 //!
 //! docs/DESIGN.md describes the protocols that cross processes.
@@ -17,6 +18,7 @@ pub mod control;
 pub mod ffi;
 pub mod frame;
 pub mod futex;
+pub mod interrupt;
 pub mod last_error;
 pub mod map;
 pub mod pool;

@@ -3,6 +3,7 @@
 use crate::config;
 use crate::control::{Control, JobEnd, MAX_JOBS};
 use crate::frame::{self, with_current};
+use crate::interrupt::InterruptWatch;
 use crate::pool::{Backend, Pool};
 use crate::status::{Error, Result, Status};
 use crate::supervise::{Cause, Death, Outcome, Reducer};
@@ -40,11 +41,12 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
     let outcome = if frame::in_job() {
         // A map inside a job runs serially in that worker, keeping its worker id.
         let worker = with_current(|f| f.map_or(0, |f| f.worker));
-        serial::run(njobs, &task, reducer, req.result_size, worker)?
+        serial::run(njobs, &task, reducer, req.result_size, worker, None)?
     } else {
         let _busy = pool.claim()?;
+        let interrupt = InterruptWatch::start();
         if pool.backend() == Backend::Serial || config::debug() {
-            serial::run(njobs, &task, reducer, req.result_size, 0)?
+            serial::run(njobs, &task, reducer, req.result_size, 0, Some(&interrupt))?
         } else if njobs == 0 {
             Outcome::Completed
         } else {
@@ -56,8 +58,8 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
             let spare = pool.take_spare_region();
             let ctl = Control::new(njobs, n, req.result_size, reducer.is_some(), spare)?;
             let outcome = match pool.threads() {
-                Some(threads) => Ok(threads.run(&ctl, &task, reducer)),
-                None => process::run(&ctl, &task, reducer),
+                Some(threads) => Ok(threads.run(&ctl, &task, reducer, &interrupt)),
+                None => process::run(&ctl, &task, reducer, &interrupt),
             };
             pool.keep_spare_region(ctl.into_region());
             outcome?
@@ -106,12 +108,18 @@ fn interpret(outcome: Outcome) -> Result<(Status, Option<String>)> {
                 d.job.unwrap_or(d.lost_from)
             ),
         )),
-        Outcome::Interrupted(d) => Err(Error::new(
+        Outcome::Interrupted { signal, death } => Err(Error::new(
             Status::SM_ERR_INTERRUPTED,
-            format!(
-                "sm_map interrupted: {}; all workers were stopped",
-                describe_death(&d)
-            ),
+            match death {
+                Some(d) => format!(
+                    "sm_map interrupted: {}; all workers were stopped",
+                    describe_death(&d)
+                ),
+                None => format!(
+                    "sm_map interrupted by {}: no new job was started, all workers were stopped",
+                    signal_name(signal)
+                ),
+            },
         )),
     }
 }

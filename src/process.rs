@@ -2,6 +2,7 @@
 //! control block and leave with `_exit`. See docs/DESIGN.md, "Process workers".
 
 use crate::control::Control;
+use crate::interrupt::InterruptWatch;
 use crate::status::{Error, Result};
 use crate::supervise::{supervise, Cause, Death, Outcome, Reducer, Workers};
 use crate::worker::{run_worker, Task};
@@ -81,13 +82,14 @@ impl Workers for Children {
         None
     }
 
-    fn kill_all(&mut self) {
+    fn kill_all(&mut self) -> bool {
         for (w, &pid) in self.pids.iter().enumerate() {
             if !self.reaped[w] {
                 // SAFETY: pid is an unreaped child of ours, so it cannot have been recycled.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
+        true
     }
 
     fn poll_interval(&self) -> Option<Duration> {
@@ -96,7 +98,12 @@ impl Workers for Children {
 }
 
 /// Runs a map on `ctl.nworkers` forked workers; returns once every one of them is reaped.
-pub fn run(ctl: &Control, task: &Task, reducer: Option<Reducer>) -> Result<Outcome> {
+pub fn run(
+    ctl: &Control,
+    task: &Task,
+    reducer: Option<Reducer>,
+    interrupt: &InterruptWatch,
+) -> Result<Outcome> {
     // Whatever the caller has buffered in stdio would otherwise be written once by the caller and
     // once more by any worker whose job calls exit().
     // SAFETY: fflush(NULL) flushes all open output streams; always valid.
@@ -132,7 +139,7 @@ pub fn run(ctl: &Control, task: &Task, reducer: Option<Reducer>) -> Result<Outco
         children.pids.push(pid);
         children.reaped.push(false);
     }
-    let outcome = supervise(ctl, reducer, &mut children);
+    let outcome = supervise(ctl, reducer, &mut children, interrupt);
     children.reap_blocking();
     Ok(outcome)
 }

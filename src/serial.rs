@@ -3,6 +3,7 @@
 
 use crate::control::JobEnd;
 use crate::frame::{with_current, Frame};
+use crate::interrupt::InterruptWatch;
 use crate::status::{Error, Result};
 use crate::supervise::{Outcome, Reducer};
 use crate::sync::finish_job;
@@ -16,6 +17,7 @@ pub fn run(
     reducer: Option<Reducer>,
     result_size: usize,
     worker: i32,
+    interrupt: Option<&InterruptWatch>,
 ) -> Result<Outcome> {
     let mut result = Vec::new();
     result.try_reserve_exact(result_size).map_err(|_| {
@@ -32,6 +34,12 @@ pub fn run(
         result.as_mut_ptr()
     };
     for job in 0..njobs {
+        if let Some(signal) = interrupt.and_then(|i| i.interrupted()) {
+            return Ok(Outcome::Interrupted {
+                signal,
+                death: None,
+            });
+        }
         result.fill(0);
         let code = frame.run_job(job, || {
             // SAFETY: the caller's work function, called as the API documents.

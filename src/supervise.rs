@@ -2,7 +2,8 @@
 //! for dead workers, and decide what the map returns.
 
 use crate::control::{slot_filled_word, slot_free_word, Control, JobEnd, NO_JOB};
-use crate::futex::{self, Wake};
+use crate::futex;
+use crate::interrupt::InterruptWatch;
 use crate::sync::release_lock_of_dead_worker;
 use crate::worker::{wake_slot_waiters, JobFn};
 use std::ffi::c_void;
@@ -43,8 +44,9 @@ impl Death {
 pub trait Workers {
     /// Reports a worker that ended without finishing its loop, if one did since the last call.
     fn poll_death(&mut self, ctl: &Control) -> Option<Death>;
-    /// Stops every worker still running (after a death or an interrupt).
-    fn kill_all(&mut self);
+    /// Stops every worker still running (after a death or an interrupt). False when workers
+    /// cannot be killed (threads): they then stop at the next job boundary.
+    fn kill_all(&mut self) -> bool;
     /// How long the caller may sleep before looking for deaths again (None: deaths cannot happen).
     fn poll_interval(&self) -> Option<Duration>;
 }
@@ -72,7 +74,11 @@ pub enum Outcome {
         end: JobEnd,
     },
     WorkerDied(Death),
-    Interrupted(Death),
+    /// A watched signal was caught by the caller's handler, or killed a worker.
+    Interrupted {
+        signal: i32,
+        death: Option<Death>,
+    },
 }
 
 /// Busy-wait rounds (a few microseconds) before the caller sleeps: short maps and results that
@@ -84,19 +90,30 @@ struct Supervisor<'a> {
     workers: &'a mut dyn Workers,
     death: Option<Death>,
     dead: usize,
-    interrupted: bool,
+    interrupt: &'a InterruptWatch,
+    /// The signal that interrupted the map, once one did.
+    interrupted: Option<i32>,
+    /// True once the workers were killed (they will never check out).
+    killed: bool,
     last_poll: Instant,
 }
 
 /// Runs the caller's side of the map until every worker has checked out (or died), and returns
 /// the outcome. Workers are not reaped here; the backend does that afterwards.
-pub fn supervise(ctl: &Control, reducer: Option<Reducer>, workers: &mut dyn Workers) -> Outcome {
+pub fn supervise(
+    ctl: &Control,
+    reducer: Option<Reducer>,
+    workers: &mut dyn Workers,
+    interrupt: &InterruptWatch,
+) -> Outcome {
     let mut s = Supervisor {
         ctl,
         workers,
         death: None,
         dead: 0,
-        interrupted: false,
+        interrupt,
+        interrupted: None,
+        killed: false,
         last_poll: Instant::now(),
     };
     let reduced_outcome = match reducer {
@@ -104,8 +121,11 @@ pub fn supervise(ctl: &Control, reducer: Option<Reducer>, workers: &mut dyn Work
         None => None,
     };
     s.wait_for_workers();
-    if let Some(d) = s.death.filter(|_| s.interrupted) {
-        return Outcome::Interrupted(d);
+    if let Some(signal) = s.interrupted {
+        return Outcome::Interrupted {
+            signal,
+            death: s.death,
+        };
     }
     if let Some(o) = reduced_outcome {
         return o;
@@ -206,7 +226,7 @@ impl Supervisor<'_> {
             std::hint::spin_loop();
         }
         loop {
-            if self.interrupted || self.death.is_some_and(|d| job >= d.lost_from) {
+            if self.interrupted.is_some() || self.death.is_some_and(|d| job >= d.lost_from) {
                 return false;
             }
             h.caller_waits_for.store(job, Ordering::SeqCst);
@@ -218,6 +238,7 @@ impl Supervisor<'_> {
             if state.load(Ordering::Acquire) == filled {
                 return true;
             }
+            self.check_interrupt();
             self.poll_deaths(false);
         }
     }
@@ -234,20 +255,41 @@ impl Supervisor<'_> {
         }
         loop {
             let active = h.active.load(Ordering::SeqCst);
-            if active as usize <= self.dead || self.interrupted {
+            if active as usize <= self.dead {
                 break;
             }
             if self.death.is_some() && self.survivors_drained() {
                 break;
             }
-            if futex::wait(&h.active, active, self.workers.poll_interval()) == Wake::Changed {
-                // A worker checked out; deaths show up in the next poll either way.
+            futex::wait(&h.active, active, self.workers.poll_interval());
+            self.check_interrupt();
+            if self.interrupted.is_some() && self.killed {
+                break;
             }
             self.poll_deaths(true);
         }
         if self.death.is_some() {
             self.workers.kill_all();
         }
+    }
+
+    fn check_interrupt(&mut self) {
+        if self.interrupted.is_none() {
+            if let Some(signal) = self.interrupt.interrupted() {
+                self.stop_everything(signal);
+            }
+        }
+    }
+
+    /// The user wants the map gone: nothing new starts, and workers that can be killed are.
+    fn stop_everything(&mut self, signal: i32) {
+        let h = self.ctl.header();
+        self.interrupted = Some(signal);
+        h.limit.store(0, Ordering::SeqCst);
+        wake_slot_waiters(self.ctl);
+        h.ordered.epoch.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&h.ordered.epoch);
+        self.killed = self.workers.kill_all();
     }
 
     /// True when no surviving worker still has a job below the lost one to finish.
@@ -278,9 +320,8 @@ impl Supervisor<'_> {
         if self.death.is_none_or(|first| d.lost_from < first.lost_from) {
             self.death = Some(d);
         }
-        if d.is_interrupt() {
-            self.interrupted = true;
-            self.workers.kill_all();
+        if let (true, Cause::Signal(signal)) = (d.is_interrupt(), d.cause) {
+            self.stop_everything(signal);
             return;
         }
         // Let the jobs before the lost one finish: nothing after it starts, and the dead worker's

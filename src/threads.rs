@@ -3,6 +3,7 @@
 
 use crate::control::Control;
 use crate::futex;
+use crate::interrupt::InterruptWatch;
 use crate::status::{Error, Result};
 use crate::supervise::{supervise, Death, Outcome, Reducer, Workers};
 use crate::worker::{run_worker, Task};
@@ -65,14 +66,20 @@ impl ThreadPool {
     }
 
     /// Runs one map on the pool's threads and waits until all of them are done with it.
-    pub fn run(&self, ctl: &Control, task: &Task, reducer: Option<Reducer>) -> Outcome {
+    pub fn run(
+        &self,
+        ctl: &Control,
+        task: &Task,
+        reducer: Option<Reducer>,
+        interrupt: &InterruptWatch,
+    ) -> Outcome {
         let mut assignment = Assignment { ctl, task };
         self.shared
             .assignment
             .store(&mut assignment, Ordering::SeqCst);
         self.shared.generation.fetch_add(1, Ordering::SeqCst);
         futex::wake_all(&self.shared.generation);
-        let outcome = supervise(ctl, reducer, &mut NoDeaths);
+        let outcome = supervise(ctl, reducer, &mut NoDeaths, interrupt);
         // Every thread has checked out of this map (active == 0) and will not read the assignment
         // again before the next generation.
         self.shared
@@ -121,6 +128,9 @@ fn thread_main(shared: &Shared, w: usize) {
     }
 }
 
+/// How often a waiting caller checks for a signal that another thread caught.
+const INTERRUPT_POLL: Duration = Duration::from_millis(20);
+
 /// Threads cannot die on their own: a crashing job takes the whole process.
 struct NoDeaths;
 
@@ -128,8 +138,11 @@ impl Workers for NoDeaths {
     fn poll_death(&mut self, _: &Control) -> Option<Death> {
         None
     }
-    fn kill_all(&mut self) {}
+    fn kill_all(&mut self) -> bool {
+        false
+    }
     fn poll_interval(&self) -> Option<Duration> {
-        None
+        // Nothing to poll for deaths, but a signal caught on another thread must still be noticed.
+        Some(INTERRUPT_POLL)
     }
 }

@@ -1,0 +1,130 @@
+//! Noticing SIGINT/SIGTERM/SIGHUP/SIGQUIT that the caller handles itself, so that `sm_map` can stop
+//! and return SM_ERR_INTERRUPTED instead of running on after the user asked it to stop.
+//!
+//! While at least one map runs, each of these signals whose disposition is a handler of the
+//! caller's gets a small wrapper that notes the signal and then calls the caller's handler exactly
+//! as the kernel would have. When the last running map ends, the caller's handlers are put back.
+//! Signals left at their default (the process dies, and its workers with it) or ignored are not
+//! touched. Forked workers reset caught signals to the default before running jobs (process.rs).
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+const SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// The caller's handlers, saved while ours are installed. Written only under `MAPS_RUNNING`'s lock
+/// before our handler is installed, and read by our handler while it is installed.
+struct Saved(UnsafeCell<[Option<libc::sigaction>; 4]>);
+// SAFETY: see the struct's comment: writes happen-before the sigaction() that installs the reader.
+unsafe impl Sync for Saved {}
+static SAVED: Saved = Saved(UnsafeCell::new([None; 4]));
+
+/// Number of maps running in this process (any thread); the first installs, the last restores.
+static MAPS_RUNNING: Mutex<usize> = Mutex::new(0);
+
+static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
+static CAUGHT: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn note_and_forward(
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    LAST_SIGNAL.store(sig, Ordering::SeqCst);
+    CAUGHT.fetch_add(1, Ordering::SeqCst);
+    let Some(index) = SIGNALS.iter().position(|&s| s == sig) else {
+        return;
+    };
+    // SAFETY: SAVED[index] was written before this handler was installed and is not changed until
+    // after it is uninstalled. The saved handler is the caller's own, called with the arguments the
+    // kernel gave us, as its flags (SA_SIGINFO or not) say it expects.
+    unsafe {
+        if let Some(saved) = (*SAVED.0.get())[index] {
+            let handler = saved.sa_sigaction;
+            if saved.sa_flags & libc::SA_SIGINFO != 0 {
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    std::mem::transmute(handler);
+                f(sig, info, context);
+            } else {
+                let f: extern "C" fn(libc::c_int) = std::mem::transmute(handler);
+                f(sig);
+            }
+        }
+    }
+}
+
+fn our_handler() -> libc::sighandler_t {
+    note_and_forward as *const () as libc::sighandler_t
+}
+
+fn is_callers_handler(action: &libc::sigaction) -> bool {
+    let h = action.sa_sigaction;
+    h != libc::SIG_DFL && h != libc::SIG_IGN && h != our_handler()
+}
+
+/// Watches for interrupting signals for as long as it lives (the duration of one map).
+pub struct InterruptWatch {
+    caught_at_start: u64,
+}
+
+impl InterruptWatch {
+    pub fn start() -> InterruptWatch {
+        let mut running = MAPS_RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        if *running == 0 {
+            for (i, &sig) in SIGNALS.iter().enumerate() {
+                // SAFETY: sigaction with valid pointers to plain-data structs; SAVED is only written
+                // here, under the lock, while none of our handlers is installed.
+                unsafe {
+                    let mut current: libc::sigaction = std::mem::zeroed();
+                    (*SAVED.0.get())[i] = None;
+                    if libc::sigaction(sig, std::ptr::null(), &mut current) != 0
+                        || !is_callers_handler(&current)
+                    {
+                        continue;
+                    }
+                    (*SAVED.0.get())[i] = Some(current);
+                    let mut ours = current;
+                    ours.sa_sigaction = our_handler();
+                    ours.sa_flags = (current.sa_flags | libc::SA_SIGINFO) & !libc::SA_RESETHAND;
+                    libc::sigaction(sig, &ours, std::ptr::null_mut());
+                }
+            }
+        }
+        *running += 1;
+        InterruptWatch {
+            caught_at_start: CAUGHT.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The signal that interrupted the map, if one of the watched signals was caught since start.
+    pub fn interrupted(&self) -> Option<i32> {
+        (CAUGHT.load(Ordering::SeqCst) != self.caught_at_start)
+            .then(|| LAST_SIGNAL.load(Ordering::SeqCst))
+    }
+}
+
+impl Drop for InterruptWatch {
+    fn drop(&mut self) {
+        let mut running = MAPS_RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        *running -= 1;
+        if *running > 0 {
+            return;
+        }
+        for (i, &sig) in SIGNALS.iter().enumerate() {
+            // SAFETY: as in start(); the caller's handler goes back only where ours is still in
+            // place (if the caller installed another one meanwhile, theirs stays).
+            unsafe {
+                let Some(saved) = (*SAVED.0.get())[i] else {
+                    continue;
+                };
+                let mut current: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut current) == 0
+                    && current.sa_sigaction == our_handler()
+                {
+                    libc::sigaction(sig, &saved, std::ptr::null_mut());
+                }
+            }
+        }
+    }
+}
