@@ -71,3 +71,22 @@ pub fn wake(word: &AtomicU32, count: i32) {
 pub fn wake_all(word: &AtomicU32) {
     wake(word, i32::MAX);
 }
+
+/// Busy-waits until `ready()` holds or `budget` has passed; true if it holds. Used before sleeping
+/// on a futex: a handover between running workers takes well under a microsecond, a sleep and
+/// wake-up tens of microseconds. The budget is time, not rounds, because the cost of a spin-loop
+/// hint varies tenfold between processors.
+pub fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        for _ in 0..32 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= budget {
+            return ready();
+        }
+    }
+}

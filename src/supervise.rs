@@ -81,9 +81,10 @@ pub enum Outcome {
     },
 }
 
-/// Busy-wait rounds (a few microseconds) before the caller sleeps: short maps and results that
-/// are about to arrive then cost no wake-up.
-const CALLER_SPIN_ROUNDS: u32 = 4_000;
+/// How long the caller spins before it sleeps: results about to arrive and short maps then cost
+/// no wake-up. Short, because on a machine with as many workers as CPUs the caller's spinning
+/// takes time from a worker.
+const CALLER_SPIN: Duration = Duration::from_micros(10);
 
 struct Supervisor<'a> {
     ctl: &'a Control,
@@ -219,11 +220,8 @@ impl Supervisor<'_> {
             return true;
         }
         wake_slot_waiters(ctl);
-        for _ in 0..CALLER_SPIN_ROUNDS {
-            if state.load(Ordering::Acquire) == filled {
-                return true;
-            }
-            std::hint::spin_loop();
+        if futex::spin_until(CALLER_SPIN, || state.load(Ordering::Acquire) == filled) {
+            return true;
         }
         loop {
             if self.interrupted.is_some() || self.death.is_some_and(|d| job >= d.lost_from) {
@@ -247,12 +245,7 @@ impl Supervisor<'_> {
     /// survivors have finished every job before the lost one, then kills them.
     fn wait_for_workers(&mut self) {
         let h = self.ctl.header();
-        for _ in 0..CALLER_SPIN_ROUNDS {
-            if h.active.load(Ordering::Acquire) == 0 {
-                break;
-            }
-            std::hint::spin_loop();
-        }
+        futex::spin_until(CALLER_SPIN, || h.active.load(Ordering::Acquire) == 0);
         loop {
             let active = h.active.load(Ordering::SeqCst);
             if active as usize <= self.dead {

@@ -10,11 +10,15 @@ use crate::frame::{with_current, CriticalState, Frame, OrderedState};
 use crate::futex;
 use crate::status::{Error, Result};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use crate::ffi::types::SM_STOP as STOP_CODE;
 
-/// Busy-wait rounds before sleeping: a handover usually takes well under a microsecond.
-const SPIN_ROUNDS: u32 = 200;
+/// How long a job spins for its ordered turn before sleeping: the previous job usually hands
+/// over within a microsecond, and a futex sleep/wake costs tens.
+const ORDERED_SPIN: Duration = Duration::from_micros(50);
+/// How long a job spins for the critical lock before sleeping.
+const CRITICAL_SPIN: Duration = Duration::from_micros(20);
 
 fn current_job_frame<R>(pool: usize, call: &str, f: impl FnOnce(&Frame) -> Result<R>) -> Result<R> {
     with_current(|frame| {
@@ -180,12 +184,9 @@ pub fn publish_ordered_pos(ctl: &Control, w: usize, pos: u64) {
 
 fn wait_ordered_turn(ctl: &Control, job: u64, me: usize) {
     let h = ctl.header();
-    h.ordered.used.store(1, Ordering::Relaxed);
-    for _ in 0..SPIN_ROUNDS {
-        if ctl.ordered_turn_reached(job, me) {
-            return;
-        }
-        std::hint::spin_loop();
+    h.ordered.used.store(1, Ordering::SeqCst);
+    if futex::spin_until(ORDERED_SPIN, || ctl.ordered_turn_reached(job, me)) {
+        return;
     }
     loop {
         let epoch = h.ordered.epoch.load(Ordering::SeqCst);
@@ -203,18 +204,15 @@ fn wait_ordered_turn(ctl: &Control, job: u64, me: usize) {
 
 fn lock(ctl: &Control, worker: i32) {
     let c = &ctl.header().critical;
-    let mut acquired = false;
-    for _ in 0..SPIN_ROUNDS {
-        if c.state
-            .compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            acquired = true;
-            break;
-        }
-        std::hint::spin_loop();
-    }
-    if !acquired {
+    // Test before test-and-set: spinning on a plain load keeps the line shared instead of
+    // bouncing it between the waiters.
+    let try_lock = || {
+        c.state.load(Ordering::Relaxed) == 0
+            && c.state
+                .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    };
+    if !futex::spin_until(CRITICAL_SPIN, try_lock) {
         // Drepper's mutex: 2 means "held, maybe with sleepers", so the holder knows to wake one.
         while c.state.swap(2, Ordering::Acquire) != 0 {
             futex::wait(&c.state, 2, None);

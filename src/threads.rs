@@ -15,8 +15,9 @@ use std::time::Duration;
 /// Pool threads get the stack size of a typical main thread: job code written for serial use
 /// (Fortran with large local arrays) expects it.
 const STACK_SIZE: usize = 8 << 20;
-/// Busy-wait rounds for the next map before a thread sleeps: back-to-back maps then start fast.
-const SPIN_ROUNDS: u32 = 1_000;
+/// How long an idle thread spins for the next map before it sleeps: back-to-back maps then start
+/// without a wake-up, while a caller that goes on with its own work soon has the CPUs back.
+const IDLE_SPIN: Duration = Duration::from_micros(50);
 
 /// The map the threads should run next.
 struct Assignment {
@@ -105,15 +106,12 @@ impl Drop for ThreadPool {
 fn thread_main(shared: &Shared, w: usize) {
     let mut seen = 0u32;
     loop {
+        futex::spin_until(IDLE_SPIN, || {
+            shared.generation.load(Ordering::SeqCst) != seen
+        });
         let mut generation = shared.generation.load(Ordering::SeqCst);
-        let mut spins = 0;
         while generation == seen {
-            if spins < SPIN_ROUNDS {
-                spins += 1;
-                std::hint::spin_loop();
-            } else {
-                futex::wait(&shared.generation, seen, None);
-            }
+            futex::wait(&shared.generation, seen, None);
             generation = shared.generation.load(Ordering::SeqCst);
         }
         seen = generation;

@@ -10,7 +10,7 @@ use crate::futex;
 use crate::sync::{finish_job, publish_ordered_pos};
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// `sm_work_fn` / `sm_reduce_fn`: `int (*)(void *ctx, size_t job, void *result)`.
 pub type JobFn = unsafe extern "C" fn(*mut c_void, usize, *mut c_void) -> c_int;
@@ -34,7 +34,8 @@ unsafe impl Sync for Task {}
 /// atomic) negligible, short enough that the last chunks still balance between workers.
 const CHUNK_TARGET_NS: u128 = 20_000;
 const MAX_CHUNK: u64 = 1 << 16;
-const SPIN_ROUNDS: u32 = 200;
+/// How long a worker spins for a free result slot before sleeping.
+const SLOT_SPIN: Duration = Duration::from_micros(20);
 
 /// Runs jobs for worker `w` until none are left (or the map was stopped), then checks out.
 pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
@@ -161,15 +162,9 @@ fn wait_for_free_slot(ctl: &Control, w: usize, job: u64) -> bool {
     // Blocking with a stale ordered position could keep an earlier job from its turn, and that
     // job's reduce is what frees our slot.
     publish_ordered_pos(ctl, w, job);
-    for _ in 0..SPIN_ROUNDS {
-        if state.load(Ordering::Acquire) == free {
-            return true;
-        }
-        if job >= h.limit.load(Ordering::Acquire) {
-            return false;
-        }
-        std::hint::spin_loop();
-    }
+    futex::spin_until(SLOT_SPIN, || {
+        state.load(Ordering::Acquire) == free || job >= h.limit.load(Ordering::Acquire)
+    });
     loop {
         let epoch = h.slot_wait.epoch.load(Ordering::SeqCst);
         h.slot_wait.waiters.fetch_add(1, Ordering::SeqCst);
