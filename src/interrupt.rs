@@ -86,7 +86,10 @@ impl InterruptWatch {
                     (*SAVED.0.get())[i] = Some(current);
                     let mut ours = current;
                     ours.sa_sigaction = our_handler();
-                    ours.sa_flags = (current.sa_flags | libc::SA_SIGINFO) & !libc::SA_RESETHAND;
+                    // The caller's flags are kept: with SA_RESETHAND the kernel puts the default
+                    // back on delivery, as it would have for the caller's handler (and the restore
+                    // below then leaves that default in place).
+                    ours.sa_flags = current.sa_flags | libc::SA_SIGINFO;
                     libc::sigaction(sig, &ours, std::ptr::null_mut());
                 }
             }

@@ -55,6 +55,9 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
                 Some(_) => pool.nworkers(),
                 None => pool.nworkers().min(req.njobs),
             };
+            if let Some(threads) = pool.threads() {
+                threads.check_owner()?;
+            }
             let spare = pool.take_spare_region();
             let ctl = Control::new(njobs, n, req.result_size, reducer.is_some(), spare)?;
             let outcome = match pool.threads() {

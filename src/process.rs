@@ -174,6 +174,11 @@ fn child_main(ctl: &Control, task: &Task, w: usize, parent: libc::pid_t) -> ! {
             Ok(()) => 0,
             Err(_) => PANIC_EXIT,
         };
-    // SAFETY: _exit skips the caller's atexit handlers and stdio buffers, which belong to the caller.
-    unsafe { libc::_exit(code) }
+    // SAFETY: what the jobs printed is flushed (the caller's own buffers were flushed before the
+    // fork, so nothing of the caller's is written twice; glibc resets stdio locks in the child).
+    // _exit then skips the caller's atexit handlers.
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
+        libc::_exit(code)
+    }
 }

@@ -35,6 +35,8 @@ struct Shared {
 pub struct ThreadPool {
     shared: Arc<Shared>,
     handles: Vec<JoinHandle<()>>,
+    /// The process that started the threads: in a forked child of it they do not exist.
+    owner: libc::pid_t,
 }
 
 impl ThreadPool {
@@ -46,6 +48,7 @@ impl ThreadPool {
         let mut pool = ThreadPool {
             shared,
             handles: Vec::with_capacity(nworkers),
+            owner: current_pid(),
         };
         for w in 0..nworkers {
             let shared = Arc::clone(&pool.shared);
@@ -64,6 +67,19 @@ impl ThreadPool {
             }
         }
         Ok(pool)
+    }
+
+    /// Fails when called in a forked child of the process that started the threads.
+    pub fn check_owner(&self) -> Result<()> {
+        if current_pid() != self.owner {
+            return Err(Error::state(format!(
+                "sm_map: this thread pool was created in process {}; its threads do not exist in \
+                 this forked child (pid {}): create a new pool here",
+                self.owner,
+                current_pid()
+            )));
+        }
+        Ok(())
     }
 
     /// Runs one map on the pool's threads and waits until all of them are done with it.
@@ -92,6 +108,11 @@ impl ThreadPool {
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
+        if current_pid() != self.owner {
+            // A forked child: the threads are not here to stop or join.
+            std::mem::forget(std::mem::take(&mut self.handles));
+            return;
+        }
         self.shared
             .assignment
             .store(std::ptr::null_mut(), Ordering::SeqCst);
@@ -101,6 +122,11 @@ impl Drop for ThreadPool {
             let _ = h.join();
         }
     }
+}
+
+fn current_pid() -> libc::pid_t {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
 }
 
 fn thread_main(shared: &Shared, w: usize) {

@@ -1,0 +1,138 @@
+/* A multi-threaded caller.
+ * - two threads run maps on two different pools at the same time: every map succeeds with the right
+ *   results (the process backend must not reap or signal the other map's workers);
+ * - two threads share one pool: each map either succeeds correctly or is refused with SM_ERR_STATE
+ *   and a message -- never corrupted results, a crash or a hang;
+ * - from inside reduce (the caller, during the map): sm_map on the same pool returns (refused or run
+ *   correctly, no deadlock); sm_critical_enter is SM_ERR_STATE (not inside a job). */
+#include "testutil.h"
+
+#define NJ 60
+
+typedef struct {
+  sm_pool *pool;
+  int maps;
+  int ok, refused;
+  size_t reduced;
+  char bad[256];
+} thr_t;
+
+static int work(void *v, size_t job, void *r) {
+  (void)v;
+  if (job % 13 == 0) usleep_full(100);
+  *(size_t *)r = job * 5 + 3;
+  return 0;
+}
+
+static int reduce_count(void *v, size_t job, void *r) {
+  thr_t *t = (thr_t *)v;
+  if (job != t->reduced || *(size_t *)r != job * 5 + 3)
+    snprintf(t->bad, sizeof t->bad, "reduce #%zu: job %zu result %zu", t->reduced, job, *(size_t *)r);
+  t->reduced++;
+  return 0;
+}
+
+static void *thread_maps(void *arg) {
+  thr_t *t = (thr_t *)arg;
+  for (int i = 0; i < t->maps && !t->bad[0]; i++) {
+    t->reduced = 0;
+    sm_status st = sm_map(t->pool, NJ, work, reduce_count, sizeof(size_t), t);
+    if (st == SM_OK) {
+      t->ok++;
+      if (t->reduced != NJ) snprintf(t->bad, sizeof t->bad, "map %d: SM_OK but reduce ran %zu times", i, t->reduced);
+    } else if (st == SM_ERR_STATE && last_err()[0]) {
+      t->refused++;
+      if (t->reduced != 0) snprintf(t->bad, sizeof t->bad, "map %d refused but reduce ran %zu times", i, t->reduced);
+    } else {
+      snprintf(t->bad, sizeof t->bad, "map %d returned %s (%s)", i, sm_status_str(st), last_err());
+    }
+  }
+  return NULL;
+}
+
+typedef struct {
+  sm_pool *pool;
+  sm_status inner, crit;
+  size_t inner_reduced;
+  char inner_msg[256], crit_msg[256];
+} reent_t;
+
+static int reduce_inner_count(void *v, size_t job, void *r) {
+  (void)job;
+  (void)r;
+  ((reent_t *)v)->inner_reduced++;
+  return 0;
+}
+
+static int reduce_reenter(void *v, size_t job, void *r) {
+  reent_t *t = (reent_t *)v;
+  (void)r;
+  if (job == 5) {
+    t->inner = sm_map(t->pool, 10, work, reduce_inner_count, sizeof(size_t), t);
+    snprintf(t->inner_msg, sizeof t->inner_msg, "%s", last_err());
+    t->crit = sm_critical_enter(t->pool);
+    snprintf(t->crit_msg, sizeof t->crit_msg, "%s", last_err());
+    if (t->crit == SM_OK) sm_critical_leave(t->pool);
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  sm_backend b = parse_backend(argc, argv);
+  watchdog(90);
+  jfail_init();
+  int maps = b == SM_BACKEND_PROCESS ? 150 : 500;
+
+  /* different pools, concurrently */
+  thr_t t[2];
+  memset(t, 0, sizeof t);
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) {
+    t[i].pool = new_pool(2, b);
+    t[i].maps = maps;
+    CHECK(pthread_create(&th[i], NULL, thread_maps, &t[i]) == 0, "pthread_create");
+  }
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 2; i++) {
+    CHECK(!t[i].bad[0], "thread %d (own pool): %s", i, t[i].bad);
+    CHECK(t[i].ok == maps, "thread %d (own pool): %d of %d maps succeeded, %d refused", i, t[i].ok, maps, t[i].refused);
+  }
+  CHECK_NO_CHILDREN("after concurrent maps on different pools");
+
+  /* one pool, two threads */
+  sm_pool *shared = new_pool(2, b);
+  thr_t u[2];
+  memset(u, 0, sizeof u);
+  for (int i = 0; i < 2; i++) {
+    u[i].pool = shared;
+    u[i].maps = maps;
+    CHECK(pthread_create(&th[i], NULL, thread_maps, &u[i]) == 0, "pthread_create");
+  }
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 2; i++) CHECK(!u[i].bad[0], "thread %d (shared pool): %s", i, u[i].bad);
+  printf("shared pool: thread 0 %d ok / %d refused, thread 1 %d ok / %d refused\n", u[0].ok, u[0].refused, u[1].ok,
+         u[1].refused);
+  CHECK(u[0].ok + u[1].ok >= 1, "shared pool: no map succeeded");
+  CHECK_NO_CHILDREN("after concurrent maps on one pool");
+
+  /* re-entry from reduce */
+  reent_t r;
+  memset(&r, 0, sizeof r);
+  r.pool = shared;
+  r.inner = (sm_status)-1;
+  CHECK_STATUS(sm_map(shared, 20, work, reduce_reenter, sizeof(size_t), &r), SM_OK, "map whose reduce calls sm_map");
+  printf("sm_map from reduce: %s \"%s\"\nsm_critical_enter from reduce: %s \"%s\"\n", sm_status_str(r.inner),
+         r.inner_msg, sm_status_str(r.crit), r.crit_msg);
+  CHECK(r.inner == SM_ERR_STATE || (r.inner == SM_OK && r.inner_reduced == 10),
+        "sm_map on the running pool from reduce returned %s with %zu inner reductions", sm_status_str(r.inner),
+        r.inner_reduced);
+  if (r.inner == SM_ERR_STATE) CHECK(r.inner_msg[0], "refused sm_map from reduce without a message");
+  CHECK(r.crit == SM_ERR_STATE, "sm_critical_enter from reduce (not a job) returned %s, expected SM_ERR_STATE",
+        sm_status_str(r.crit));
+  CHECK(r.crit_msg[0], "sm_critical_enter from reduce: no message");
+
+  for (int i = 0; i < 2; i++) sm_pool_free(t[i].pool);
+  sm_pool_free(shared);
+  printf("test_concurrent[%s]: OK\n", g_backend_name);
+  return 0;
+}
