@@ -42,13 +42,15 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
         // A map inside a job runs serially in that worker, keeping its worker id.
         let worker = with_current(|f| f.map_or(0, |f| f.worker));
         serial::run(njobs, &task, reducer, req.result_size, worker, None)?
+    } else if njobs == 0 {
+        // Nothing to run: no fork, no thread wake-up, no signal handling to set up.
+        pool.claim()?;
+        Outcome::Completed
     } else {
         let _busy = pool.claim()?;
         let interrupt = InterruptWatch::start();
         if pool.backend() == Backend::Serial || config::debug() {
             serial::run(njobs, &task, reducer, req.result_size, 0, Some(&interrupt))?
-        } else if njobs == 0 {
-            Outcome::Completed
         } else {
             // Forked workers are started per map: never more than there are jobs.
             let n = match pool.threads() {

@@ -1,0 +1,694 @@
+/* sharedmem benchmark: sharedmem (process and thread backends) vs OpenMP (libgomp) and fork()+waitpid().
+ *
+ * Not a test: it never decides pass/fail of the test suite.  It prints a markdown report on stdout
+ * (progress goes to stderr).  Run it through scripts/bench.sh, which forces 2 workers/threads,
+ * sets OMP_NUM_THREADS=2, unsets OMP_PROC_BIND and friends, and writes bench/RESULTS.md.
+ *
+ * Every measure groups the systems compared (sharedmem process, sharedmem thread, the peer): each system
+ * is warmed up/calibrated once (run sizes grow 10x until a run takes >= 50 ms; the size is then scaled
+ * so one run takes about SM_BENCH_TARGET_MS, default 250 ms, capped at 10^7 jobs or 10^6 maps), then
+ * REPS rounds run every system of the group once (round-robin, rotating start), and the median is
+ * reported, so slow phases of a noisy machine hit all systems of a measure alike.
+ * Timing: clock_gettime(CLOCK_MONOTONIC).
+ *
+ * Exit status: 0 = all measures ran and all results were correct; 2 = completed, but some sharedmem
+ * call failed or produced a wrong result (see "Problems" in the output); 124 = a measure hung (watchdog).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <omp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sharedmem.h"
+
+#define NW 2     /* workers / threads for every system */
+#define REPS 5   /* measured repetitions per cell (median reported) */
+#define PER_JOB_N0 1000u
+#define PER_JOB_NMAX 10000000u
+#define PER_MAP_N0 10u
+#define PER_MAP_NMAX 1000000u
+#define WATCHDOG_SEC 90u
+
+static double target_sec = 0.25;
+
+/* ------------------------------------------------------------------ utilities */
+
+static double now_sec(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static char cur_measure[128] = "startup";
+
+static void watchdog(int sig) {
+  (void)sig;
+  static const char a[] = "\nbench: WATCHDOG: measure '";
+  static const char b[] = "' did not finish within the time limit (hang?); aborting\n";
+  ssize_t r;
+  r = write(2, a, sizeof a - 1);
+  r = write(2, cur_measure, strlen(cur_measure));
+  r = write(2, b, sizeof b - 1);
+  (void)r;
+  _exit(124);
+}
+
+static char problems[8192];
+
+static void problem(const char *fmt, ...) {
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "bench: PROBLEM: %s\n", line);
+  size_t used = strlen(problems);
+  snprintf(problems + used, sizeof problems - used, "- %s\n", line);
+}
+
+static char run_err[512]; /* set by a run function that fails */
+
+static void set_run_err(const char *what, sm_status st) {
+  snprintf(run_err, sizeof run_err, "%s returned %d (%s); sm_last_error: \"%s\"", what, (int)st,
+           sm_status_str(st) ? sm_status_str(st) : "?", sm_last_error() ? sm_last_error() : "(null)");
+}
+
+/* ------------------------------------------------------------------ job bodies */
+
+enum kind { K_TRIVIAL, K_REDUCE, K_CRITICAL, K_ORDERED, K_MAP0, K_MAP2 };
+
+typedef struct {
+  sm_pool *pool;
+  uint64_t *counter; /* from sm_empty: shared with process-backend workers */
+  uint64_t sum;      /* reduce accumulator (reduce runs in the caller) */
+} job_ctx;
+
+static int work_trivial(void *ctx, size_t job, void *result) {
+  (void)ctx;
+  (void)result;
+  volatile size_t x = 0;
+  x += job;
+  return 0;
+}
+
+static int work_result(void *ctx, size_t job, void *result) {
+  (void)ctx;
+  uint64_t v = (uint64_t)job;
+  memcpy(result, &v, sizeof v);
+  return 0;
+}
+
+static int reduce_sum(void *ctx, size_t job, void *result) {
+  (void)job;
+  uint64_t v;
+  memcpy(&v, result, sizeof v);
+  ((job_ctx *)ctx)->sum += v;
+  return 0;
+}
+
+static int work_critical(void *ctx, size_t job, void *result) {
+  (void)job;
+  (void)result;
+  job_ctx *c = ctx;
+  if (sm_critical_enter(c->pool) != SM_OK) return 11;
+  *(volatile uint64_t *)c->counter += 1;
+  if (sm_critical_leave(c->pool) != SM_OK) return 12;
+  return 0;
+}
+
+static int work_ordered(void *ctx, size_t job, void *result) {
+  (void)result;
+  job_ctx *c = ctx;
+  int bad = 0;
+  if (sm_ordered_enter(c->pool) != SM_OK) return 21;
+  volatile uint64_t *p = c->counter;
+  if (*p != (uint64_t)job) bad = 1; /* ordered sections must run in job order */
+  *p += 1;
+  if (sm_ordered_leave(c->pool) != SM_OK) return 22;
+  return bad ? 23 : 0;
+}
+
+static int work_count(void *ctx, size_t job, void *result) { /* sanity check: count calls per job */
+  (void)result;
+  __atomic_fetch_add(&((uint64_t *)ctx)[job], 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ systems */
+
+typedef int (*run_fn)(void *arg, size_t n, double *sec); /* 0 = ok; else run_err set */
+
+typedef struct {
+  sm_pool *pool;
+  enum kind kind;
+  uint64_t *counter;
+} sm_arg;
+
+static int run_sm(void *varg, size_t n, double *sec) {
+  sm_arg *a = varg;
+  job_ctx c = {a->pool, a->counter, 0};
+  sm_status st = SM_OK;
+  double t0, t1;
+  if (a->counter) *a->counter = 0;
+  switch (a->kind) {
+  case K_TRIVIAL:
+    t0 = now_sec();
+    st = sm_map(a->pool, n, work_trivial, NULL, 0, NULL);
+    t1 = now_sec();
+    break;
+  case K_REDUCE:
+    t0 = now_sec();
+    st = sm_map(a->pool, n, work_result, reduce_sum, sizeof(uint64_t), &c);
+    t1 = now_sec();
+    if (st == SM_OK && c.sum != (uint64_t)n * (uint64_t)(n - 1) / 2) {
+      snprintf(run_err, sizeof run_err, "reduce: wrong sum %llu for %zu jobs (expected %llu)",
+               (unsigned long long)c.sum, n, (unsigned long long)((uint64_t)n * (n - 1) / 2));
+      return 1;
+    }
+    break;
+  case K_CRITICAL:
+  case K_ORDERED:
+    t0 = now_sec();
+    st = sm_map(a->pool, n, a->kind == K_CRITICAL ? work_critical : work_ordered, NULL, 0, &c);
+    t1 = now_sec();
+    if (st == SM_OK && *a->counter != (uint64_t)n) {
+      snprintf(run_err, sizeof run_err, "%s: counter %llu after %zu jobs (lost updates)",
+               a->kind == K_CRITICAL ? "critical" : "ordered", (unsigned long long)*a->counter, n);
+      return 1;
+    }
+    break;
+  case K_MAP0:
+  case K_MAP2: {
+    size_t nj = a->kind == K_MAP0 ? 0 : 2;
+    t0 = now_sec();
+    for (size_t i = 0; i < n && st == SM_OK; i++) st = sm_map(a->pool, nj, work_trivial, NULL, 0, NULL);
+    t1 = now_sec();
+    break;
+  }
+  default:
+    return 1;
+  }
+  if (st != SM_OK) {
+    set_run_err("sm_map", st);
+    return 1;
+  }
+  *sec = t1 - t0;
+  return 0;
+}
+
+static int run_omp(void *varg, size_t n, double *sec) {
+  enum kind kind = *(enum kind *)varg;
+  double t0 = now_sec(), t1;
+  long long nn = (long long)n;
+  switch (kind) {
+  case K_TRIVIAL:
+#pragma omp parallel for schedule(dynamic) num_threads(NW)
+    for (long long i = 0; i < nn; i++) {
+      volatile long long x = 0;
+      x += i;
+    }
+    t1 = now_sec();
+    break;
+  case K_REDUCE: {
+    uint64_t s = 0;
+#pragma omp parallel for schedule(dynamic) reduction(+ : s) num_threads(NW)
+    for (long long i = 0; i < nn; i++) s += (uint64_t)i;
+    t1 = now_sec();
+    if (s != (uint64_t)n * (uint64_t)(n - 1) / 2) {
+      snprintf(run_err, sizeof run_err, "omp reduction: wrong sum");
+      return 1;
+    }
+    break;
+  }
+  case K_CRITICAL: {
+    uint64_t counter = 0;
+#pragma omp parallel for schedule(dynamic) num_threads(NW)
+    for (long long i = 0; i < nn; i++) {
+#pragma omp critical
+      counter++;
+    }
+    t1 = now_sec();
+    if (counter != (uint64_t)n) {
+      snprintf(run_err, sizeof run_err, "omp critical: lost updates");
+      return 1;
+    }
+    break;
+  }
+  case K_ORDERED: {
+    uint64_t counter = 0;
+    int bad = 0;
+#pragma omp parallel for ordered schedule(dynamic) num_threads(NW)
+    for (long long i = 0; i < nn; i++) {
+#pragma omp ordered
+      {
+        if (counter != (uint64_t)i) bad = 1;
+        counter++;
+      }
+    }
+    t1 = now_sec();
+    if (bad || counter != (uint64_t)n) {
+      snprintf(run_err, sizeof run_err, "omp ordered: out of order");
+      return 1;
+    }
+    break;
+  }
+  case K_MAP0: /* empty parallel region */
+    for (size_t k = 0; k < n; k++) {
+#pragma omp parallel num_threads(NW)
+      {
+        __asm__ __volatile__("" ::: "memory");
+      }
+    }
+    t1 = now_sec();
+    break;
+  default:
+    return 1;
+  }
+  *sec = t1 - t0;
+  return 0;
+}
+
+static int run_forkjoin(void *varg, size_t n, double *sec) {
+  (void)varg;
+  double t0 = now_sec();
+  for (size_t k = 0; k < n; k++) {
+    pid_t pid[NW];
+    for (int w = 0; w < NW; w++) {
+      pid[w] = fork();
+      if (pid[w] == 0) _exit(0);
+      if (pid[w] < 0) {
+        snprintf(run_err, sizeof run_err, "fork: %s", strerror(errno));
+        return 1;
+      }
+    }
+    for (int w = 0; w < NW; w++) {
+      int status;
+      while (waitpid(pid[w], &status, 0) < 0 && errno == EINTR) {
+      }
+    }
+  }
+  *sec = now_sec() - t0;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ measuring */
+
+typedef struct {
+  int ok;
+  double med, min, max; /* ns per unit */
+  size_t n;             /* units per run */
+} result_t;
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* One system (a run function and its argument) taking part in a measure. */
+typedef struct {
+  const char *name;
+  run_fn f;
+  void *arg;
+  int enabled;
+  result_t *out;
+  size_t n;       /* calibrated units per run */
+  double ts[REPS]; /* ns per unit of each measured run */
+} sys_t;
+
+static void settle(void) { usleep(20000); /* let spinning workers of the last system go idle */ }
+
+/* Calibrates (and thereby warms up) one system: run sizes grow 10x from n0 until a run takes
+ * >= 50 ms (or nmax is reached); the size is then scaled so that one run takes about target_sec. */
+static int calibrate(sys_t *s, size_t n0, size_t nmax) {
+  double t = 0;
+  size_t n = n0;
+  snprintf(cur_measure, sizeof cur_measure, "%s (warm-up/calibration)", s->name);
+  for (;;) {
+    alarm(WATCHDOG_SEC);
+    int rc = s->f(s->arg, n, &t);
+    alarm(0);
+    if (rc) return 1;
+    if (t >= 0.05 || n >= nmax) break;
+    n = n * 10 > nmax ? nmax : n * 10;
+  }
+  if (t > 0) {
+    double want = (double)n * target_sec / t;
+    n = want < (double)n0 ? n0 : want > (double)nmax ? nmax : (size_t)want;
+  }
+  s->n = n;
+  return 0;
+}
+
+/* Measures a group of systems: each is calibrated/warmed up once, then REPS rounds run every
+ * system once per round (the starting system rotates each round), so that slow phases of the
+ * machine hit all systems of the group alike. Reports the median per system. */
+static void measure_group(sys_t *sys, int nsys, size_t n0, size_t nmax) {
+  int failed[8] = {0};
+  for (int i = 0; i < nsys; i++) {
+    if (!sys[i].enabled) continue;
+    if (calibrate(&sys[i], n0, nmax)) {
+      failed[i] = 1;
+      problem("%s: %s", sys[i].name, run_err);
+    }
+    settle();
+  }
+  for (int rep = 0; rep < REPS; rep++) {
+    for (int k = 0; k < nsys; k++) {
+      int i = (k + rep) % nsys;
+      sys_t *s = &sys[i];
+      if (!s->enabled || failed[i]) continue;
+      double t = 0;
+      snprintf(cur_measure, sizeof cur_measure, "%s (run %d)", s->name, rep + 1);
+      alarm(WATCHDOG_SEC);
+      int rc = s->f(s->arg, s->n, &t);
+      alarm(0);
+      if (rc) {
+        failed[i] = 1;
+        problem("%s: %s", s->name, run_err);
+      } else {
+        s->ts[rep] = t * 1e9 / (double)s->n;
+      }
+      settle();
+    }
+  }
+  for (int i = 0; i < nsys; i++) {
+    sys_t *s = &sys[i];
+    result_t r = {0, 0, 0, 0, 0};
+    if (s->enabled && !failed[i]) {
+      qsort(s->ts, REPS, sizeof s->ts[0], cmp_double);
+      r.ok = 1;
+      r.med = s->ts[REPS / 2];
+      r.min = s->ts[0];
+      r.max = s->ts[REPS - 1];
+      r.n = s->n;
+      fprintf(stderr, "bench: %-48s %12.1f ns (n=%zu, min %.1f, max %.1f)\n", s->name, r.med, r.n, r.min, r.max);
+    } else {
+      fprintf(stderr, "bench: %-48s %s\n", s->name, s->enabled ? "FAILED" : "not run");
+    }
+    *s->out = r;
+  }
+}
+
+/* ------------------------------------------------------------------ sanity check */
+
+static int sanity(sm_pool *pool, const char *bname) {
+  const size_t n = 1000;
+  uint64_t *cnt = sm_empty(n, sizeof(uint64_t));
+  int ok = 1;
+  if (!cnt) {
+    problem("sm_empty(%zu, 8) failed: %s", n, sm_last_error());
+    return 0;
+  }
+  snprintf(cur_measure, sizeof cur_measure, "sanity check (%s)", bname);
+  alarm(WATCHDOG_SEC);
+  size_t sizes[] = {0, 1, 2, 3, n};
+  for (size_t s = 0; s < sizeof sizes / sizeof sizes[0] && ok; s++) {
+    memset(cnt, 0, n * sizeof *cnt);
+    sm_status st = sm_map(pool, sizes[s], work_count, NULL, 0, cnt);
+    if (st != SM_OK) {
+      set_run_err("sm_map", st);
+      problem("sanity (%s, njobs=%zu): %s", bname, sizes[s], run_err);
+      ok = 0;
+      break;
+    }
+    for (size_t j = 0; j < n; j++) {
+      uint64_t want = j < sizes[s] ? 1 : 0;
+      if (cnt[j] != want) {
+        problem("sanity (%s, njobs=%zu): job %zu ran %llu times (expected %llu)", bname, sizes[s], j,
+                (unsigned long long)cnt[j], (unsigned long long)want);
+        ok = 0;
+        break;
+      }
+    }
+  }
+  alarm(0);
+  sm_free(cnt);
+  return ok;
+}
+
+/* ------------------------------------------------------------------ machine load during the run */
+
+typedef struct {
+  double busy, steal, total; /* seconds summed over all CPUs, from /proc/stat */
+  double own;                /* CPU seconds of this process and its reaped children */
+  double wall;
+} load_snap;
+
+static load_snap load_now(void) {
+  load_snap l = {0, 0, 0, 0, now_sec()};
+  unsigned long long v[8] = {0};
+  FILE *f = fopen("/proc/stat", "r");
+  if (f) {
+    if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+               &v[6], &v[7]) != 8)
+      memset(v, 0, sizeof v);
+    fclose(f);
+  }
+  double hz = (double)sysconf(_SC_CLK_TCK);
+  l.busy = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / hz;
+  l.steal = (double)v[7] / hz;
+  l.total = (double)(v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7]) / hz;
+  struct rusage self, kids;
+  getrusage(RUSAGE_SELF, &self);
+  getrusage(RUSAGE_CHILDREN, &kids);
+  l.own = (double)(self.ru_utime.tv_sec + self.ru_stime.tv_sec + kids.ru_utime.tv_sec + kids.ru_stime.tv_sec) +
+          (double)(self.ru_utime.tv_usec + self.ru_stime.tv_usec + kids.ru_utime.tv_usec + kids.ru_stime.tv_usec) * 1e-6;
+  return l;
+}
+
+/* Reports how much CPU other processes (and the hypervisor, as steal) took while the benchmark ran. */
+static void report_load(load_snap a, load_snap b) {
+  double total = b.total - a.total;
+  if (!(total > 0)) {
+    printf("- other load during the run: unknown (/proc/stat unreadable)\n");
+    return;
+  }
+  double other = (b.busy - a.busy) - (b.own - a.own);
+  if (other < 0) other = 0;
+  double pct = 100.0 * other / total, steal = 100.0 * (b.steal - a.steal) / total;
+  printf("- other load during the run: other processes used %.1f%% of all CPU time, hypervisor steal %.1f%%%s\n", pct,
+         steal, pct > 10 || steal > 10 ? " -- **the machine was not quiet: numbers are disturbed; re-run**" : " (quiet machine)");
+}
+
+/* ------------------------------------------------------------------ report */
+
+static void fmt_val(char *buf, size_t len, const result_t *r, double v) {
+  if (!r->ok)
+    snprintf(buf, len, "FAIL");
+  else if (v >= 100000)
+    snprintf(buf, len, "%.0f", v);
+  else
+    snprintf(buf, len, "%.1f", v);
+}
+
+static void fmt_ratio(char *buf, size_t len, int ok, double num, double den) {
+  if (!ok || !(den > 0) || !(num > 0))
+    snprintf(buf, len, "n/a");
+  else if (num / den < 0.1)
+    snprintf(buf, len, "%.2g", num / den);
+  else
+    snprintf(buf, len, "%.2f", num / den);
+}
+
+static const char *verdict(int ok, double num, double den, double limit) {
+  if (!ok || !(den > 0)) return "n/a";
+  return num / den <= limit ? "met" : "**NOT met**";
+}
+
+/* one table row; values already in ns; ok flags per column */
+static void row(const char *measure, const result_t *rp, double p, const result_t *rt, double t,
+                const char *peer_name, const result_t *rq, double q, const char *target) {
+  char sp[32], st[32], sq[32], r1[32], r2[32];
+  fmt_val(sp, sizeof sp, rp, p);
+  fmt_val(st, sizeof st, rt, t);
+  fmt_val(sq, sizeof sq, rq, q);
+  fmt_ratio(r1, sizeof r1, rp->ok && rq->ok, p, q);
+  fmt_ratio(r2, sizeof r2, rt->ok && rq->ok, t, q);
+  printf("| %s | %s | %s | %s: %s | %s | %s | %s |\n", measure, sp, st, peer_name, sq, r1, r2, target);
+}
+
+static void machine_info(void) {
+  char model[256] = "unknown";
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (f) {
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+      if (strncmp(line, "model name", 10) == 0) {
+        char *c = strchr(line, ':');
+        if (c) {
+          c++;
+          while (*c == ' ' || *c == '\t') c++;
+          c[strcspn(c, "\n")] = 0;
+          snprintf(model, sizeof model, "%s", c);
+        }
+        break;
+      }
+    }
+    fclose(f);
+  }
+  struct utsname u;
+  char kernel[512] = "unknown";
+  if (uname(&u) == 0) snprintf(kernel, sizeof kernel, "%s %s %s (%s)", u.sysname, u.release, u.machine, u.version);
+  cpu_set_t set;
+  int affinity = -1;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) affinity = CPU_COUNT(&set);
+  char date[64];
+  time_t now = time(NULL);
+  strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", gmtime(&now));
+  printf("- date: %s\n", date);
+  printf("- nproc: %ld online CPUs, %d usable by this process\n", sysconf(_SC_NPROCESSORS_ONLN), affinity);
+  printf("- CPU: %s\n", model);
+  printf("- kernel: %s\n", kernel);
+#ifdef __clang__
+  printf("- compiler: clang %s, -O2 -fopenmp (OpenMP %d)\n", __clang_version__, _OPENMP);
+#else
+  printf("- compiler: gcc %s, -O2 -fopenmp (OpenMP %d, libgomp)\n", __VERSION__, _OPENMP);
+#endif
+  const char *envs[] = {"OMP_NUM_THREADS", "OMP_PROC_BIND", "OMP_PLACES", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"};
+  printf("- environment:");
+  for (size_t i = 0; i < sizeof envs / sizeof envs[0]; i++) {
+    const char *v = getenv(envs[i]);
+    printf(" %s=%s", envs[i], v ? v : "(unset)");
+  }
+  printf("\n- workers: sharedmem pools created with sm_pool_new(%d, ...); OpenMP num_threads(%d); fork+join forks %d children\n",
+         NW, NW, NW);
+}
+
+int main(void) {
+  const char *tgt = getenv("SM_BENCH_TARGET_MS");
+  if (tgt && atof(tgt) > 0) target_sec = atof(tgt) / 1000.0;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = watchdog;
+  sigaction(SIGALRM, &sa, NULL);
+  omp_set_dynamic(0);
+  omp_set_num_threads(NW);
+  double t_start = now_sec();
+  load_snap load_start = load_now();
+
+  machine_info();
+  fflush(stdout);
+
+  sm_pool *pp = sm_pool_new(NW, SM_BACKEND_PROCESS);
+  if (!pp) problem("sm_pool_new(%d, SM_BACKEND_PROCESS) failed: %s", NW, sm_last_error());
+  sm_pool *tp = sm_pool_new(NW, SM_BACKEND_THREAD);
+  if (!tp) problem("sm_pool_new(%d, SM_BACKEND_THREAD) failed: %s", NW, sm_last_error());
+  if (pp && sm_pool_nworkers(pp) != NW) problem("process pool: sm_pool_nworkers = %d, expected %d", sm_pool_nworkers(pp), NW);
+  if (tp && sm_pool_nworkers(tp) != NW) problem("thread pool: sm_pool_nworkers = %d, expected %d", sm_pool_nworkers(tp), NW);
+  int pp_ok = pp && sanity(pp, "process");
+  int tp_ok = tp && sanity(tp, "thread");
+
+  uint64_t *counter = sm_empty(1, sizeof(uint64_t));
+  if (!counter) {
+    problem("sm_empty(1, 8) failed: %s", sm_last_error());
+    return 2;
+  }
+
+  enum kind kinds[] = {K_TRIVIAL, K_REDUCE, K_CRITICAL, K_ORDERED, K_MAP0, K_MAP2};
+  const char *kname[] = {"trivial job", "trivial job + reduce", "critical", "ordered", "empty map njobs=0",
+                         "map njobs=2"};
+  result_t P[6], T[6], O[6], FJ;
+  memset(P, 0, sizeof P);
+  memset(T, 0, sizeof T);
+  memset(O, 0, sizeof O);
+  memset(&FJ, 0, sizeof FJ);
+  /* per-job measures: one group per kind, 3 systems each */
+  for (int k = 0; k < 4; k++) {
+    char n1[128], n2[128], n3[128];
+    sm_arg pa = {pp, kinds[k], counter}, ta = {tp, kinds[k], counter};
+    snprintf(n1, sizeof n1, "%s / sharedmem process", kname[k]);
+    snprintf(n2, sizeof n2, "%s / sharedmem thread", kname[k]);
+    snprintf(n3, sizeof n3, "%s / openmp", kname[k]);
+    sys_t g[3] = {{n1, run_sm, &pa, pp_ok, &P[k], 0, {0}},
+                  {n2, run_sm, &ta, tp_ok, &T[k], 0, {0}},
+                  {n3, run_omp, &kinds[k], 1, &O[k], 0, {0}}};
+    measure_group(g, 3, PER_JOB_N0, PER_JOB_NMAX);
+  }
+  /* per-map measures: one group of 6 systems */
+  {
+    sm_arg p0 = {pp, K_MAP0, counter}, t0 = {tp, K_MAP0, counter};
+    sm_arg p2 = {pp, K_MAP2, counter}, t2 = {tp, K_MAP2, counter};
+    sys_t g[6] = {{"empty map njobs=0 / sharedmem process", run_sm, &p0, pp_ok, &P[4], 0, {0}},
+                  {"empty map njobs=0 / sharedmem thread", run_sm, &t0, tp_ok, &T[4], 0, {0}},
+                  {"empty parallel region / openmp", run_omp, &kinds[4], 1, &O[4], 0, {0}},
+                  {"map njobs=2 / sharedmem process", run_sm, &p2, pp_ok, &P[5], 0, {0}},
+                  {"map njobs=2 / sharedmem thread", run_sm, &t2, tp_ok, &T[5], 0, {0}},
+                  {"fork+waitpid of 2 children", run_forkjoin, NULL, 1, &FJ, 0, {0}}};
+    measure_group(g, 6, PER_MAP_N0, PER_MAP_NMAX);
+  }
+  double elapsed = now_sec() - t_start;
+  report_load(load_start, load_now());
+
+  /* ---------------------------------------------------------------- table */
+  printf("\n| measure | sharedmem process | sharedmem thread | peer | ratio (process/peer) | ratio (thread/peer) | target |\n");
+  printf("|---|---|---|---|---|---|---|\n");
+  char tg[256];
+  for (int k = 0; k < 2; k++) {
+    snprintf(tg, sizeof tg, "thread <= 1.5x: %s; process <= 3x: %s", verdict(T[k].ok && O[k].ok, T[k].med, O[k].med, 1.5),
+             verdict(P[k].ok && O[k].ok, P[k].med, O[k].med, 3.0));
+    row(k == 0 ? "1a. trivial job, reduce=NULL, result_size 0 (ns/job)"
+               : "1b. trivial job + reduce (sum), result_size 8 (ns/job)",
+        &P[k], P[k].med, &T[k], T[k].med,
+        k == 0 ? "omp parallel for schedule(dynamic)" : "omp parallel for schedule(dynamic) reduction(+:s)", &O[k],
+        O[k].med, tg);
+  }
+  for (int k = 4; k < 6; k++) {
+    const char *m = k == 4 ? "2a. empty map, njobs=0 (ns/map)" : "2b. map of 2 trivial jobs (ns/map)";
+    snprintf(tg, sizeof tg, "thread vs omp parallel: informational (no number set)");
+    row(m, &P[k], P[k].med, &T[k], T[k].med, "empty omp parallel region", &O[4], O[4].med, tg);
+    snprintf(tg, sizeof tg, "process <= 1.5x fork+join: %s", verdict(P[k].ok && FJ.ok, P[k].med, FJ.med, 1.5));
+    row(m, &P[k], P[k].med, &T[k], T[k].med, "fork()+waitpid() x2, children _exit(0)", &FJ, FJ.med, tg);
+  }
+  for (int k = 2; k < 4; k++) {
+    const char *peer = k == 2 ? "omp critical in omp for schedule(dynamic)"
+                              : "omp ordered in omp for ordered schedule(dynamic)";
+    row(k == 2 ? "3a. critical enter/leave + increment, raw (ns/job)"
+               : "4a. ordered enter/leave + increment, raw (ns/job)",
+        &P[k], P[k].med, &T[k], T[k].med, peer, &O[k], O[k].med, "informational");
+    result_t pn = P[k], tn = T[k], on = O[k];
+    pn.ok = P[k].ok && P[0].ok;
+    tn.ok = T[k].ok && T[0].ok;
+    on.ok = O[k].ok && O[0].ok;
+    row(k == 2 ? "3b. critical, net = raw minus 1a of the same system (ns/job)"
+               : "4b. ordered, net = raw minus 1a of the same system (ns/job)",
+        &pn, P[k].med - P[0].med, &tn, T[k].med - T[0].med, peer, &on, O[k].med - O[0].med, "informational");
+  }
+
+  printf("\nAll values are medians of %d runs after one warm-up/calibration phase per system; the systems of a "
+         "measure run interleaved (round-robin, rotating start) so machine noise hits them alike; lower is "
+         "better; ratio = sharedmem / peer.\n",
+         REPS);
+  printf("Rows 3a/4a are raw ns per job; rows 3b/4b subtract the trivial-job time (row 1a) of the same system.\n");
+  printf("\nRun sizes and spread (ns per unit: median [min .. max], n = units per run):\n\n");
+  for (int k = 0; k < 6; k++) {
+    const result_t *rs[3] = {&P[k], &T[k], &O[k]};
+    const char *sn[3] = {"process", "thread", kinds[k] == K_MAP0 ? "omp parallel region" : "openmp"};
+    for (int s = 0; s < 3; s++) {
+      if (kinds[k] == K_MAP2 && s == 2) continue;
+      if (rs[s]->ok)
+        printf("- %s / %s: %.1f [%.1f .. %.1f], n = %zu\n", kname[k], sn[s], rs[s]->med, rs[s]->min, rs[s]->max, rs[s]->n);
+      else
+        printf("- %s / %s: FAILED or not run\n", kname[k], sn[s]);
+    }
+  }
+  if (FJ.ok) printf("- fork+waitpid x2: %.1f [%.1f .. %.1f], n = %zu\n", FJ.med, FJ.min, FJ.max, FJ.n);
+  printf("\nTotal benchmark time: %.1f s.\n", elapsed);
+  if (problems[0]) printf("\n### Problems\n\n%s", problems);
+  else printf("\nNo problems: every sm_map returned SM_OK and every result (sums, counters, order, per-job call counts) was correct.\n");
+
+  sm_free(counter);
+  sm_pool_free(pp);
+  sm_pool_free(tp);
+  return problems[0] ? 2 : 0;
+}
