@@ -17,6 +17,9 @@ use crate::shm::SharedRegion;
 use crate::status::Result;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
+/// Added to a filled slot's state word when the job did not end with `JobEnd::Done`.
+pub(crate) const SLOT_FAILED: u32 = 2;
+
 /// "No job": a job index that never occurs (`njobs` is bounded well below it).
 pub(crate) const NO_JOB: u64 = u64::MAX;
 
@@ -126,23 +129,16 @@ pub struct WorkerRecord {
     pub failed_end: AtomicU64,
 }
 
-/// One result slot's state word: `lap << 1` when free for the job of that lap, `lap << 1 | 1` when
-/// it holds that job's finished result. Laps wrap; only neighbouring laps are ever compared.
-pub fn slot_free_word(job: u64, window: u64) -> u32 {
-    ((job / window) as u32).wrapping_shl(1)
-}
-
-pub fn slot_filled_word(job: u64, window: u64) -> u32 {
-    slot_free_word(job, window) | 1
-}
-
 /// The shared control block of one map plus the parameters fixed for its duration.
 pub struct Control {
     region: SharedRegion,
     pub njobs: u64,
     pub nworkers: usize,
-    /// Number of result slots; 0 when there is no reduce (each worker then has one scratch buffer).
+    /// Number of result slots, a power of two (slot and lap are a mask and a shift away: a
+    /// division per access cost more than the rest of a tiny job); 0 when there is no reduce (each
+    /// worker then has one scratch buffer).
     pub window: u64,
+    window_shift: u32,
     /// Bytes of one result (the caller's result_size).
     pub result_size: usize,
     result_stride: usize,
@@ -183,14 +179,28 @@ impl Control {
                 "result_size {result_size} is too large to allocate result buffers for {nworkers} workers"
             ))
         };
-        let stride = round_up(result_size, 16).ok_or_else(too_big)?;
+        // Result slots are packed at the results' natural alignment (up to 16) so that a cache line
+        // carries as many results as possible to the caller; per-worker scratch buffers get lines
+        // of their own, so that workers do not write into each other's lines.
+        let align = if with_reduce {
+            result_size
+                .max(1)
+                .checked_next_power_of_two()
+                .unwrap_or(16)
+                .min(16)
+        } else {
+            64
+        };
+        let stride = round_up(result_size, align).ok_or_else(too_big)?;
         let window = if with_reduce {
             let per_worker_min = 4 * nworkers as u64;
             let by_memory = (WINDOW_BYTES / stride.max(1)) as u64;
-            by_memory
+            let wanted = by_memory
                 .min(1024 * nworkers as u64)
                 .max(per_worker_min)
-                .min(njobs.max(1))
+                .min(njobs.max(1));
+            // The largest power of two not above `wanted` (at least one slot).
+            1u64 << (63 - wanted.max(1).leading_zeros())
         } else {
             0
         };
@@ -232,6 +242,7 @@ impl Control {
             njobs,
             nworkers,
             window,
+            window_shift: window.trailing_zeros(),
             result_size,
             result_stride: stride,
             workers_offset,
@@ -276,14 +287,35 @@ impl Control {
         unsafe { &*(self.region.as_ptr().add(self.workers_offset) as *const WorkerRecord).add(w) }
     }
 
+    fn slot_index(&self, job: u64) -> usize {
+        (job & (self.window - 1)) as usize
+    }
+
+    /// A slot's state word is `lap << 2` when free for the job of that lap (`lap = job / window`),
+    /// `lap << 2 | 1` when it holds that job's result, with `SLOT_FAILED` added when the job did not
+    /// end with `JobEnd::Done` (how it ended is then in `slot_end`, which is otherwise not
+    /// touched). Laps wrap; only neighbouring laps are ever compared.
+    pub fn slot_free_word(&self, job: u64) -> u32 {
+        ((job >> self.window_shift) as u32).wrapping_shl(2)
+    }
+
+    pub fn slot_filled_word(&self, job: u64) -> u32 {
+        self.slot_free_word(job) | 1
+    }
+
+    /// True when `word` (a slot's state) holds the result of `job`.
+    pub fn slot_holds(&self, job: u64, word: u32) -> bool {
+        word | SLOT_FAILED == self.slot_filled_word(job) | SLOT_FAILED
+    }
+
     pub fn slot_state(&self, job: u64) -> &AtomicU32 {
-        let s = (job % self.window) as usize;
+        let s = self.slot_index(job);
         // SAFETY: `window` u32 words live at slot_state_offset; s < window.
         unsafe { &*(self.region.as_ptr().add(self.slot_state_offset) as *const AtomicU32).add(s) }
     }
 
     pub fn slot_end(&self, job: u64) -> &AtomicU64 {
-        let s = (job % self.window) as usize;
+        let s = self.slot_index(job);
         // SAFETY: `window` u64 words live at slot_end_offset (8-aligned); s < window.
         unsafe { &*(self.region.as_ptr().add(self.slot_end_offset) as *const AtomicU64).add(s) }
     }
@@ -295,7 +327,7 @@ impl Control {
             return std::ptr::null_mut();
         }
         let index = if self.window > 0 {
-            (job % self.window) as usize
+            self.slot_index(job)
         } else {
             w
         };
@@ -337,9 +369,11 @@ mod tests {
     fn window_is_bounded_by_memory() {
         let c = Control::new(100_000_000, 2, 64, true, None).unwrap();
         assert!(c.window <= 2048, "window {}", c.window);
-        assert!(c.window >= 8);
+        assert!(c.window >= 8 && c.window.is_power_of_two());
         let small = Control::new(3, 2, 8, true, None).unwrap();
-        assert_eq!(small.window, 3);
+        assert_eq!(small.window, 2);
+        let big_results = Control::new(1000, 2, 1 << 20, true, None).unwrap();
+        assert!(big_results.window * (1 << 20) <= 64 << 20);
     }
 
     #[test]

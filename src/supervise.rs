@@ -1,7 +1,7 @@
 //! The caller's side of a parallel map: reduce results in job order while the workers run, watch
 //! for dead workers, and decide what the map returns.
 
-use crate::control::{slot_filled_word, slot_free_word, Control, JobEnd, NO_JOB};
+use crate::control::{Control, JobEnd, NO_JOB, SLOT_FAILED};
 use crate::futex;
 use crate::interrupt::InterruptWatch;
 use crate::sync::release_lock_of_dead_worker;
@@ -171,11 +171,13 @@ impl Supervisor<'_> {
         let h = ctl.header();
         let mut job = 0;
         while job < ctl.njobs {
-            if !self.wait_filled(job) {
-                return None;
-            }
+            let word = self.wait_filled(job)?;
             let result = ctl.result_buffer(job, 0);
-            let end = JobEnd::unpack(ctl.slot_end(job).load(Ordering::Acquire));
+            let end = if word & SLOT_FAILED == 0 {
+                JobEnd::Done
+            } else {
+                JobEnd::unpack(ctl.slot_end(job).load(Ordering::Acquire))
+            };
             let stop = match end {
                 JobEnd::Done => {
                     // SAFETY: the caller's reduce function with the finished job's result slot,
@@ -195,13 +197,11 @@ impl Supervisor<'_> {
                 wake_slot_waiters(ctl);
                 return Some(outcome);
             }
-            ctl.slot_state(job).store(
-                slot_free_word(job + ctl.window, ctl.window),
-                Ordering::SeqCst,
-            );
+            ctl.slot_state(job)
+                .store(ctl.slot_free_word(job + ctl.window), Ordering::Release);
             // Waking a waiting worker per freed slot would make it sleep again at the next slot:
             // wake once per half window, and whenever the caller is about to wait (wait_filled).
-            if job % (ctl.window / 2).max(1) == 0 {
+            if job & (ctl.window / 2).saturating_sub(1) == 0 {
                 wake_slot_waiters(ctl);
             }
             job += 1;
@@ -209,32 +209,34 @@ impl Supervisor<'_> {
         None
     }
 
-    /// Waits for job's result. False if it will never come (a worker died before it, or the map
-    /// was interrupted).
-    fn wait_filled(&mut self, job: u64) -> bool {
+    /// Waits for job's result and returns its slot's state word. None if it will never come (a
+    /// worker died before it, or the map was interrupted).
+    fn wait_filled(&mut self, job: u64) -> Option<u32> {
         let ctl = self.ctl;
         let h = ctl.header();
         let state = ctl.slot_state(job);
-        let filled = slot_filled_word(job, ctl.window);
-        if state.load(Ordering::Acquire) == filled {
-            return true;
+        let filled = |word: u32| ctl.slot_holds(job, word);
+        let word = state.load(Ordering::Acquire);
+        if filled(word) {
+            return Some(word);
         }
         wake_slot_waiters(ctl);
-        if futex::spin_until(CALLER_SPIN, || state.load(Ordering::Acquire) == filled) {
-            return true;
+        if futex::spin_until(CALLER_SPIN, || filled(state.load(Ordering::Acquire))) {
+            return Some(state.load(Ordering::Acquire));
         }
         loop {
             if self.interrupted.is_some() || self.death.is_some_and(|d| job >= d.lost_from) {
-                return false;
+                return None;
             }
             h.caller_waits_for.store(job, Ordering::SeqCst);
             let seen = state.load(Ordering::SeqCst);
-            if seen != filled {
+            if !filled(seen) {
                 futex::wait(state, seen, self.workers.poll_interval());
             }
             h.caller_waits_for.store(NO_JOB, Ordering::SeqCst);
-            if state.load(Ordering::Acquire) == filled {
-                return true;
+            let word = state.load(Ordering::Acquire);
+            if filled(word) {
+                return Some(word);
             }
             self.check_interrupt();
             self.poll_deaths(false);

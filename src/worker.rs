@@ -4,7 +4,7 @@
 //! allocation of the library's own: in a forked child of a multi-threaded caller, a lock held by
 //! another thread at fork time would never be released.
 
-use crate::control::{slot_filled_word, slot_free_word, Control, JobEnd, NO_JOB};
+use crate::control::{Control, JobEnd, NO_JOB, SLOT_FAILED};
 use crate::frame::Frame;
 use crate::futex;
 use crate::sync::{finish_job, publish_ordered_pos};
@@ -131,9 +131,13 @@ fn run_job(ctl: &Control, task: &Task, frame: &Frame, w: usize, job: u64) -> boo
         wake_slot_waiters(ctl);
     }
     if ctl.window > 0 {
-        ctl.slot_end(job).store(end.pack(), Ordering::Relaxed);
+        let mut word = ctl.slot_filled_word(job);
+        if end != JobEnd::Done {
+            ctl.slot_end(job).store(end.pack(), Ordering::Relaxed);
+            word |= SLOT_FAILED;
+        }
         let state = ctl.slot_state(job);
-        state.store(slot_filled_word(job, ctl.window), Ordering::SeqCst);
+        state.store(word, Ordering::SeqCst);
         if h.caller_waits_for.load(Ordering::SeqCst) == job {
             futex::wake(state, 1);
         }
@@ -155,7 +159,7 @@ fn run_job(ctl: &Control, task: &Task, frame: &Frame, w: usize, job: u64) -> boo
 fn wait_for_free_slot(ctl: &Control, w: usize, job: u64) -> bool {
     let h = ctl.header();
     let state = ctl.slot_state(job);
-    let free = slot_free_word(job, ctl.window);
+    let free = ctl.slot_free_word(job);
     if state.load(Ordering::Acquire) == free {
         return true;
     }
@@ -184,8 +188,11 @@ fn wait_for_free_slot(ctl: &Control, w: usize, job: u64) -> bool {
 }
 
 /// Wakes workers sleeping in `wait_for_free_slot` so they re-check their slot and the limit.
+/// Slots are freed with plain release stores; the fence orders them before the look at `waiters`,
+/// so a worker that registered too late for us to see it also sees its slot free.
 pub fn wake_slot_waiters(ctl: &Control) {
     let h = ctl.header();
+    std::sync::atomic::fence(Ordering::SeqCst);
     if h.slot_wait.waiters.load(Ordering::SeqCst) > 0 {
         h.slot_wait.epoch.fetch_add(1, Ordering::SeqCst);
         futex::wake_all(&h.slot_wait.epoch);
