@@ -75,8 +75,11 @@ pub fn wake_all(word: &AtomicU32) {
 /// Busy-waits until `ready()` holds or `budget` has passed; true if it holds. Used before sleeping
 /// on a futex: a handover between running workers takes well under a microsecond, a sleep and
 /// wake-up tens of microseconds. The budget is time, not rounds, because the cost of a spin-loop
-/// hint varies tenfold between processors.
+/// hint varies tenfold between processors. After the first couple of microseconds the waiter
+/// yields its CPU between checks: when there are more runnable threads than CPUs (the caller
+/// reducing beside as many workers as CPUs), the one being waited for may need this CPU.
 pub fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    const TIGHT: Duration = Duration::from_micros(2);
     let start = std::time::Instant::now();
     loop {
         for _ in 0..32 {
@@ -85,8 +88,12 @@ pub fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
             }
             std::hint::spin_loop();
         }
-        if start.elapsed() >= budget {
+        let waited = start.elapsed();
+        if waited >= budget {
             return ready();
+        }
+        if waited >= TIGHT {
+            std::thread::yield_now();
         }
     }
 }
