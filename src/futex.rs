@@ -7,19 +7,9 @@
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
-/// Why a wait returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
-    /// Woken, or the word no longer held the expected value: re-check the condition.
-    Changed,
-    /// The timeout elapsed.
-    TimedOut,
-    /// A signal handler ran in this thread.
-    Interrupted,
-}
-
-/// Sleeps while `word` still holds `expected`, at most `timeout` when given.
-pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake {
+/// Sleeps while `word` still holds `expected`, at most `timeout` when given. It may also return
+/// early (a wake-up, a signal handler, a spurious wake): callers re-check their condition.
+pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs() as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
@@ -29,7 +19,7 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake 
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the call; FUTEX_WAIT only
     // reads it. The timespec pointer is either null or points to a live local.
-    let rc = unsafe {
+    unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
@@ -38,15 +28,7 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> Wake 
             ts_ptr,
             std::ptr::null::<u32>(),
             0u32,
-        )
-    };
-    if rc == 0 {
-        return Wake::Changed;
-    }
-    match std::io::Error::last_os_error().raw_os_error() {
-        Some(libc::ETIMEDOUT) => Wake::TimedOut,
-        Some(libc::EINTR) => Wake::Interrupted,
-        _ => Wake::Changed, // EAGAIN: the value had already changed
+        );
     }
 }
 

@@ -392,25 +392,32 @@ fn misuse_is_reported_never_deadlocks() {
 struct Nested {
     pool: *mut sm_pool,
     outer_pid: [u32; 8],
-    inner_pid_mismatch: AtomicU64,
     inner_sum: [u64; 8],
     worker_ids_ok: AtomicU64,
 }
 
+/// The inner map's context, on the outer job's stack.
+struct Inner {
+    sum: u64,
+    pid: u32,
+    worker: c_int,
+    elsewhere: u64,
+}
+
 unsafe extern "C" fn inner_job(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int {
-    // SAFETY: ctx is Nested in shared memory; result holds a u64.
-    let n = unsafe { &*(ctx as *const Nested) };
-    let outer = sm_worker_id();
-    if n.outer_pid[job % 8] != 0 && outer < 0 {
-        n.inner_pid_mismatch.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: ctx is the outer job's Inner; result holds a u64.
+    let inner = unsafe { &mut *(ctx as *mut Inner) };
+    if std::process::id() != inner.pid || sm_worker_id() != inner.worker {
+        inner.elsewhere += 1;
     }
+    // SAFETY: result has the 8 bytes asked for.
     unsafe { *(result as *mut u64) = job as u64 + 1 };
     0
 }
 
 unsafe extern "C" fn inner_reduce(ctx: *mut c_void, _job: usize, result: *mut c_void) -> c_int {
-    // SAFETY: ctx points at the outer job's accumulator in the worker's own memory.
-    unsafe { *(ctx as *mut u64) += *(result as *const u64) };
+    // SAFETY: ctx is the outer job's Inner; result holds the job's u64.
+    unsafe { (*(ctx as *mut Inner)).sum += *(result as *const u64) };
     0
 }
 
@@ -423,19 +430,25 @@ unsafe extern "C" fn outer_job(ctx: *mut c_void, job: usize, _: *mut c_void) -> 
         n.worker_ids_ok.fetch_add(1, Ordering::Relaxed);
     }
     n.outer_pid[job] = std::process::id();
-    let mut sum = 0u64;
+    let mut inner = Inner {
+        sum: 0,
+        pid: std::process::id(),
+        worker: id,
+        elsewhere: 0,
+    };
     let status = sm_map(
         n.pool,
         10,
         Some(inner_job),
         Some(inner_reduce),
         8,
-        (&mut sum as *mut u64).cast(),
+        (&mut inner as *mut Inner).cast(),
     );
-    if status != sm_status::SM_OK || sm_worker_id() != id {
+    // The inner jobs ran here, in this worker, and wrote into this worker's own memory.
+    if status != sm_status::SM_OK || sm_worker_id() != id || inner.elsewhere != 0 {
         return 1;
     }
-    n.inner_sum[job] = sum;
+    n.inner_sum[job] = inner.sum;
     0
 }
 
@@ -447,7 +460,6 @@ fn a_map_inside_a_job_runs_serially_in_that_worker() {
         let n = Shared::new(Nested {
             pool: p,
             outer_pid: [0; 8],
-            inner_pid_mismatch: AtomicU64::new(0),
             inner_sum: [0; 8],
             worker_ids_ok: AtomicU64::new(0),
         });
