@@ -268,7 +268,11 @@ impl Control {
         h.caller_waits_for.store(NO_JOB, Ordering::Relaxed);
         for w in 0..self.nworkers {
             let r = self.worker(w);
+            // A worker that has not started has claimed nothing: it holds back no ordered turn
+            // and loses no job if it dies. It publishes a lower bound before its first claim.
             r.current_job.store(NO_JOB, Ordering::Relaxed);
+            r.unfinished.store(NO_JOB, Ordering::Relaxed);
+            r.ordered_pos.store(NO_JOB, Ordering::Relaxed);
             r.failed_job.store(NO_JOB, Ordering::Relaxed);
         }
         // Slot words start at 0 = "free for lap 0": nothing to do.

@@ -1,7 +1,7 @@
 //! One call of `sm_map`: pick how to run it, run it, and turn the outcome into a status and message.
 
 use crate::config;
-use crate::control::{Control, JobEnd, MAX_JOBS};
+use crate::control::{Control, JobEnd, MAX_JOBS, NO_JOB};
 use crate::frame::{self, with_current};
 use crate::interrupt::InterruptWatch;
 use crate::pool::{Backend, Pool};
@@ -107,11 +107,17 @@ fn interpret(outcome: Outcome) -> Result<(Status, Option<String>)> {
         }),
         Outcome::WorkerDied(d) => Err(Error::new(
             Status::SM_ERR_WORKER_DIED,
-            format!(
-                "{}; every job before {} completed (and was reduced); the other workers were stopped",
-                describe_death(&d),
-                d.job.unwrap_or(d.lost_from)
-            ),
+            match d.job.or((d.lost_from != NO_JOB).then_some(d.lost_from)) {
+                Some(first_lost) => format!(
+                    "{}; every job before {first_lost} completed (and was reduced); the other \
+                     workers were stopped",
+                    describe_death(&d)
+                ),
+                None => format!(
+                    "{}; it had taken no job, and the other workers completed every job",
+                    describe_death(&d)
+                ),
+            },
         )),
         Outcome::Interrupted { signal, death } => Err(Error::new(
             Status::SM_ERR_INTERRUPTED,
@@ -141,6 +147,7 @@ fn describe_death(d: &Death) -> String {
     };
     let when = match d.job {
         Some(job) => format!("while running job {job}"),
+        None if d.lost_from == NO_JOB => "before taking a job".to_string(),
         None => format!("between jobs (jobs from {} on did not run)", d.lost_from),
     };
     format!("worker {} (pid {}) {how} {when}", d.worker, d.pid)
