@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "sharedmem.h"
+#include "backend_arg.h"
 
 #define NJOBS 32
 #define NWORKERS 4
@@ -71,18 +72,6 @@ static int crashes_at_7(void *ctx, size_t job, void *result) {
   if (job == 7) {
     volatile int *volatile p = NULL;
     *p = 1; /* SIGSEGV: kills this worker process */
-  }
-  return 0;
-}
-
-static int parse_backend(int argc, char **argv, sm_backend *out) {
-  const char *name = argc > 1 ? argv[1] : "process";
-  if (strcmp(name, "process") == 0) *out = SM_BACKEND_PROCESS;
-  else if (strcmp(name, "thread") == 0) *out = SM_BACKEND_THREAD;
-  else if (strcmp(name, "serial") == 0) *out = SM_BACKEND_SERIAL;
-  else {
-    fprintf(stderr, "usage: %s [process|thread|serial]\n", argv[0]);
-    return -1;
   }
   return 0;
 }

@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "sharedmem.h"
+#include "backend_arg.h"
 
 #define NJOBS 40
 #define SAMPLES_PER_JOB 2500
@@ -88,18 +89,6 @@ static int fill(void *ctx_, size_t job, void *result) {
     ctx->hist->count++;
     st = sm_critical_leave(ctx->pool);
     if (st != SM_OK) return (int)st;
-  }
-  return 0;
-}
-
-static int parse_backend(int argc, char **argv, sm_backend *out) {
-  const char *name = argc > 1 ? argv[1] : "process";
-  if (strcmp(name, "process") == 0) *out = SM_BACKEND_PROCESS;
-  else if (strcmp(name, "thread") == 0) *out = SM_BACKEND_THREAD;
-  else if (strcmp(name, "serial") == 0) *out = SM_BACKEND_SERIAL;
-  else {
-    fprintf(stderr, "usage: %s [process|thread|serial]\n", argv[0]);
-    return -1;
   }
   return 0;
 }

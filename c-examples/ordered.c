@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "sharedmem.h"
+#include "backend_arg.h"
 
 #define NJOBS 24 /* c-examples/CMakeLists.txt checks for job 0..NJOBS-1 */
 #define NWORKERS 4
@@ -64,18 +65,6 @@ static int job_fn(void *ctx_, size_t job, void *result) {
   st = sm_ordered_leave(ctx->pool);
   if (st != SM_OK) return (int)st;
 
-  return 0;
-}
-
-static int parse_backend(int argc, char **argv, sm_backend *out) {
-  const char *name = argc > 1 ? argv[1] : "process";
-  if (strcmp(name, "process") == 0) *out = SM_BACKEND_PROCESS;
-  else if (strcmp(name, "thread") == 0) *out = SM_BACKEND_THREAD;
-  else if (strcmp(name, "serial") == 0) *out = SM_BACKEND_SERIAL;
-  else {
-    fprintf(stderr, "usage: %s [process|thread|serial]\n", argv[0]);
-    return -1;
-  }
   return 0;
 }
 

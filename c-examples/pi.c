@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "sharedmem.h"
+#include "backend_arg.h"
 
 #define NJOBS 32
 #define POINTS_PER_JOB 1000000ULL
@@ -79,18 +80,6 @@ static int add_hits(void *ctx_, size_t job, void *result) {
   if (job != ctx->reduced_jobs) ctx->reduce_out_of_order = 1;
   ctx->total_hits += hits;
   ctx->reduced_jobs++;
-  return 0;
-}
-
-static int parse_backend(int argc, char **argv, sm_backend *out) {
-  const char *name = argc > 1 ? argv[1] : "process";
-  if (strcmp(name, "process") == 0) *out = SM_BACKEND_PROCESS;
-  else if (strcmp(name, "thread") == 0) *out = SM_BACKEND_THREAD;
-  else if (strcmp(name, "serial") == 0) *out = SM_BACKEND_SERIAL;
-  else {
-    fprintf(stderr, "usage: %s [process|thread|serial]\n", argv[0]);
-    return -1;
-  }
   return 0;
 }
 
