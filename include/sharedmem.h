@@ -32,6 +32,30 @@ typedef enum {
   SM_BACKEND_SERIAL = 2,
 } sm_backend;
 
+// Element type of the keys given to `sm_argsort`.
+typedef enum {
+  // IEEE double (`double`, `real(c_double)`).
+  SM_DTYPE_F64 = 0,
+  // IEEE single (`float`, `real(c_float)`).
+  SM_DTYPE_F32 = 1,
+  // `int64_t`.
+  SM_DTYPE_I64 = 2,
+  // `int32_t`.
+  SM_DTYPE_I32 = 3,
+  // `int16_t`.
+  SM_DTYPE_I16 = 4,
+  // `int8_t`.
+  SM_DTYPE_I8 = 5,
+  // `uint64_t`.
+  SM_DTYPE_U64 = 6,
+  // `uint32_t`.
+  SM_DTYPE_U32 = 7,
+  // `uint16_t`.
+  SM_DTYPE_U16 = 8,
+  // `uint8_t`.
+  SM_DTYPE_U8 = 9,
+} sm_dtype;
+
 // Result of a sharedmem call. `SM_OK` is zero; every other value is a reason the call did not
 // complete as asked, with details in `sm_last_error()`.
 typedef enum {
@@ -124,6 +148,16 @@ sm_status sm_ordered_leave(sm_pool *pool);
 // map keeps the enclosing worker's index); -1 outside any map.
 int sm_worker_id(void);
 
+// Writes to `out[0..n)` the permutation that sorts `keys`, exactly as numpy's
+// `argsort(keys, kind='stable')`: equal keys keep their input order; for floats
+// -inf < finite < +inf < NaN, every NaN last in input order, and -0.0 equals +0.0.
+// Runs on the pool's worker count as threads, whatever its backend (NULL pool: the default
+// worker count). `keys` and `out` may be ordinary or `sm_empty` memory but must not overlap.
+// Extra memory: about 2 n (keysize + 4) bytes (2 n (keysize + 8) above 2^32 elements).
+// SM_ERR_INVALID for NULL keys/out with n > 0, a dtype out of range, overlapping arrays or n
+// beyond int64_t; SM_ERR_NOMEM if the work buffers cannot be allocated.
+sm_status sm_argsort(sm_pool *pool, const void *keys, size_t n, sm_dtype dtype, int64_t *out);
+
 // Allocates `count * itemsize` zero-filled bytes shared between the caller and the workers of
 // every later map: writes by a worker process are seen by the caller (ordinary memory is
 // copy-on-write in forked workers). Page-aligned; a zero size still returns a valid pointer.
@@ -134,6 +168,15 @@ void *sm_empty(size_t count, size_t itemsize);
 // Releases memory from `sm_empty`. NULL is fine. Other pointers, double frees and calls inside a
 // job are refused (nothing is freed) with a message in `sm_last_error()`.
 void sm_free(void *ptr);
+
+// Reads `*count` items of `itemsize` bytes, starting at byte `offset` of the file at `path`, into
+// new `sm_empty` memory, with the pool's worker count of threads (NULL pool: the default), and
+// returns it (release with `sm_free`). `*count == SIZE_MAX` means "to the end of the file"; on
+// return `*count` holds the number of items read. Returns NULL, with a message naming the path
+// and the problem, for: a missing or unreadable file, an offset past its end, a length after
+// offset that is not a whole number of items (with SIZE_MAX), a file too short for `*count` items,
+// a short read, itemsize 0, NULL path or count, or a call inside a job.
+void *sm_fromfile(sm_pool *pool, const char *path, size_t offset, size_t itemsize, size_t *count);
 
 // The message of the last failure on the calling thread ("" if none yet). Valid until the next
 // failing sharedmem call on this thread. Never NULL.

@@ -8,6 +8,7 @@
 //! - [`process`], [`threads`], [`serial`]: the three ways of running workers;
 //! - [`sync`]: critical and ordered sections; [`frame`]: which job the calling thread runs;
 //! - [`shm`]: shared memory; [`futex`]: sleeping on shared words;
+//! - [`sort`]: the parallel radix argsort; [`fromfile`]: parallel file reading;
 //! - [`interrupt`]: noticing SIGINT/SIGTERM the caller handles;
 //! - [`config`], [`status`], [`last_error`]: settings, status codes and messages.
 //!
@@ -17,6 +18,7 @@ pub mod config;
 pub mod control;
 pub mod ffi;
 pub mod frame;
+pub mod fromfile;
 pub mod futex;
 pub mod interrupt;
 pub mod last_error;
@@ -25,6 +27,7 @@ pub mod pool;
 pub mod process;
 pub mod serial;
 pub mod shm;
+pub mod sort;
 pub mod status;
 pub mod supervise;
 pub mod sync;
@@ -32,9 +35,11 @@ pub mod threads;
 pub mod worker;
 
 pub use ffi::diagnostics::*;
+pub use ffi::file::*;
 pub use ffi::map::*;
 pub use ffi::memory::*;
 pub use ffi::pool::*;
 pub use ffi::sections::*;
+pub use ffi::sort::*;
 pub use ffi::types::*;
 pub use status::sm_status;

@@ -1,12 +1,19 @@
 //! The C boundary: argument checks and conversions only; the engine lives in the crate root's
 //! modules. Every export catches panics (a panic never unwinds into C) and reports failures
 //! through a status (or NULL / -1) plus `sm_last_error()`.
+//!
+//! Exports take raw pointers but cannot be `unsafe fn` for their C callers; each checks what can
+//! be checked (NULL, live pools, sizes, overlap) and relies on the header's documented contract
+//! for the rest (that a non-NULL array has the length given).
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod types;
 pub mod pool;
 pub mod map;
 pub mod sections;
+pub mod sort;
 pub mod memory;
+pub mod file;
 pub mod diagnostics;
 
 use crate::last_error;

@@ -1,9 +1,5 @@
 //! `sm_pool_new`, `sm_pool_free`, `sm_pool_nworkers`.
 
-// C callers cannot see `unsafe`; pool pointers are checked against the registry of live pools
-// before they are dereferenced.
-#![allow(clippy::not_unsafe_ptr_arg_deref)]
-
 use super::call;
 use super::types::{sm_backend, sm_backend_arg, sm_pool};
 use crate::frame;

@@ -22,6 +22,37 @@ pub enum sm_backend {
     SM_BACKEND_SERIAL = 2,
 }
 
+/// Element type of the keys given to `sm_argsort`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sm_dtype {
+    /// IEEE double (`double`, `real(c_double)`).
+    SM_DTYPE_F64 = 0,
+    /// IEEE single (`float`, `real(c_float)`).
+    SM_DTYPE_F32 = 1,
+    /// `int64_t`.
+    SM_DTYPE_I64 = 2,
+    /// `int32_t`.
+    SM_DTYPE_I32 = 3,
+    /// `int16_t`.
+    SM_DTYPE_I16 = 4,
+    /// `int8_t`.
+    SM_DTYPE_I8 = 5,
+    /// `uint64_t`.
+    SM_DTYPE_U64 = 6,
+    /// `uint32_t`.
+    SM_DTYPE_U32 = 7,
+    /// `uint16_t`.
+    SM_DTYPE_U16 = 8,
+    /// `uint8_t`.
+    SM_DTYPE_U8 = 9,
+}
+
+/// How an `sm_dtype` argument arrives; named `sm_dtype` in the header.
+#[allow(non_camel_case_types)]
+pub type sm_dtype_arg = c_int;
+
 /// How an `sm_backend` argument arrives: an int, checked before it is trusted (a C caller can pass
 /// any value). Named `sm_backend` in the header.
 #[allow(non_camel_case_types)]

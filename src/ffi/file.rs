@@ -1,0 +1,50 @@
+//! `sm_fromfile`.
+
+use super::call;
+use super::pool::check_pool;
+use super::types::sm_pool;
+use crate::config;
+use crate::frame;
+use crate::fromfile;
+use crate::status::Error;
+use std::ffi::{c_char, c_void, CStr};
+
+/// Reads `*count` items of `itemsize` bytes, starting at byte `offset` of the file at `path`, into
+/// new `sm_empty` memory, with the pool's worker count of threads (NULL pool: the default), and
+/// returns it (release with `sm_free`). `*count == SIZE_MAX` means "to the end of the file"; on
+/// return `*count` holds the number of items read. Returns NULL, with a message naming the path
+/// and the problem, for: a missing or unreadable file, an offset past its end, a length after
+/// offset that is not a whole number of items (with SIZE_MAX), a file too short for `*count` items,
+/// a short read, itemsize 0, NULL path or count, or a call inside a job.
+#[no_mangle]
+pub extern "C" fn sm_fromfile(
+    pool: *mut sm_pool,
+    path: *const c_char,
+    offset: usize,
+    itemsize: usize,
+    count: *mut usize,
+) -> *mut c_void {
+    call(std::ptr::null_mut(), || {
+        if path.is_null() || count.is_null() {
+            return Err(Error::invalid(format!(
+                "sm_fromfile: {} is NULL",
+                if path.is_null() { "path" } else { "count" }
+            )));
+        }
+        if frame::in_job() {
+            return Err(Error::state(
+                "sm_fromfile called inside a job: memory allocated in a worker would not be \
+                 shared with the caller; read the file before sm_map",
+            ));
+        }
+        let threads = if pool.is_null() {
+            config::default_workers() as usize
+        } else {
+            check_pool(pool, "sm_fromfile")?.nworkers()
+        };
+        // SAFETY: path is a NUL-terminated string and count a valid size_t (the caller's contract
+        // in the header); both were checked for NULL above.
+        let (path, count) = unsafe { (CStr::from_ptr(path), &mut *count) };
+        Ok(fromfile::fromfile(path, offset, itemsize, count, threads)?.cast())
+    })
+}
