@@ -8,7 +8,7 @@
 //!   every NaN becomes the largest key, after +inf, and keeps its input order (stable).
 
 /// An unsigned key the radix sort works on: stored at its own width, compared through u64.
-pub trait Key: super::radix::Zeroable + Ord + Default + Send + Sync + 'static {
+pub trait Key: super::buffer::Zeroable + Ord + Default + Send + Sync + 'static {
     /// The key zero-extended to 64 bits (digits are extracted from this).
     fn wide(self) -> u64;
 }

@@ -1,6 +1,7 @@
 //! `sm_argsort`: numpy's stable argsort, in parallel, by radix (see radix.rs for the algorithm and
 //! keys.rs for how each dtype becomes an unsigned key).
 
+mod buffer;
 mod keys;
 mod radix;
 

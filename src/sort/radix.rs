@@ -15,8 +15,9 @@
 //! Every partition keeps the input order of equal digits, so the result is stable. Buffers: two for
 //! keys, two for indices (32-bit when n fits), so the extra memory is 2 n (keysize + indexsize).
 
+use super::buffer::{Buffer, Zeroable};
 use super::keys::{Key, Source};
-use crate::status::{Error, Result};
+use crate::status::Result;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -64,21 +65,23 @@ pub fn argsort<S: Source, I: Index>(
     threads: usize,
 ) -> Result<()> {
     let threads = if n < PARALLEL_MIN { 1 } else { threads.max(1) };
-    let mut keys_a = zeroed_vec::<S::K>(n)?;
-    let mut keys_b = zeroed_vec::<S::K>(n)?;
-    let mut idx_a = zeroed_vec::<I>(n)?;
-    let mut idx_b = zeroed_vec::<I>(n)?;
+    let mut keys_a = Buffer::<S::K>::new(n)?;
+    let mut keys_b = Buffer::<S::K>::new(n)?;
+    let mut idx_a = Buffer::<I>::new(n)?;
+    let mut idx_b = Buffer::<I>::new(n)?;
+    let (keys_a, keys_b) = (keys_a.as_mut_slice(), keys_b.as_mut_slice());
+    let (idx_a, idx_b) = (idx_a.as_mut_slice(), idx_b.as_mut_slice());
 
-    let varying = transform(src, &mut keys_a, threads);
+    let varying = transform(src, keys_a, threads);
     if varying == 0 {
         fill_identity(out, threads);
         return Ok(());
     }
     let data = Buffers {
-        keys: &mut keys_a,
-        idx: &mut idx_a,
-        scratch_keys: &mut keys_b,
-        scratch_idx: &mut idx_b,
+        keys: keys_a,
+        idx: idx_a,
+        scratch_keys: keys_b,
+        scratch_idx: idx_b,
         out,
         base: 0,
     };
@@ -96,44 +99,6 @@ pub fn argsort<S: Source, I: Index>(
     sort_buckets(tasks, threads);
     Ok(())
 }
-
-/// Unsigned integers: all-zero bytes are a valid value.
-///
-/// # Safety
-/// Implement only for types for which every all-zero bit pattern is a valid value.
-pub unsafe trait Zeroable: Copy {}
-// SAFETY: plain unsigned integers.
-unsafe impl Zeroable for u8 {}
-// SAFETY: as above.
-unsafe impl Zeroable for u16 {}
-// SAFETY: as above.
-unsafe impl Zeroable for u32 {}
-// SAFETY: as above.
-unsafe impl Zeroable for u64 {}
-
-/// `vec![0; n]` that reports exhaustion instead of aborting the caller's process. Large buffers
-/// come zeroed from the kernel, page by page as they are first touched.
-fn zeroed_vec<T: Zeroable>(n: usize) -> Result<Vec<T>> {
-    let fail = || {
-        Error::nomem(format!(
-            "sm_argsort: could not allocate a work buffer of {n} x {} bytes",
-            std::mem::size_of::<T>()
-        ))
-    };
-    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| fail())?;
-    if layout.size() == 0 {
-        return Ok(Vec::new());
-    }
-    // SAFETY: the layout has a non-zero size.
-    let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
-    if ptr.is_null() {
-        return Err(fail());
-    }
-    // SAFETY: ptr was allocated by the global allocator with exactly the layout of n Ts, and
-    // all-zero bytes are valid Ts (Zeroable).
-    Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
-}
-
 /// The slices of one range of the array: data, scratch of the same length, and `out` for it.
 struct Buffers<'a, K, I> {
     keys: &'a mut [K],
