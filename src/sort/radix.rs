@@ -199,13 +199,18 @@ fn transform<S: Source>(src: &S, keys: &mut [S::K], threads: usize) -> u64 {
 
 fn fill_identity(out: &mut [i64], threads: usize) {
     let per = chunk_len(out.len(), threads);
+    let fill = |t: usize, chunk: &mut [i64]| {
+        for (j, o) in chunk.iter_mut().enumerate() {
+            *o = (t * per + j) as i64;
+        }
+    };
+    if threads == 1 {
+        fill(0, out);
+        return;
+    }
     std::thread::scope(|s| {
         for (t, chunk) in out.chunks_mut(per).enumerate() {
-            s.spawn(move || {
-                for (j, o) in chunk.iter_mut().enumerate() {
-                    *o = (t * per + j) as i64;
-                }
-            });
+            s.spawn(move || fill(t, chunk));
         }
     });
 }
