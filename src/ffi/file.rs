@@ -25,10 +25,16 @@ pub extern "C" fn sm_fromfile(
     count: *mut usize,
 ) -> *mut c_void {
     call(std::ptr::null_mut(), || {
-        if path.is_null() || count.is_null() {
+        if path.is_null() {
+            return Err(Error::invalid("sm_fromfile: path is NULL"));
+        }
+        // SAFETY: path is a NUL-terminated string (the caller's contract in the header), not NULL.
+        let path = unsafe { CStr::from_ptr(path) };
+        if count.is_null() {
             return Err(Error::invalid(format!(
-                "sm_fromfile: {} is NULL",
-                if path.is_null() { "path" } else { "count" }
+                "sm_fromfile('{}'): count is NULL (it must point to the number of items, or to \
+                 SIZE_MAX)",
+                path.to_string_lossy()
             )));
         }
         if frame::in_job() {
@@ -42,9 +48,8 @@ pub extern "C" fn sm_fromfile(
         } else {
             check_pool(pool, "sm_fromfile")?.nworkers()
         };
-        // SAFETY: path is a NUL-terminated string and count a valid size_t (the caller's contract
-        // in the header); both were checked for NULL above.
-        let (path, count) = unsafe { (CStr::from_ptr(path), &mut *count) };
+        // SAFETY: count points to a size_t (the caller's contract), not NULL (checked above).
+        let count = unsafe { &mut *count };
         Ok(fromfile::fromfile(path, offset, itemsize, count, threads)?.cast())
     })
 }
