@@ -15,6 +15,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The version of sharedmem this header belongs to (from Cargo.toml).
+#define SM_VERSION_MAJOR 0
+#define SM_VERSION_MINOR 1
+#define SM_VERSION_PATCH 0
+#define SM_VERSION_STRING "0.1.0"
+// Encodes a version as one comparable integer: SM_VERSION >= SM_MAKE_VERSION(0, 2, 0).
+#define SM_MAKE_VERSION(major, minor, patch) ((major) * 1000000 + (minor) * 1000 + (patch))
+#define SM_VERSION SM_MAKE_VERSION(SM_VERSION_MAJOR, SM_VERSION_MINOR, SM_VERSION_PATCH)
+
+
 // A `work()` return value that asks the map to stop early. It is not an error: jobs before it
 // (and it) are reduced, and `sm_map` returns `SM_STOPPED`. (The value spells "STOP" in ASCII.)
 #define SM_STOP 1398034256

@@ -13,8 +13,13 @@ cd "$(dirname "$0")/.."
 
 step() { echo; echo "==> $*"; }
 
-ensure_tools cmake:cmake cc:gcc gcc:gcc gfortran:gfortran
+ensure_tools cmake:cmake cc:gcc gcc:gcc c++:g++ gfortran:gfortran pkg-config:pkg-config readelf:binutils
 ensure_cargo
+# numpy is the reference of tests/c/argsort_numpy.py.
+if command -v python3 >/dev/null 2>&1 && ! python3 -c "import numpy" 2>/dev/null; then
+  echo "==> installing numpy (pip)"
+  python3 -m pip install --quiet numpy
+fi
 jobs="$(nproc 2>/dev/null || echo 2)"
 
 step "cargo fmt --check"
