@@ -57,81 +57,23 @@ pub unsafe fn argsort(
     }
     // SAFETY: out has n writable elements and does not overlap keys (the caller's contract).
     let out = unsafe { std::slice::from_raw_parts_mut(out, n) };
+    let (k, o, t) = (keys, out, threads);
     match dtype {
-        Dtype::F64 => run(
-            &Raw {
-                ptr: keys as *const f64,
-            },
-            n,
-            out,
-            threads,
-        ),
-        Dtype::F32 => run(
-            &Raw {
-                ptr: keys as *const f32,
-            },
-            n,
-            out,
-            threads,
-        ),
-        Dtype::I64 => run(
-            &Raw {
-                ptr: keys as *const i64,
-            },
-            n,
-            out,
-            threads,
-        ),
-        Dtype::I32 => run(
-            &Raw {
-                ptr: keys as *const i32,
-            },
-            n,
-            out,
-            threads,
-        ),
-        Dtype::I16 => run(
-            &Raw {
-                ptr: keys as *const i16,
-            },
-            n,
-            out,
-            threads,
-        ),
-        Dtype::I8 => run(
-            &Raw {
-                ptr: keys as *const i8,
-            },
-            n,
-            out,
-            threads,
-        ),
-        Dtype::U64 => run(
-            &Raw {
-                ptr: keys as *const u64,
-            },
-            n,
-            out,
-            threads,
-        ),
-        Dtype::U32 => run(
-            &Raw {
-                ptr: keys as *const u32,
-            },
-            n,
-            out,
-            threads,
-        ),
-        Dtype::U16 => run(
-            &Raw {
-                ptr: keys as *const u16,
-            },
-            n,
-            out,
-            threads,
-        ),
-        Dtype::U8 => run(&Raw { ptr: keys }, n, out, threads),
+        Dtype::F64 => run(&raw::<f64>(k), n, o, t),
+        Dtype::F32 => run(&raw::<f32>(k), n, o, t),
+        Dtype::I64 => run(&raw::<i64>(k), n, o, t),
+        Dtype::I32 => run(&raw::<i32>(k), n, o, t),
+        Dtype::I16 => run(&raw::<i16>(k), n, o, t),
+        Dtype::I8 => run(&raw::<i8>(k), n, o, t),
+        Dtype::U64 => run(&raw::<u64>(k), n, o, t),
+        Dtype::U32 => run(&raw::<u32>(k), n, o, t),
+        Dtype::U16 => run(&raw::<u16>(k), n, o, t),
+        Dtype::U8 => run(&raw::<u8>(k), n, o, t),
     }
+}
+
+fn raw<T>(keys: *const u8) -> Raw<T> {
+    Raw { ptr: keys.cast() }
 }
 
 fn run<S: Source>(src: &S, n: usize, out: &mut [i64], threads: usize) -> Result<()> {
