@@ -104,10 +104,10 @@ pub fn run(
     reducer: Option<Reducer>,
     interrupt: &InterruptWatch,
 ) -> Result<Outcome> {
-    // Whatever the caller has buffered in stdio would otherwise be written once by the caller and
-    // once more by any worker whose job calls exit().
-    // SAFETY: fflush(NULL) flushes all open output streams; always valid.
-    unsafe { libc::fflush(std::ptr::null_mut()) };
+    // Whatever the caller has buffered (C stdio, and Fortran units when the program uses
+    // gfortran) would otherwise be written once by the caller and once more by a worker.
+    let fortran_flush = fortran_flush_all();
+    flush_all_output(fortran_flush);
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     let mut children = Children {
@@ -119,7 +119,7 @@ pub fn run(
         // what is safe after fork in a multi-threaded process (see there) and never returns.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            child_main(ctl, task, w, parent);
+            child_main(ctl, task, w, parent, fortran_flush);
         }
         if pid < 0 {
             let err = std::io::Error::last_os_error();
@@ -146,7 +146,13 @@ pub fn run(
 
 /// The body of a forked worker. Runs in a child of a possibly multi-threaded process, so until the
 /// job callback it uses only system calls, atomics and memory it owns (no locks, no allocation).
-fn child_main(ctl: &Control, task: &Task, w: usize, parent: libc::pid_t) -> ! {
+fn child_main(
+    ctl: &Control,
+    task: &Task,
+    w: usize,
+    parent: libc::pid_t,
+    fortran_flush: Option<FortranFlush>,
+) -> ! {
     // SAFETY: prctl/getppid/sigaction/_exit are async-signal-safe system calls; the sigaction
     // structs are plain data owned by this frame.
     unsafe {
@@ -174,11 +180,36 @@ fn child_main(ctl: &Control, task: &Task, w: usize, parent: libc::pid_t) -> ! {
             Ok(()) => 0,
             Err(_) => PANIC_EXIT,
         };
-    // SAFETY: what the jobs printed is flushed (the caller's own buffers were flushed before the
-    // fork, so nothing of the caller's is written twice; glibc resets stdio locks in the child).
-    // _exit then skips the caller's atexit handlers.
+    // What the jobs printed is flushed (the caller's own buffers were flushed before the fork, so
+    // nothing of the caller's is written twice); _exit then skips the caller's atexit handlers.
+    flush_all_output(fortran_flush);
+    // SAFETY: _exit ends this child; nothing after it runs.
+    unsafe { libc::_exit(code) }
+}
+
+/// gfortran's FLUSH: `_gfortran_flush_i4(NULL)` flushes every unit.
+type FortranFlush = unsafe extern "C" fn(*const i32);
+
+/// The gfortran runtime's flush, when the program has one loaded. Looked up in the caller before
+/// forking (dlsym takes the loader's lock, which is not safe to take in a forked child).
+fn fortran_flush_all() -> Option<FortranFlush> {
+    // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only reads the loaded objects'
+    // symbol tables; a non-null result is gfortran's flush entry point, whose C signature is
+    // `void _gfortran_flush_i4(GFC_INTEGER_4 *unit)`.
     unsafe {
+        let symbol = libc::dlsym(libc::RTLD_DEFAULT, c"_gfortran_flush_i4".as_ptr());
+        (!symbol.is_null()).then(|| std::mem::transmute::<*mut libc::c_void, FortranFlush>(symbol))
+    }
+}
+
+fn flush_all_output(fortran_flush: Option<FortranFlush>) {
+    // SAFETY: fflush(NULL) flushes every C output stream; gfortran's flush with a NULL unit flushes
+    // every Fortran unit (glibc resets stdio locks in a forked child; libgfortran's unit locks are
+    // as safe there as any Fortran I/O the jobs themselves do).
+    unsafe {
+        if let Some(flush) = fortran_flush {
+            flush(std::ptr::null());
+        }
         libc::fflush(std::ptr::null_mut());
-        libc::_exit(code)
     }
 }

@@ -106,12 +106,18 @@ c_pkgconfig)
   ;;
 cxx)
   command -v c++ >/dev/null || skip "no C++ compiler"
-  [ -f "$here/cxx/CMakeLists.txt" ] || skip "tests/package/cxx is missing"
   configure_build_run cxx_consumer "$here/cxx" "CXX OK"
   ;;
 fortran)
   [ "${SM_FORTRAN:-0}" = 1 ] || skip "sharedmem was configured without a Fortran compiler (install gfortran)"
   configure_build_run fortran_consumer "$here/fortran" "FORTRAN OK"
+  # Every backend, and the README's Fortran example.
+  (cd "$work/fortran_consumer" && ctest --output-on-failure)
+  # Output of jobs on forked workers, with stdout redirected to a file: each line exactly once.
+  "$work/fortran_consumer/fortran_job_output" > "$work/fortran_job_output.txt"
+  expected=$'before\njob 0\njob 1\njob 2\njob 3\nstatus 0'
+  [ "$(sort "$work/fortran_job_output.txt")" = "$expected" ] \
+    || { echo "FAIL: job output:"; cat "$work/fortran_job_output.txt"; exit 1; }
   ;;
 fortran_moved)
   [ "${SM_FORTRAN:-0}" = 1 ] || skip "sharedmem was configured without a Fortran compiler (install gfortran)"
