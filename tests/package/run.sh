@@ -41,7 +41,7 @@ run_expect() {
   local out
   out=$("$@")
   echo "$out"
-  grep -qx "$expect" <<<"$out" || { echo "FAIL: expected a line '$expect'"; exit 1; }
+  grep -qxF "$expect" <<<"$out" || { echo "FAIL: expected a line '$expect'"; exit 1; }
 }
 
 install_into() {
@@ -107,6 +107,7 @@ c_pkgconfig)
 cxx)
   command -v c++ >/dev/null || skip "no C++ compiler"
   configure_build_run cxx_consumer "$here/cxx" "CXX OK"
+  run_expect "sum = 332833500, squares[999] = 998001" "$work/cxx_consumer/readme_example"
   ;;
 fortran)
   [ "${SM_FORTRAN:-0}" = 1 ] || skip "sharedmem was configured without a Fortran compiler (install gfortran)"
@@ -133,6 +134,7 @@ python)
   py=${SM_PYTHON3:-}
   [ -n "$py" ] && [ -x "$py" ] || skip "python3 is not installed"
   run_expect "PYTHON OK" "$py" "$here/python/ctypes_test.py" "$prefix/lib/libsharedmem.so"
+  run_expect "sum = 332833500" "$py" "$here/python/readme_example.py" "$prefix/lib/libsharedmem.so"
   ;;
 *)
   echo "unknown step $step"; exit 2

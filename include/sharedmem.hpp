@@ -1,0 +1,561 @@
+/*
+ * sharedmem.hpp: a small header-only C++ wrapper over the C API in sharedmem.h.
+ * C++11 or later; link with the sharedmem library as for C (`sharedmem::sharedmem` in CMake).
+ *
+ *   #include <sharedmem.hpp>
+ *
+ *   sharedmem::pool pool(4);                        // 4 forked workers (SM_BACKEND_PROCESS)
+ *   sharedmem::shared_array<double> squares(1000);  // zero-filled, seen by the caller and workers
+ *   double sum = 0;
+ *   sharedmem::outcome o = pool.map<double>(
+ *       1000,
+ *       [&](size_t job, double &result) {           // in a worker; result starts as zero bytes
+ *           squares[job] = double(job) * job;
+ *           result = squares[job];
+ *       },
+ *       [&](size_t, double &result) { sum += result; });  // in the caller, in job order
+ *   // o == sharedmem::outcome::completed, sum == 332833500
+ *
+ *   pool.map(100, [&](size_t job) {                 // no result, no reduce
+ *       sharedmem::critical_section lock(pool);     // mutual exclusion among the workers
+ *       squares[0] += 1;
+ *       if (job == 50) return sharedmem::stop;      // stop the map early: outcome::stopped
+ *       return 0;
+ *   });
+ *
+ *   std::vector<int64_t> order = sharedmem::argsort(&pool, keys, n);  // numpy stable argsort
+ *
+ * map() and its callables
+ *   pool.map(njobs, work)                  work: (size_t job) -> void or int
+ *   pool.map<R>(njobs, work, reduce)       work: (size_t job, R &result) -> void or int
+ *                                          reduce: (size_t job, R &result) -> void or bool
+ *   work returning int: 0 is success, sharedmem::stop (SM_STOP) stops the map early, any other
+ *   value fails the map (sharedmem::error with status SM_ERR_JOB). reduce returning true stops the
+ *   map. R must be trivially copyable: results are bytes that cross process boundaries, and each
+ *   job's result starts as zero bytes (R's default constructor does not run).
+ *
+ *   map() returns outcome::completed when every job ran, outcome::stopped when a job returned
+ *   sharedmem::stop or reduce returned true (SM_STOPPED is not an error). Every other status of
+ *   sm_map is thrown as sharedmem::error. The callables are used by reference for the duration of
+ *   the call; on SM_BACKEND_THREAD, work runs concurrently on several threads and must be
+ *   thread-safe. On SM_BACKEND_PROCESS, work runs in forked children: what it writes to ordinary
+ *   memory stays in the child; only results and shared_array memory come back.
+ *
+ * Exceptions thrown by work or reduce never unwind through the C library: the trampolines catch
+ * them, make the map fail (work) or stop (reduce), and map() then throws on the caller:
+ *   - thrown by reduce, or by work on SM_BACKEND_THREAD / SM_BACKEND_SERIAL (or in debug mode, or
+ *     in a map nested inside a job): the very same exception object is rethrown
+ *     (std::rethrow_exception);
+ *   - thrown by work in a forked worker (SM_BACKEND_PROCESS): the exception object cannot cross
+ *     processes, so map() throws sharedmem::error with status SM_ERR_JOB and a message naming the
+ *     job and carrying the original what() text (truncated to 495 bytes).
+ * As in C, the failure reported is the first in job order; every job before it completed and was
+ * reduced. An exception thrown by work at a job after a reduce stop (or after an earlier failure)
+ * is discarded, like any later job's outcome.
+ *
+ * Other pieces: critical_section / ordered_section (RAII guards over sm_critical_* /
+ * sm_ordered_*, throwing sharedmem::error on misuse), shared_array<T> (RAII over sm_empty /
+ * sm_free), argsort(pool *, keys, n) for double, float and 8/16/32/64-bit signed and unsigned
+ * integers, worker_id(), set_debug(). check(status) throws sharedmem::error for any status but
+ * SM_OK (SM_STOPPED included: map() deals with SM_STOPPED itself before checking).
+ */
+
+#ifndef SHAREDMEM_HPP
+#define SHAREDMEM_HPP
+
+#include "sharedmem.h"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace sharedmem {
+
+/// Return it from work() to stop the map early (SM_STOP). Not an error: map() returns
+/// outcome::stopped.
+constexpr int stop = SM_STOP;
+
+/// How a map that did not throw ended.
+enum class outcome {
+    completed,  ///< every job ran (SM_OK)
+    stopped,    ///< a job returned sharedmem::stop or reduce returned true (SM_STOPPED)
+};
+
+/// A failed sharedmem call: the sm_status and the library's message (sm_last_error() at the time).
+/// what() is "<sm_status_str(status)>: <message>".
+class error : public std::runtime_error {
+public:
+    /// The status and the calling thread's sm_last_error().
+    explicit error(sm_status status) : error(status, sm_last_error()) {}
+
+    error(sm_status status, const std::string &message)
+        : std::runtime_error(std::string(sm_status_str(status)) + ": " + message),
+          status_(status),
+          prefix_(std::strlen(sm_status_str(status)) + 2) {}
+
+    sm_status status() const noexcept { return status_; }
+
+    /// The library's message alone (what() without the status prefix).
+    const char *message() const noexcept { return what() + prefix_; }
+
+private:
+    sm_status status_;
+    std::size_t prefix_;
+};
+
+/// Throws sharedmem::error(status) unless status is SM_OK (SM_STOPPED throws too).
+inline void check(sm_status status) {
+    if (status != SM_OK) throw error(status);
+}
+
+/// The calling worker's index inside a job (0..nworkers-1), -1 outside any map.
+inline int worker_id() noexcept { return sm_worker_id(); }
+
+/// Debug mode: every later map runs serially in the calling thread (sm_set_debug).
+inline void set_debug(bool on) noexcept { sm_set_debug(on ? 1 : 0); }
+
+namespace detail {
+
+/// work() returns this when it threw (spells "CXX!"); the C message names it, map() replaces it.
+constexpr int exception_code = 0x43585821;
+
+/// The first failure of a forked worker, in sm_empty memory (zero-filled: job_plus_one 0 = none).
+/// One per worker, so that each has a single writer; the caller reads them after sm_map returns,
+/// when every worker has been reaped.
+struct shared_failure {
+    std::uint64_t job_plus_one;
+    std::int32_t code;  // exception_code or work()'s return value
+    std::uint32_t threw_std_exception;
+    char what[496];
+};
+
+/// Failures of one map: the first (in job order) recorded in this process, a reduce exception,
+/// and, for process pools, the per-worker records of the forked workers.
+class failure_log {
+public:
+    failure_log() = default;
+    failure_log(const failure_log &) = delete;
+    failure_log &operator=(const failure_log &) = delete;
+    ~failure_log() {
+        if (shared_) sm_free(shared_);
+    }
+
+    /// Process pools, outside a job: allocate one shared record per worker (best effort: without
+    /// them, a worker's exception is reported as a plain SM_ERR_JOB).
+    void share(int nworkers) {
+        if (nworkers <= 0 || sm_worker_id() >= 0) return;
+        shared_ = static_cast<shared_failure *>(
+            sm_empty(static_cast<std::size_t>(nworkers), sizeof(shared_failure)));
+        nshared_ = shared_ ? nworkers : 0;
+    }
+
+    /// Called by the work trampoline (in a worker: a thread, the caller, or a forked child) when
+    /// job `job` failed with `code`; `ex` is set when it threw.
+    void record(std::size_t job, int code, std::exception_ptr ex, const char *what,
+                bool std_exception) noexcept {
+        try {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (!has_local_ || job < local_job_) {
+                has_local_ = true;
+                local_job_ = job;
+                local_code_ = code;
+                local_ex_ = ex;
+            }
+        } catch (...) {
+        }
+        int w = sm_worker_id();
+        if (shared_ && w >= 0 && w < nshared_) {
+            shared_failure &f = shared_[w];
+            std::uint64_t j1 = static_cast<std::uint64_t>(job) + 1;
+            if (f.job_plus_one == 0 || j1 < f.job_plus_one) {
+                f.job_plus_one = j1;
+                f.code = code;
+                f.threw_std_exception = std_exception ? 1u : 0u;
+                f.what[0] = '\0';
+                if (what) {
+                    std::strncpy(f.what, what, sizeof f.what - 1);
+                    f.what[sizeof f.what - 1] = '\0';
+                }
+            }
+        }
+    }
+
+    /// Called by the reduce trampoline (always on the caller thread).
+    void record_reduce(std::exception_ptr ex) noexcept {
+        if (!reduce_ex_) reduce_ex_ = ex;
+    }
+
+    /// Turns sm_map's status into an outcome, or throws.
+    outcome finish(sm_status status) {
+        if (reduce_ex_) std::rethrow_exception(reduce_ex_);
+        if (status == SM_OK) return outcome::completed;
+        if (status == SM_STOPPED) return outcome::stopped;
+        if (status == SM_ERR_JOB) {
+            // The failure sm_map reports is the first in job order: find it among our records.
+            const shared_failure *first_shared = nullptr;
+            for (int w = 0; w < nshared_; ++w) {
+                const shared_failure &f = shared_[w];
+                if (f.job_plus_one != 0 &&
+                    (!first_shared || f.job_plus_one < first_shared->job_plus_one))
+                    first_shared = &f;
+            }
+            bool local_first =
+                has_local_ &&
+                (!first_shared || static_cast<std::uint64_t>(local_job_) + 1 <= first_shared->job_plus_one);
+            if (local_first) {
+                if (local_code_ == exception_code && local_ex_) std::rethrow_exception(local_ex_);
+            } else if (first_shared && first_shared->code == exception_code) {
+                std::string msg = "job " + std::to_string(first_shared->job_plus_one - 1) +
+                                  " threw an exception in a worker process";
+                if (first_shared->threw_std_exception)
+                    msg += ": " + std::string(first_shared->what);
+                else
+                    msg += " (not a std::exception)";
+                msg += "; every job before it completed (and was reduced)";
+                throw error(SM_ERR_JOB, msg);
+            }
+        }
+        throw error(status);
+    }
+
+private:
+    std::mutex mutex_;
+    bool has_local_ = false;
+    std::size_t local_job_ = 0;
+    int local_code_ = 0;
+    std::exception_ptr local_ex_;
+    std::exception_ptr reduce_ex_;
+    shared_failure *shared_ = nullptr;
+    int nshared_ = 0;
+};
+
+// Calling work / reduce whatever they return.
+template <class F, class... A>
+using call_result_t = decltype(std::declval<F &>()(std::declval<A>()...));
+
+template <class F, class... A>
+int call_work(std::true_type /*returns void*/, F &f, A &&...a) {
+    f(std::forward<A>(a)...);
+    return 0;
+}
+template <class F, class... A>
+int call_work(std::false_type, F &f, A &&...a) {
+    return static_cast<int>(f(std::forward<A>(a)...));
+}
+template <class F, class... A>
+bool call_reduce(std::true_type /*returns void*/, F &f, A &&...a) {
+    f(std::forward<A>(a)...);
+    return false;
+}
+template <class F, class... A>
+bool call_reduce(std::false_type, F &f, A &&...a) {
+    return static_cast<bool>(f(std::forward<A>(a)...));
+}
+
+template <class Ret>
+struct valid_work_return
+    : std::integral_constant<bool, std::is_void<Ret>::value ||
+                                       (std::is_convertible<Ret, int>::value &&
+                                        !std::is_same<typename std::decay<Ret>::type, bool>::value)> {};
+
+template <class Ret>
+struct valid_reduce_return
+    : std::integral_constant<bool, std::is_void<Ret>::value || std::is_convertible<Ret, bool>::value> {};
+
+/// Runs f(R &) on the result bytes at p: in place when suitably aligned (always, in practice:
+/// the library aligns results up to 16 bytes), else through an aligned copy.
+template <class R, class F>
+auto with_result(void *p, F &&f) -> decltype(f(std::declval<R &>())) {
+    if (reinterpret_cast<std::uintptr_t>(p) % alignof(R) == 0) return f(*static_cast<R *>(p));
+    struct copy_back {
+        void *dst;
+        const void *src;
+        ~copy_back() { std::memcpy(dst, src, sizeof(R)); }
+    };
+    alignas(R) unsigned char buf[sizeof(R)];
+    std::memcpy(buf, p, sizeof(R));
+    copy_back guard{p, buf};
+    return f(*static_cast<R *>(static_cast<void *>(buf)));
+}
+
+template <class Work>
+struct plain_map {
+    Work *work;
+    failure_log *log;
+
+    static int work_trampoline(void *ctx, std::size_t job, void *) noexcept {
+        plain_map &m = *static_cast<plain_map *>(ctx);
+        try {
+            typedef call_result_t<Work, std::size_t> ret;
+            int code = call_work(std::is_void<ret>(), *m.work, job);
+            if (code != 0 && code != SM_STOP) m.log->record(job, code, nullptr, nullptr, false);
+            return code;
+        } catch (const std::exception &e) {
+            m.log->record(job, exception_code, std::current_exception(), e.what(), true);
+        } catch (...) {
+            m.log->record(job, exception_code, std::current_exception(), nullptr, false);
+        }
+        return exception_code;
+    }
+};
+
+template <class R, class Work, class Reduce>
+struct typed_map {
+    Work *work;
+    Reduce *reduce;
+    failure_log *log;
+
+    static int work_trampoline(void *ctx, std::size_t job, void *result) noexcept {
+        typed_map &m = *static_cast<typed_map *>(ctx);
+        try {
+            typedef call_result_t<Work, std::size_t, R &> ret;
+            Work &w = *m.work;
+            int code = with_result<R>(result, [&](R &r) { return call_work(std::is_void<ret>(), w, job, r); });
+            if (code != 0 && code != SM_STOP) m.log->record(job, code, nullptr, nullptr, false);
+            return code;
+        } catch (const std::exception &e) {
+            m.log->record(job, exception_code, std::current_exception(), e.what(), true);
+        } catch (...) {
+            m.log->record(job, exception_code, std::current_exception(), nullptr, false);
+        }
+        return exception_code;
+    }
+
+    static int reduce_trampoline(void *ctx, std::size_t job, void *result) noexcept {
+        typed_map &m = *static_cast<typed_map *>(ctx);
+        try {
+            typedef call_result_t<Reduce, std::size_t, R &> ret;
+            Reduce &red = *m.reduce;
+            bool stop_now =
+                with_result<R>(result, [&](R &r) { return call_reduce(std::is_void<ret>(), red, job, r); });
+            return stop_now ? 1 : 0;
+        } catch (...) {
+            m.log->record_reduce(std::current_exception());
+        }
+        return 1;
+    }
+};
+
+}  // namespace detail
+
+/// A pool of workers (sm_pool_new / sm_pool_free). Move-only.
+class pool {
+public:
+    /// nworkers <= 0: OMP_NUM_THREADS or the number of CPUs. Throws sharedmem::error on failure
+    /// (the C call returns only NULL: the status is SM_ERR_INVALID for a backend out of range,
+    /// else SM_ERR_NOMEM; the message is the library's).
+    explicit pool(int nworkers = 0, sm_backend backend = SM_BACKEND_PROCESS)
+        : pool_(sm_pool_new(nworkers, backend)), backend_(backend) {
+        if (!pool_) {
+            bool bad_backend = backend != SM_BACKEND_PROCESS && backend != SM_BACKEND_THREAD &&
+                               backend != SM_BACKEND_SERIAL;
+            throw error(bad_backend ? SM_ERR_INVALID : SM_ERR_NOMEM);
+        }
+    }
+
+    /// sm_pool_free: refused by the library (and the pool leaked) only while another thread maps
+    /// on it, or inside a job.
+    ~pool() { sm_pool_free(pool_); }
+
+    pool(pool &&other) noexcept : pool_(other.pool_), backend_(other.backend_) { other.pool_ = nullptr; }
+    pool &operator=(pool &&other) noexcept {
+        if (this != &other) {
+            sm_pool_free(pool_);
+            pool_ = other.pool_;
+            backend_ = other.backend_;
+            other.pool_ = nullptr;
+        }
+        return *this;
+    }
+    pool(const pool &) = delete;
+    pool &operator=(const pool &) = delete;
+
+    /// The raw pool (NULL once moved from).
+    sm_pool *get() const noexcept { return pool_; }
+    sm_backend backend() const noexcept { return backend_; }
+    /// The number of workers (-1 once moved from).
+    int nworkers() const noexcept { return sm_pool_nworkers(pool_); }
+
+    /// Runs work(job) for job in [0, njobs). work returns void or int (0, sharedmem::stop, or an
+    /// error value). Returns outcome::completed or outcome::stopped; throws sharedmem::error (or
+    /// the exception work threw) otherwise.
+    template <class Work>
+    outcome map(std::size_t njobs, Work &&work) {
+        typedef typename std::remove_reference<Work>::type work_type;
+        static_assert(detail::valid_work_return<detail::call_result_t<work_type, std::size_t>>::value,
+                      "sharedmem: work(size_t job) must return void or int (0: done, "
+                      "sharedmem::stop: stop the map, anything else: an error)");
+        detail::failure_log log;
+        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
+        detail::plain_map<work_type> m{&work, &log};
+        sm_status s = sm_map(pool_, njobs, &detail::plain_map<work_type>::work_trampoline, nullptr, 0, &m);
+        return log.finish(s);
+    }
+
+    /// Runs work(job, result) for job in [0, njobs) on the workers and reduce(job, result) on the
+    /// caller, in job order, with each job's result of type R (trivially copyable; starts as zero
+    /// bytes). work returns void or int; reduce returns void or bool (true: stop the map).
+    template <class R, class Work, class Reduce>
+    outcome map(std::size_t njobs, Work &&work, Reduce &&reduce) {
+        static_assert(std::is_trivially_copyable<R>::value,
+                      "sharedmem: the result type R must be trivially copyable (results cross "
+                      "process boundaries as bytes)");
+        static_assert(!std::is_const<R>::value && !std::is_reference<R>::value,
+                      "sharedmem: R must be a plain object type");
+        typedef typename std::remove_reference<Work>::type work_type;
+        typedef typename std::remove_reference<Reduce>::type reduce_type;
+        static_assert(detail::valid_work_return<detail::call_result_t<work_type, std::size_t, R &>>::value,
+                      "sharedmem: work(size_t job, R &result) must return void or int (0: done, "
+                      "sharedmem::stop: stop the map, anything else: an error)");
+        static_assert(detail::valid_reduce_return<detail::call_result_t<reduce_type, std::size_t, R &>>::value,
+                      "sharedmem: reduce(size_t job, R &result) must return void or bool (true: stop)");
+        typedef detail::typed_map<R, work_type, reduce_type> map_type;
+        detail::failure_log log;
+        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
+        map_type m{&work, &reduce, &log};
+        sm_status s = sm_map(pool_, njobs, &map_type::work_trampoline, &map_type::reduce_trampoline,
+                             sizeof(R), &m);
+        return log.finish(s);
+    }
+
+private:
+    sm_pool *pool_;
+    sm_backend backend_;
+};
+
+/// Mutual exclusion among the workers of the running map, for the life of the object (inside a
+/// job only). Throws sharedmem::error (SM_ERR_STATE, SM_ERR_INVALID) on misuse.
+class critical_section {
+public:
+    explicit critical_section(pool &p) : pool_(p.get()) { check(sm_critical_enter(pool_)); }
+    ~critical_section() { sm_critical_leave(pool_); }
+    critical_section(const critical_section &) = delete;
+    critical_section &operator=(const critical_section &) = delete;
+
+private:
+    sm_pool *pool_;
+};
+
+/// Runs the rest of the scope in job order (sm_ordered_enter / sm_ordered_leave); at most one per
+/// job, not inside a critical_section. Throws sharedmem::error on misuse.
+class ordered_section {
+public:
+    explicit ordered_section(pool &p) : pool_(p.get()) { check(sm_ordered_enter(pool_)); }
+    ~ordered_section() { sm_ordered_leave(pool_); }
+    ordered_section(const ordered_section &) = delete;
+    ordered_section &operator=(const ordered_section &) = delete;
+
+private:
+    sm_pool *pool_;
+};
+
+/// n zero-filled elements of shared memory (sm_empty), seen by the caller and by the workers of
+/// every later map, released by the destructor (sm_free). Move-only. Allocate outside jobs.
+template <class T>
+class shared_array {
+    static_assert(std::is_trivially_copyable<T>::value,
+                  "sharedmem: shared_array<T> needs a trivially copyable T (its memory is shared "
+                  "between processes as bytes, zero-filled)");
+
+public:
+    /// Throws sharedmem::error on failure (the C call returns only NULL: the status is
+    /// SM_ERR_STATE inside a job, SM_ERR_INVALID on size overflow, else SM_ERR_NOMEM).
+    explicit shared_array(std::size_t n) : data_(static_cast<T *>(sm_empty(n, sizeof(T)))), size_(n) {
+        if (!data_) {
+            sm_status s = sm_worker_id() >= 0                                   ? SM_ERR_STATE
+                          : n > std::numeric_limits<std::size_t>::max() / sizeof(T) ? SM_ERR_INVALID
+                                                                                  : SM_ERR_NOMEM;
+            throw error(s);
+        }
+    }
+    ~shared_array() { sm_free(data_); }
+
+    shared_array(shared_array &&other) noexcept : data_(other.data_), size_(other.size_) {
+        other.data_ = nullptr;
+        other.size_ = 0;
+    }
+    shared_array &operator=(shared_array &&other) noexcept {
+        if (this != &other) {
+            sm_free(data_);
+            data_ = other.data_;
+            size_ = other.size_;
+            other.data_ = nullptr;
+            other.size_ = 0;
+        }
+        return *this;
+    }
+    shared_array(const shared_array &) = delete;
+    shared_array &operator=(const shared_array &) = delete;
+
+    std::size_t size() const noexcept { return size_; }
+    T *data() noexcept { return data_; }
+    const T *data() const noexcept { return data_; }
+    T &operator[](std::size_t i) noexcept { return data_[i]; }
+    const T &operator[](std::size_t i) const noexcept { return data_[i]; }
+    T *begin() noexcept { return data_; }
+    T *end() noexcept { return data_ + size_; }
+    const T *begin() const noexcept { return data_; }
+    const T *end() const noexcept { return data_ + size_; }
+
+private:
+    T *data_;
+    std::size_t size_;
+};
+
+/// The sm_dtype of a key type: double, float, and 8/16/32/64-bit signed and unsigned integers
+/// (int64_t, int32_t, ..., uint8_t, and whichever of long / long long / char they are).
+template <class T, class Enable = void>
+struct dtype_of;  // no sm_dtype for this type
+
+template <>
+struct dtype_of<double> : std::integral_constant<sm_dtype, SM_DTYPE_F64> {};
+template <>
+struct dtype_of<float> : std::integral_constant<sm_dtype, SM_DTYPE_F32> {};
+template <class T>
+struct dtype_of<T, typename std::enable_if<std::is_integral<T>::value && !std::is_same<T, bool>::value>::type>
+    : std::integral_constant<
+          sm_dtype,
+          std::is_signed<T>::value
+              ? (sizeof(T) == 8   ? SM_DTYPE_I64
+                 : sizeof(T) == 4 ? SM_DTYPE_I32
+                 : sizeof(T) == 2 ? SM_DTYPE_I16
+                                  : SM_DTYPE_I8)
+              : (sizeof(T) == 8   ? SM_DTYPE_U64
+                 : sizeof(T) == 4 ? SM_DTYPE_U32
+                 : sizeof(T) == 2 ? SM_DTYPE_U16
+                                  : SM_DTYPE_U8)> {
+    static_assert(sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 || sizeof(T) == 8,
+                  "sharedmem: argsort keys must be 8, 16, 32 or 64-bit integers");
+};
+
+/// The permutation that sorts keys[0..n), exactly numpy.argsort(keys, kind='stable') (NaNs last).
+/// Runs on the pool's worker count of threads (nullptr: the default count). Throws
+/// sharedmem::error on failure.
+template <class T>
+std::vector<std::int64_t> argsort(pool *p, const T *keys, std::size_t n) {
+    std::vector<std::int64_t> order(n);
+    check(sm_argsort(p ? p->get() : nullptr, keys, n, dtype_of<T>::value, order.data()));
+    return order;
+}
+
+template <class T>
+std::vector<std::int64_t> argsort(pool *p, const std::vector<T> &keys) {
+    return argsort(p, keys.data(), keys.size());
+}
+
+template <class T>
+std::vector<std::int64_t> argsort(pool *p, const shared_array<T> &keys) {
+    return argsort(p, keys.data(), keys.size());
+}
+
+}  // namespace sharedmem
+
+#endif  // SHAREDMEM_HPP
