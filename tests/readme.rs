@@ -19,11 +19,17 @@ fn readme_examples_are_the_tested_files() {
         assert_eq!(block, code, "README.md's example and {path} differ");
         checked += 1;
     }
-    assert!(checked >= 3, "README.md lost its marked examples ({checked} found)");
+    assert!(
+        checked >= 3,
+        "README.md lost its marked examples ({checked} found)"
+    );
 }
 
 #[test]
 fn readme_c_example_stays_short() {
     let example = include_str!("../c-examples/readme.c");
-    assert!(example.lines().count() <= 27, "the README's C example should stay short");
+    assert!(
+        example.lines().count() <= 27,
+        "the README's C example should stay short"
+    );
 }
