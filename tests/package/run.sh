@@ -12,6 +12,7 @@
 # fortran        a Fortran consumer of the `sharedmem` module through find_package
 # fortran_moved  the Fortran consumer against its own prefix, installed and then moved elsewhere
 # python         a Python program that dlopens the installed .so with ctypes
+# no_fortran     a build without the Fortran module (as without gfortran) installs and says so
 #
 # Exit 77 = skipped (ctest SKIP_RETURN_CODE), with the reason printed.
 set -euo pipefail
@@ -44,9 +45,10 @@ run_expect() {
   grep -qxF "$expect" <<<"$out" || { echo "FAIL: expected a line '$expect'"; exit 1; }
 }
 
+# install_into <prefix> [build dir]
 install_into() {
   rm -rf "$1"
-  cmake --install "$build" --prefix "$1"
+  cmake --install "${2:-$build}" --prefix "$1"
 }
 
 case $step in
@@ -135,6 +137,26 @@ python)
   [ -n "$py" ] && [ -x "$py" ] || skip "python3 is not installed"
   run_expect "PYTHON OK" "$py" "$here/python/ctypes_test.py" "$prefix/lib/libsharedmem.so"
   run_expect "sum = 332833500" "$py" "$here/python/readme_example.py" "$prefix/lib/libsharedmem.so"
+  ;;
+no_fortran)
+  # The branch a machine without gfortran takes (SM_WITH_FORTRAN=OFF skips the compiler search).
+  dir=$work/no-fortran-build
+  rm -rf "$dir"
+  cmake -S "$source_dir" -B "$dir" -DSM_WITH_FORTRAN=OFF -DSM_BUILD_TESTS=OFF -DSM_BUILD_BENCH=OFF \
+    | tee "$work/no-fortran-configure.log"
+  grep -q "the Fortran module is not built or installed" "$work/no-fortran-configure.log" \
+    || { echo "FAIL: no message about the Fortran module"; exit 1; }
+  cmake --build "$dir" -j "$jobs"
+  prefix=$work/prefix-no-fortran
+  install_into "$prefix" "$dir"
+  [ ! -e "$prefix/include/fortran" ] && [ ! -e "$prefix/lib/libsharedmem_fortran.a" ] \
+    || { echo "FAIL: Fortran files installed"; exit 1; }
+  configure_build_run consumer_no_fortran "$here/c" "C OK"
+  if cmake -S "$here/fortran" -B "$work/fortran-without-module" -DCMAKE_PREFIX_PATH="$prefix" \
+      > "$work/fortran-without-module.log" 2>&1; then
+    echo "FAIL: find_package(sharedmem COMPONENTS fortran) succeeded without the module"; exit 1
+  fi
+  grep -q "fortran" "$work/fortran-without-module.log" || { cat "$work/fortran-without-module.log"; exit 1; }
   ;;
 *)
   echo "unknown step $step"; exit 2
