@@ -130,8 +130,21 @@ module sharedmem
     end function sm_reduce
   end interface
 
+  !> Options of sm_map_ex (C struct sm_map_opts). Set size = c_sizeof(opts) and every field:
+  !> chunk (0: adaptive), worker_init / worker_fini / worker_reduce (c_funloc(...) or
+  !> c_null_funptr) and wresult_size (bytes of each worker's result).
+  type, bind(C) :: sm_map_opts
+    integer(c_size_t) :: size
+    integer(c_size_t) :: chunk
+    type(c_funptr) :: worker_init
+    type(c_funptr) :: worker_fini
+    type(c_funptr) :: worker_reduce
+    integer(c_size_t) :: wresult_size
+  end type sm_map_opts
+
   ! --- The C API -------------------------------------------------------------------------------
 
+  public :: sm_map_opts, sm_map_ex
   public :: sm_pool_new, sm_pool_free, sm_pool_nworkers, sm_map
   public :: sm_critical_enter, sm_critical_leave, sm_ordered_enter, sm_ordered_leave
   public :: sm_worker_id, sm_argsort, sm_empty, sm_free, sm_fromfile
@@ -169,6 +182,21 @@ module sharedmem
       integer(c_size_t), value :: result_size
       type(c_ptr), value :: ctx
     end function sm_map
+
+    !> sm_map with options (see sm_map_opts): a fixed chunk size and per-worker init, fini and
+    !> reduce. worker_init is int(ctx, worker); worker_fini and worker_reduce are
+    !> int(ctx, worker, wresult), all bind(C) with value arguments.
+    integer(c_int) function sm_map_ex(pool, njobs, work, reduce, result_size, ctx, opts) &
+        bind(C, name="sm_map_ex")
+      import :: c_ptr, c_funptr, c_size_t, c_int, sm_map_opts
+      type(c_ptr), value :: pool
+      integer(c_size_t), value :: njobs
+      type(c_funptr), value :: work
+      type(c_funptr), value :: reduce
+      integer(c_size_t), value :: result_size
+      type(c_ptr), value :: ctx
+      type(sm_map_opts), intent(in) :: opts
+    end function sm_map_ex
 
     !> Enters the critical section (mutual exclusion among the map's workers); inside a job only.
     integer(c_int) function sm_critical_enter(pool) bind(C, name="sm_critical_enter")

@@ -103,6 +103,35 @@ typedef int (*sm_work_fn)(void *ctx, size_t job, void *result);
 // Return 0 to go on, nonzero to stop the map (`SM_STOPPED`).
 typedef int (*sm_reduce_fn)(void *ctx, size_t job, void *result);
 
+// `worker_init(ctx, worker)`: runs in each worker before its first job (every worker of the map
+// runs it once). Return 0 to go on; nonzero stops the map with `SM_ERR_JOB`.
+typedef int (*sm_worker_init_fn)(void *ctx, int worker);
+
+// `worker_fini(ctx, worker, wresult)`: runs in each worker after its last job and fills that
+// worker's result (`wresult_size` bytes, zeroed at the start of the map). Also the type of
+// `worker_reduce(ctx, worker, wresult)`, which runs on the caller once per worker, in worker
+// order, after the jobs. Return 0 to go on; nonzero from worker_fini fails the map
+// (`SM_ERR_JOB`), from worker_reduce stops the combining (`SM_STOPPED`).
+typedef int (*sm_worker_fini_fn)(void *ctx, int worker, void *wresult);
+
+// Options of `sm_map_ex`. Zero-initialise it, set `size = sizeof(sm_map_opts)`, then the fields
+// you need: `size` lets later versions add fields without breaking programs built against this
+// one (fields beyond `size` are taken as zero).
+typedef struct {
+  // `sizeof(sm_map_opts)` as the caller's header has it.
+  size_t size;
+  // Jobs a worker claims at a time; 0 lets sharedmem adapt it to the jobs' duration.
+  size_t chunk;
+  // Before each worker's first job (may be NULL).
+  sm_worker_init_fn worker_init;
+  // After each worker's last job, filling its `wresult` (may be NULL).
+  sm_worker_fini_fn worker_fini;
+  // On the caller, once per worker in worker order, with that worker's `wresult` (may be NULL).
+  sm_worker_fini_fn worker_reduce;
+  // Bytes of each worker's result (0: `wresult` is NULL).
+  size_t wresult_size;
+} sm_map_opts;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -137,6 +166,23 @@ sm_status sm_map(sm_pool *pool,
                  sm_reduce_fn reduce,
                  size_t result_size,
                  void *ctx);
+
+// `sm_map` with options (`opts` may be NULL: then exactly `sm_map`): a fixed chunk size, and
+// per-worker state: `worker_init` before a worker's first job, `worker_fini` after its last,
+// filling a per-worker result that `worker_reduce` combines on the caller, once per worker, in
+// worker order, after the jobs (only when the map succeeded or stopped on request; with SM_STOP,
+// a worker's result may include jobs after the stopping one that had already started). Keeping a
+// partial result per worker and combining them once is the fast way to reduce tiny jobs.
+// Returns what `sm_map` returns; a failing worker_init/worker_fini gives SM_ERR_JOB naming the
+// worker; `opts->size` smaller than its first field, or larger than this library knows with
+// nonzero bytes beyond, gives SM_ERR_INVALID.
+sm_status sm_map_ex(sm_pool *pool,
+                    size_t njobs,
+                    sm_work_fn work,
+                    sm_reduce_fn reduce,
+                    size_t result_size,
+                    void *ctx,
+                    const sm_map_opts *opts);
 
 // Enters the critical section: mutual exclusion among all workers of the running map (processes
 // or threads). Only valid inside a job; a job must leave before returning. SM_ERR_STATE if called

@@ -127,6 +127,35 @@ pub struct WorkerRecord {
     /// it ended (packed `JobEnd`).
     pub failed_job: AtomicU64,
     pub failed_end: AtomicU64,
+    /// Set when the worker's init or fini hook returned nonzero (`HookFailure::pack`).
+    pub hook_failure: AtomicU64,
+    /// 1 once the worker's fini hook (if any) has filled its per-worker result.
+    pub fini_done: AtomicU32,
+}
+
+/// A worker_init / worker_fini hook that returned nonzero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookFailure {
+    Init(i32),
+    Fini(i32),
+}
+
+impl HookFailure {
+    pub fn pack(self) -> u64 {
+        match self {
+            HookFailure::Init(c) => (1 << 32) | c as u32 as u64,
+            HookFailure::Fini(c) => (2 << 32) | c as u32 as u64,
+        }
+    }
+
+    pub fn unpack(packed: u64) -> Option<HookFailure> {
+        let code = packed as u32 as i32;
+        match packed >> 32 {
+            1 => Some(HookFailure::Init(code)),
+            2 => Some(HookFailure::Fini(code)),
+            _ => None,
+        }
+    }
 }
 
 /// The shared control block of one map plus the parameters fixed for its duration.
@@ -143,6 +172,10 @@ pub struct Control {
     pub result_size: usize,
     result_stride: usize,
     workers_offset: usize,
+    /// Bytes of one per-worker result (`sm_map_opts.wresult_size`) and where they start.
+    pub wresult_size: usize,
+    wresult_stride: usize,
+    wresult_offset: usize,
     slot_state_offset: usize,
     slot_end_offset: usize,
     data_offset: usize,
@@ -172,6 +205,7 @@ impl Control {
         nworkers: usize,
         result_size: usize,
         with_reduce: bool,
+        wresult_size: usize,
         spare: Option<SharedRegion>,
     ) -> Result<Control> {
         let too_big = || {
@@ -214,8 +248,17 @@ impl Control {
         let slot_state_offset = workers_offset + nworkers * std::mem::size_of::<WorkerRecord>();
         let slot_end_offset =
             round_up(slot_state_offset + 4 * window as usize, 8).ok_or_else(too_big)?;
-        let data_offset =
+        let wresult_offset =
             round_up(slot_end_offset + 8 * window as usize, 64).ok_or_else(too_big)?;
+        let wresult_stride = round_up(wresult_size, 64).ok_or_else(|| {
+            crate::status::Error::nomem(format!("wresult_size {wresult_size} is too large"))
+        })?;
+        let data_offset = wresult_stride
+            .checked_mul(nworkers)
+            .and_then(|b| b.checked_add(wresult_offset))
+            .ok_or_else(|| {
+                crate::status::Error::nomem(format!("wresult_size {wresult_size} is too large"))
+            })?;
         let total = stride
             .checked_mul(buffers)
             .and_then(|b| b.checked_add(data_offset))
@@ -246,6 +289,9 @@ impl Control {
             result_size,
             result_stride: stride,
             workers_offset,
+            wresult_size,
+            wresult_stride,
+            wresult_offset,
             slot_state_offset,
             slot_end_offset,
             data_offset,
@@ -324,6 +370,21 @@ impl Control {
         unsafe { &*(self.region.as_ptr().add(self.slot_end_offset) as *const AtomicU64).add(s) }
     }
 
+    /// Worker `w`'s own result (zeroed at the start of the map), filled by its fini hook and
+    /// combined on the caller by worker_reduce. NULL when wresult_size is 0.
+    pub fn worker_result(&self, w: usize) -> *mut u8 {
+        if self.wresult_size == 0 {
+            return std::ptr::null_mut();
+        }
+        assert!(w < self.nworkers);
+        // SAFETY: nworkers buffers of wresult_stride bytes start at wresult_offset in the region.
+        unsafe {
+            self.region
+                .as_ptr()
+                .add(self.wresult_offset + w * self.wresult_stride)
+        }
+    }
+
     /// The result buffer for `job` run by worker `w`: its slot with a reduce, else the worker's own
     /// scratch buffer. NULL when result_size is 0.
     pub fn result_buffer(&self, job: u64, w: usize) -> *mut u8 {
@@ -371,18 +432,18 @@ mod tests {
 
     #[test]
     fn window_is_bounded_by_memory() {
-        let c = Control::new(100_000_000, 2, 64, true, None).unwrap();
+        let c = Control::new(100_000_000, 2, 64, true, 0, None).unwrap();
         assert!(c.window <= 2048, "window {}", c.window);
         assert!(c.window >= 8 && c.window.is_power_of_two());
-        let small = Control::new(3, 2, 8, true, None).unwrap();
+        let small = Control::new(3, 2, 8, true, 0, None).unwrap();
         assert_eq!(small.window, 2);
-        let big_results = Control::new(1000, 2, 1 << 20, true, None).unwrap();
+        let big_results = Control::new(1000, 2, 1 << 20, true, 0, None).unwrap();
         assert!(big_results.window * (1 << 20) <= 64 << 20);
     }
 
     #[test]
     fn huge_result_size_is_refused() {
-        let e = Control::new(10, 2, usize::MAX / 4, true, None)
+        let e = Control::new(10, 2, usize::MAX / 4, true, 0, None)
             .err()
             .unwrap();
         assert!(e.message.contains("result_size"), "{}", e.message);

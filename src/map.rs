@@ -1,15 +1,16 @@
 //! One call of `sm_map`: pick how to run it, run it, and turn the outcome into a status and message.
 
 use crate::config;
-use crate::control::{Control, JobEnd, MAX_JOBS, NO_JOB};
+use crate::control::{Control, HookFailure, JobEnd, MAX_JOBS, NO_JOB};
 use crate::frame::{self, with_current};
 use crate::interrupt::InterruptWatch;
 use crate::pool::{Backend, Pool};
 use crate::status::{Error, Result, Status};
-use crate::supervise::{Cause, Death, Outcome, Reducer};
-use crate::worker::{JobFn, Task};
+use crate::supervise::{with_hook_failures, Cause, Death, Outcome, Reducer};
+use crate::worker::{JobFn, Task, WorkerFiniFn, WorkerHooks, WorkerInitFn};
 use crate::{process, serial};
 use std::ffi::c_void;
+use std::sync::atomic::Ordering;
 
 pub struct MapRequest {
     pub njobs: usize,
@@ -17,6 +18,18 @@ pub struct MapRequest {
     pub reduce: Option<JobFn>,
     pub result_size: usize,
     pub ctx: *mut c_void,
+    pub options: MapOptions,
+}
+
+/// What `sm_map_ex` adds to `sm_map`.
+#[derive(Default)]
+pub struct MapOptions {
+    /// Jobs claimed at a time; 0 = adaptive.
+    pub chunk: u64,
+    pub worker_init: Option<WorkerInitFn>,
+    pub worker_fini: Option<WorkerFiniFn>,
+    pub worker_reduce: Option<WorkerFiniFn>,
+    pub wresult_size: usize,
 }
 
 /// Runs the map. Ok carries SM_OK or SM_STOPPED (with a message for the latter); every failure is
@@ -29,10 +42,18 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
             req.njobs
         )));
     }
+    let options = &req.options;
     let task = Task {
         work: req.work,
         ctx: req.ctx,
         pool: pool as *const Pool as usize,
+        chunk: options.chunk,
+        init: options.worker_init,
+        fini: options.worker_fini,
+    };
+    let hooks = WorkerHooks {
+        wresult_size: options.wresult_size,
+        worker_reduce: options.worker_reduce,
     };
     let reducer = req.reduce.map(|reduce| Reducer {
         reduce,
@@ -41,7 +62,7 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
     let outcome = if frame::in_job() {
         // A map inside a job runs serially in that worker, keeping its worker id.
         let worker = with_current(|f| f.map_or(0, |f| f.worker));
-        serial::run(njobs, &task, reducer, req.result_size, worker, None)?
+        serial::run(njobs, &task, reducer, req.result_size, worker, None, &hooks)?
     } else if njobs == 0 {
         // Nothing to run: no fork, no thread wake-up, no signal handling to set up.
         pool.claim()?;
@@ -50,7 +71,15 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
         let _busy = pool.claim()?;
         let interrupt = InterruptWatch::start();
         if pool.backend() == Backend::Serial || config::debug() {
-            serial::run(njobs, &task, reducer, req.result_size, 0, Some(&interrupt))?
+            serial::run(
+                njobs,
+                &task,
+                reducer,
+                req.result_size,
+                0,
+                Some(&interrupt),
+                &hooks,
+            )?
         } else {
             // Forked workers are started per map: never more than there are jobs.
             let n = match pool.threads() {
@@ -61,11 +90,25 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
                 threads.check_owner()?;
             }
             let spare = pool.take_spare_region();
-            let ctl = Control::new(njobs, n, req.result_size, reducer.is_some(), spare)?;
+            let ctl = Control::new(
+                njobs,
+                n,
+                req.result_size,
+                reducer.is_some(),
+                options.wresult_size,
+                spare,
+            )?;
             let outcome = match pool.threads() {
                 Some(threads) => Ok(threads.run(&ctl, &task, reducer, &interrupt)),
                 None => process::run(&ctl, &task, reducer, &interrupt),
-            };
+            }
+            .map(|outcome| {
+                let outcome = with_hook_failures(&ctl, outcome);
+                let finished = (0..ctl.nworkers)
+                    .filter(|&w| ctl.worker(w).fini_done.load(Ordering::Acquire) == 1)
+                    .map(|w| (w, ctl.worker_result(w)));
+                hooks.combine(outcome, req.ctx, finished)
+            });
             pool.keep_spare_region(ctl.into_region());
             outcome?
         }
@@ -116,6 +159,23 @@ fn interpret(outcome: Outcome) -> Result<(Status, Option<String>)> {
                 None => format!(
                     "{}; it had taken no job, and the other workers completed every job",
                     describe_death(&d)
+                ),
+            },
+        )),
+        Outcome::StoppedByWorkerReduce { worker, code } => Ok((
+            Status::SM_STOPPED,
+            Some(format!(
+                "sm_map stopped: worker_reduce returned {code} for worker {worker}"
+            )),
+        )),
+        Outcome::HookFailed { worker, failure } => Err(Error::new(
+            Status::SM_ERR_JOB,
+            match failure {
+                HookFailure::Init(code) => format!(
+                    "worker_init returned {code} in worker {worker}; the map was stopped"
+                ),
+                HookFailure::Fini(code) => format!(
+                    "worker_fini returned {code} in worker {worker}; no worker result was reduced"
                 ),
             },
         )),

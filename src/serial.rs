@@ -1,13 +1,13 @@
 //! Serial maps: the serial backend, debug mode, and maps called from inside a job. Jobs run one
 //! after the other in the calling thread, with the same outcomes a parallel map would report.
 
-use crate::control::JobEnd;
+use crate::control::{HookFailure, JobEnd, NO_JOB};
 use crate::frame::{with_current, Frame};
 use crate::interrupt::InterruptWatch;
 use crate::status::{Error, Result};
 use crate::supervise::{Outcome, Reducer};
 use crate::sync::finish_job;
-use crate::worker::Task;
+use crate::worker::{Task, WorkerHooks};
 
 /// Runs `njobs` jobs in order in the calling thread. `worker` is the id jobs see (the enclosing
 /// job's for a nested map).
@@ -18,6 +18,52 @@ pub fn run(
     result_size: usize,
     worker: i32,
     interrupt: Option<&InterruptWatch>,
+    hooks: &WorkerHooks,
+) -> Result<Outcome> {
+    let parent = with_current(|f| f.map_or(std::ptr::null(), |f| f as *const Frame));
+    let frame = Frame::new(None, worker, task.pool, parent);
+    if let Some(init) = task.init {
+        // SAFETY: the caller's hook, called as the API documents.
+        let code = frame.run_job(NO_JOB, || unsafe { init(task.ctx, worker) });
+        finish_job(&frame, 0);
+        if code != 0 {
+            return Ok(Outcome::HookFailed {
+                worker: worker as usize,
+                failure: HookFailure::Init(code),
+            });
+        }
+    }
+    let outcome = run_jobs(njobs, task, reducer, result_size, &frame, interrupt)?;
+    let mut wresult = vec![0u8; hooks.wresult_size];
+    let wresult_ptr = if wresult.is_empty() {
+        std::ptr::null_mut()
+    } else {
+        wresult.as_mut_ptr()
+    };
+    if let Some(fini) = task.fini {
+        // SAFETY: the caller's hook, with this worker's result buffer of wresult_size bytes.
+        let code = frame.run_job(NO_JOB, || unsafe {
+            fini(task.ctx, worker, wresult_ptr.cast())
+        });
+        finish_job(&frame, 0);
+        if code != 0 && outcome.is_success() {
+            return Ok(Outcome::HookFailed {
+                worker: worker as usize,
+                failure: HookFailure::Fini(code),
+            });
+        }
+    }
+    Ok(hooks.combine(outcome, task.ctx, [(worker as usize, wresult_ptr)]))
+}
+
+/// The jobs of a serial map, in order.
+fn run_jobs(
+    njobs: u64,
+    task: &Task,
+    reducer: Option<Reducer>,
+    result_size: usize,
+    frame: &Frame,
+    interrupt: Option<&InterruptWatch>,
 ) -> Result<Outcome> {
     let mut result = Vec::new();
     result.try_reserve_exact(result_size).map_err(|_| {
@@ -26,8 +72,6 @@ pub fn run(
         ))
     })?;
     result.resize(result_size, 0u8);
-    let parent = with_current(|f| f.map_or(std::ptr::null(), |f| f as *const Frame));
-    let frame = Frame::new(None, worker, task.pool, parent);
     let buffer = if result_size == 0 {
         std::ptr::null_mut()
     } else {
@@ -45,7 +89,7 @@ pub fn run(
             // SAFETY: the caller's work function, called as the API documents.
             unsafe { (task.work)(task.ctx, job as usize, buffer.cast()) }
         });
-        match finish_job(&frame, code) {
+        match finish_job(frame, code) {
             JobEnd::Done => {
                 if let Some(r) = reducer {
                     // SAFETY: the caller's reduce function with this job's result.

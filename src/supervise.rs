@@ -1,7 +1,7 @@
 //! The caller's side of a parallel map: reduce results in job order while the workers run, watch
 //! for dead workers, and decide what the map returns.
 
-use crate::control::{Control, JobEnd, NO_JOB, SLOT_FAILED};
+use crate::control::{Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED};
 use crate::futex;
 use crate::interrupt::InterruptWatch;
 use crate::sync::release_lock_of_dead_worker;
@@ -74,6 +74,16 @@ pub enum Outcome {
         end: JobEnd,
     },
     WorkerDied(Death),
+    /// A worker_init or worker_fini hook returned nonzero.
+    HookFailed {
+        worker: usize,
+        failure: HookFailure,
+    },
+    /// worker_reduce returned `code` for this worker.
+    StoppedByWorkerReduce {
+        worker: usize,
+        code: i32,
+    },
     /// A watched signal was caught by the caller's handler, or killed a worker.
     Interrupted {
         signal: i32,
@@ -85,6 +95,30 @@ pub enum Outcome {
 /// no wake-up. Short, because on a machine with as many workers as CPUs the caller's spinning
 /// takes time from a worker.
 const CALLER_SPIN: Duration = Duration::from_micros(10);
+
+impl Outcome {
+    /// The jobs ran as asked: to the end, or to a requested stop.
+    pub fn is_success(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Completed | Outcome::StoppedByJob(_) | Outcome::StoppedByReduce { .. }
+        )
+    }
+}
+
+/// The first worker (in worker order) whose init or fini hook failed, if the map otherwise
+/// succeeded.
+pub fn with_hook_failures(ctl: &Control, outcome: Outcome) -> Outcome {
+    if !outcome.is_success() {
+        return outcome;
+    }
+    (0..ctl.nworkers)
+        .find_map(|w| {
+            HookFailure::unpack(ctl.worker(w).hook_failure.load(Ordering::Acquire))
+                .map(|failure| Outcome::HookFailed { worker: w, failure })
+        })
+        .unwrap_or(outcome)
+}
 
 struct Supervisor<'a> {
     ctl: &'a Control,
@@ -226,6 +260,13 @@ impl Supervisor<'_> {
         }
         loop {
             if self.interrupted.is_some() || self.death.is_some_and(|d| job >= d.lost_from) {
+                return None;
+            }
+            // Stopped before this job (a worker hook failed) and every worker has left: nothing
+            // will fill the slot any more.
+            if job >= h.limit.load(Ordering::SeqCst)
+                && h.active.load(Ordering::SeqCst) as usize <= self.dead
+            {
                 return None;
             }
             h.caller_waits_for.store(job, Ordering::SeqCst);

@@ -4,9 +4,10 @@
 //! allocation of the library's own: in a forked child of a multi-threaded caller, a lock held by
 //! another thread at fork time would never be released.
 
-use crate::control::{Control, JobEnd, NO_JOB, SLOT_FAILED};
+use crate::control::{Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED};
 use crate::frame::Frame;
 use crate::futex;
+use crate::supervise::Outcome;
 use crate::sync::{finish_job, publish_ordered_pos};
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
@@ -15,6 +16,11 @@ use std::time::{Duration, Instant};
 /// `sm_work_fn` / `sm_reduce_fn`: `int (*)(void *ctx, size_t job, void *result)`.
 pub type JobFn = unsafe extern "C" fn(*mut c_void, usize, *mut c_void) -> c_int;
 
+/// `sm_worker_init_fn`: `int (*)(void *ctx, int worker)`.
+pub type WorkerInitFn = unsafe extern "C" fn(*mut c_void, c_int) -> c_int;
+/// `sm_worker_fini_fn` (also worker_reduce): `int (*)(void *ctx, int worker, void *wresult)`.
+pub type WorkerFiniFn = unsafe extern "C" fn(*mut c_void, c_int, *mut c_void) -> c_int;
+
 /// What every worker of a map runs.
 #[derive(Clone, Copy)]
 pub struct Task {
@@ -22,6 +28,11 @@ pub struct Task {
     pub ctx: *mut c_void,
     /// Identity (address) of the pool running the map, for the checks in sync.rs.
     pub pool: usize,
+    /// Jobs claimed at a time; 0 = adaptive.
+    pub chunk: u64,
+    /// Run by each worker before its first job / after its last.
+    pub init: Option<WorkerInitFn>,
+    pub fini: Option<WorkerFiniFn>,
 }
 
 // SAFETY: ctx is the caller's pointer, handed to the caller's own work function; sharing it with
@@ -29,6 +40,36 @@ pub struct Task {
 unsafe impl Send for Task {}
 // SAFETY: as above.
 unsafe impl Sync for Task {}
+
+/// What becomes of the per-worker results once the jobs are done.
+pub struct WorkerHooks {
+    pub wresult_size: usize,
+    pub worker_reduce: Option<WorkerFiniFn>,
+}
+
+impl WorkerHooks {
+    /// On the caller, after a map that succeeded (or stopped on request): worker_reduce for each
+    /// given worker's result, in the order given (worker order); a nonzero return stops there.
+    pub(crate) fn combine(
+        &self,
+        outcome: Outcome,
+        ctx: *mut c_void,
+        results: impl IntoIterator<Item = (usize, *mut u8)>,
+    ) -> Outcome {
+        let Some(worker_reduce) = self.worker_reduce.filter(|_| outcome.is_success()) else {
+            return outcome;
+        };
+        for (worker, wresult) in results {
+            // SAFETY: the caller's hook, with that worker's result (wresult_size bytes), which no
+            // worker touches any more.
+            let code = unsafe { worker_reduce(ctx, worker as c_int, wresult.cast()) };
+            if code != 0 {
+                return Outcome::StoppedByWorkerReduce { worker, code };
+            }
+        }
+        outcome
+    }
+}
 
 /// A chunk of tiny jobs should take about this long: long enough to make the claim (one contended
 /// atomic) negligible, short enough that the last chunks still balance between workers.
@@ -42,7 +83,9 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
     let h = ctl.header();
     let record = ctl.worker(w);
     let frame = Frame::new(Some(ctl), w as i32, task.pool, std::ptr::null());
-    let mut chunk: u64 = 1;
+    let started = run_init(ctl, task, &frame, w);
+    let mut chunk: u64 = task.chunk.max(1);
+    // A failed init stopped the map (limit 0): the loop then ends at once.
     loop {
         // Publish a lower bound of what we are about to claim before claiming it, so that a job
         // waiting for its ordered turn (or a caller examining our death) never misses this claim.
@@ -53,7 +96,11 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
         record.unfinished.store(bound, Ordering::Release);
         publish_ordered_pos(ctl, w, bound);
 
-        let size = chunk.min(chunk_cap(ctl, bound));
+        let size = if task.chunk > 0 {
+            task.chunk
+        } else {
+            chunk.min(chunk_cap(ctl, bound))
+        };
         let start = h.next_job.fetch_add(size, Ordering::SeqCst);
         if start >= ctl.njobs {
             break;
@@ -74,7 +121,9 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
             break; // the map was stopped: the rest of the chunk is past the limit
         }
         let elapsed = began.elapsed().as_nanos();
-        if elapsed < CHUNK_TARGET_NS / 2 {
+        if task.chunk > 0 {
+            // The caller chose the chunk size.
+        } else if elapsed < CHUNK_TARGET_NS / 2 {
             chunk = (chunk * 2).min(MAX_CHUNK);
         } else if elapsed > CHUNK_TARGET_NS * 4 {
             chunk = (chunk / 2).max(1);
@@ -83,10 +132,54 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
     record.current_job.store(NO_JOB, Ordering::Release);
     record.unfinished.store(NO_JOB, Ordering::Release);
     publish_ordered_pos(ctl, w, NO_JOB);
+    if started {
+        run_fini(ctl, task, &frame, w);
+    }
     record.finished.store(1, Ordering::Release);
     if h.active.fetch_sub(1, Ordering::SeqCst) == 1 {
         futex::wake_all(&h.active);
     }
+}
+
+/// Runs the worker_init hook; false (and the map stopped) if it failed.
+fn run_init(ctl: &Control, task: &Task, frame: &Frame, w: usize) -> bool {
+    let Some(init) = task.init else {
+        return true;
+    };
+    // SAFETY: the caller's hook, called as the API documents.
+    let code = frame.run_job(NO_JOB, || unsafe { init(task.ctx, w as c_int) });
+    finish_job(frame, 0); // a hook that left a section open must not block the workers
+    if code == 0 {
+        return true;
+    }
+    hook_failed(ctl, w, HookFailure::Init(code));
+    false
+}
+
+/// Runs the worker_fini hook into this worker's result.
+fn run_fini(ctl: &Control, task: &Task, frame: &Frame, w: usize) {
+    let record = ctl.worker(w);
+    if let Some(fini) = task.fini {
+        let wresult = ctl.worker_result(w);
+        // SAFETY: the caller's hook, with this worker's own result buffer (wresult_size bytes).
+        let code = frame.run_job(NO_JOB, || unsafe {
+            fini(task.ctx, w as c_int, wresult.cast())
+        });
+        finish_job(frame, 0);
+        if code != 0 {
+            hook_failed(ctl, w, HookFailure::Fini(code));
+            return;
+        }
+    }
+    record.fini_done.store(1, Ordering::Release);
+}
+
+fn hook_failed(ctl: &Control, w: usize, failure: HookFailure) {
+    ctl.worker(w)
+        .hook_failure
+        .store(failure.pack(), Ordering::Release);
+    ctl.header().limit.store(0, Ordering::SeqCst);
+    wake_slot_waiters(ctl);
 }
 
 /// The largest chunk worth claiming now: small enough that the remaining jobs still spread over

@@ -2,10 +2,10 @@
 
 use super::call_status;
 use super::pool::check_pool;
-use super::types::{sm_pool, sm_reduce_fn, sm_work_fn};
+use super::types::{sm_map_opts, sm_pool, sm_reduce_fn, sm_work_fn};
 use crate::last_error;
-use crate::map::{self, MapRequest};
-use crate::status::{sm_status, Error};
+use crate::map::{self, MapOptions, MapRequest};
+use crate::status::{sm_status, Error, Result};
 use std::ffi::c_void;
 
 /// Runs `work(ctx, job, result)` once for every job in [0, njobs) on the pool's workers, handing
@@ -29,19 +29,119 @@ pub extern "C" fn sm_map(
     ctx: *mut c_void,
 ) -> sm_status {
     call_status(|| {
-        let pool = check_pool(pool, "sm_map")?;
-        let work = work.ok_or_else(|| Error::invalid("sm_map: work is NULL"))?;
-        let request = MapRequest {
+        run(
+            "sm_map",
+            pool,
             njobs,
             work,
             reduce,
             result_size,
             ctx,
-        };
-        let (status, note) = map::run(pool, &request)?;
-        if let Some(note) = note {
-            last_error::set(&note);
+            MapOptions::default(),
+        )
+    })
+}
+
+/// `sm_map` with options (`opts` may be NULL: then exactly `sm_map`): a fixed chunk size, and
+/// per-worker state: `worker_init` before a worker's first job, `worker_fini` after its last,
+/// filling a per-worker result that `worker_reduce` combines on the caller, once per worker, in
+/// worker order, after the jobs (only when the map succeeded or stopped on request; with SM_STOP,
+/// a worker's result may include jobs after the stopping one that had already started). Keeping a
+/// partial result per worker and combining them once is the fast way to reduce tiny jobs.
+/// Returns what `sm_map` returns; a failing worker_init/worker_fini gives SM_ERR_JOB naming the
+/// worker; `opts->size` smaller than its first field, or larger than this library knows with
+/// nonzero bytes beyond, gives SM_ERR_INVALID.
+#[no_mangle]
+pub extern "C" fn sm_map_ex(
+    pool: *mut sm_pool,
+    njobs: usize,
+    work: sm_work_fn,
+    reduce: sm_reduce_fn,
+    result_size: usize,
+    ctx: *mut c_void,
+    opts: *const sm_map_opts,
+) -> sm_status {
+    call_status(|| {
+        let options = read_options(opts)?;
+        run(
+            "sm_map_ex",
+            pool,
+            njobs,
+            work,
+            reduce,
+            result_size,
+            ctx,
+            options,
+        )
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    call: &str,
+    pool: *mut sm_pool,
+    njobs: usize,
+    work: sm_work_fn,
+    reduce: sm_reduce_fn,
+    result_size: usize,
+    ctx: *mut c_void,
+    options: MapOptions,
+) -> Result<sm_status> {
+    let pool = check_pool(pool, call)?;
+    let work = work.ok_or_else(|| Error::invalid(format!("{call}: work is NULL")))?;
+    let request = MapRequest {
+        njobs,
+        work,
+        reduce,
+        result_size,
+        ctx,
+        options,
+    };
+    let (status, note) = map::run(pool, &request)?;
+    if let Some(note) = note {
+        last_error::set(&note);
+    }
+    Ok(status)
+}
+
+/// Reads the caller's options, as many bytes of them as its `size` says (a caller built against
+/// an older, shorter struct gets zero for the fields it does not know).
+fn read_options(opts: *const sm_map_opts) -> Result<MapOptions> {
+    if opts.is_null() {
+        return Ok(MapOptions::default());
+    }
+    // SAFETY: opts points to at least a size_t: the struct's first field (the caller's contract).
+    let size = unsafe { std::ptr::read_unaligned(opts as *const usize) };
+    let known = std::mem::size_of::<sm_map_opts>();
+    if size < std::mem::size_of::<usize>() {
+        return Err(Error::invalid(format!(
+            "sm_map_ex: opts->size is {size}; set it to sizeof(sm_map_opts) ({known})"
+        )));
+    }
+    let mut copy = [0u8; std::mem::size_of::<sm_map_opts>()];
+    let have = size.min(known);
+    // SAFETY: the caller's struct has `size` readable bytes; we copy at most that many.
+    unsafe { std::ptr::copy_nonoverlapping(opts as *const u8, copy.as_mut_ptr(), have) };
+    if size > known {
+        // SAFETY: as above: bytes [known, size) of the caller's struct are readable.
+        let extra =
+            unsafe { std::slice::from_raw_parts((opts as *const u8).add(known), size - known) };
+        if extra.iter().any(|&b| b != 0) {
+            return Err(Error::invalid(format!(
+                "sm_map_ex: opts->size is {size}, larger than the {known} bytes this library \
+                 knows, and the extra fields are set: the program needs a newer sharedmem"
+            )));
         }
-        Ok(status)
+    }
+    // SAFETY: `copy` holds a zero-padded image of an sm_map_opts; all-zero bytes are valid for
+    // every field (sizes, and NULL function pointers as None).
+    let opts: sm_map_opts =
+        unsafe { std::ptr::read_unaligned(copy.as_ptr() as *const sm_map_opts) };
+    Ok(MapOptions {
+        chunk: opts.chunk as u64,
+        worker_init: opts.worker_init,
+        worker_fini: opts.worker_fini,
+        worker_reduce: opts.worker_reduce,
+        wresult_size: opts.wresult_size,
     })
 }

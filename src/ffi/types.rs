@@ -74,6 +74,40 @@ pub struct sm_pool {
 pub type sm_work_fn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int>;
 
+/// `worker_init(ctx, worker)`: runs in each worker before its first job (every worker of the map
+/// runs it once). Return 0 to go on; nonzero stops the map with `SM_ERR_JOB`.
+#[allow(non_camel_case_types)]
+pub type sm_worker_init_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, worker: c_int) -> c_int>;
+
+/// `worker_fini(ctx, worker, wresult)`: runs in each worker after its last job and fills that
+/// worker's result (`wresult_size` bytes, zeroed at the start of the map). Also the type of
+/// `worker_reduce(ctx, worker, wresult)`, which runs on the caller once per worker, in worker
+/// order, after the jobs. Return 0 to go on; nonzero from worker_fini fails the map
+/// (`SM_ERR_JOB`), from worker_reduce stops the combining (`SM_STOPPED`).
+#[allow(non_camel_case_types)]
+pub type sm_worker_fini_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, worker: c_int, wresult: *mut c_void) -> c_int>;
+
+/// Options of `sm_map_ex`. Zero-initialise it, set `size = sizeof(sm_map_opts)`, then the fields
+/// you need: `size` lets later versions add fields without breaking programs built against this
+/// one (fields beyond `size` are taken as zero).
+#[allow(non_camel_case_types)]
+#[repr(C)]
+pub struct sm_map_opts {
+    /// `sizeof(sm_map_opts)` as the caller's header has it.
+    pub size: usize,
+    /// Jobs a worker claims at a time; 0 lets sharedmem adapt it to the jobs' duration.
+    pub chunk: usize,
+    /// Before each worker's first job (may be NULL).
+    pub worker_init: sm_worker_init_fn,
+    /// After each worker's last job, filling its `wresult` (may be NULL).
+    pub worker_fini: sm_worker_fini_fn,
+    /// On the caller, once per worker in worker order, with that worker's `wresult` (may be NULL).
+    pub worker_reduce: sm_worker_fini_fn,
+    /// Bytes of each worker's result (0: `wresult` is NULL).
+    pub wresult_size: usize,
+}
+
 /// Called on the caller, in increasing job order, once per completed job, with that job's result.
 /// Return 0 to go on, nonzero to stop the map (`SM_STOPPED`).
 #[allow(non_camel_case_types)]

@@ -167,6 +167,7 @@ program fortran_consumer
   character(len=:), allocatable :: data_file
   integer(c_int64_t) :: header(64)
   integer(c_int) :: nheader
+  type(sm_map_opts) :: opts_probe  ! only its size is used
   ! Each callback assigned to a pointer with the C callback's interface: the compiler checks them.
   procedure(sm_work), pointer :: work_check
   procedure(sm_reduce), pointer :: reduce_check
@@ -206,14 +207,15 @@ program fortran_consumer
 
   ! --- The module's constants and types match the header, as compiled by the C compiler -------
   nheader = sm_test_header_values(header, size(header, kind=c_int))
-  call check(nheader == 28, "header_values.c and main.f90 disagree on the number of values")
+  call check(nheader == 29, "header_values.c and main.f90 disagree on the number of values")
   if (any(header(1:nheader) /= [integer(c_int64_t) :: SM_STOP, &
           SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL, &
           SM_DTYPE_F64, SM_DTYPE_F32, SM_DTYPE_I64, SM_DTYPE_I32, SM_DTYPE_I16, &
           SM_DTYPE_I8, SM_DTYPE_U64, SM_DTYPE_U32, SM_DTYPE_U16, SM_DTYPE_U8, &
           SM_OK, SM_STOPPED, SM_ERR_INVALID, SM_ERR_NOMEM, SM_ERR_JOB, &
           SM_ERR_WORKER_DIED, SM_ERR_INTERRUPTED, SM_ERR_STATE, SM_ERR_IO, SM_ERR_PANIC, &
-          c_sizeof(0_c_size_t), c_sizeof(0_c_int), c_sizeof(0_c_int), c_sizeof(0_c_int)])) then
+          c_sizeof(0_c_size_t), c_sizeof(0_c_int), c_sizeof(0_c_int), c_sizeof(0_c_int), &
+          c_sizeof(opts_probe)])) then
     write (error_unit, '(a,*(1x,i0))') "sharedmem.h gives", header(1:nheader)
     call fail("a constant or type size of the sharedmem module differs from sharedmem.h")
   end if
