@@ -86,7 +86,7 @@ static void set_run_err(const char *what, sm_status st) {
 
 /* ------------------------------------------------------------------ job bodies */
 
-enum kind { K_TRIVIAL, K_REDUCE, K_CRITICAL, K_ORDERED, K_MAP0, K_MAP2 };
+enum kind { K_TRIVIAL, K_REDUCE, K_CRITICAL, K_ORDERED, K_MAP0, K_MAP2, K_WREDUCE };
 
 typedef struct {
   sm_pool *pool;
@@ -139,6 +139,38 @@ static int work_ordered(void *ctx, size_t job, void *result) {
   return bad ? 23 : 0;
 }
 
+/* Per-worker reduction (sm_map_ex): each worker adds its jobs (one double each) into its own
+ * partial sum, hands it over in worker_fini, and worker_reduce adds the partials on the caller.
+ * Partials are 64 bytes apart so that threads do not share a cache line. */
+static double partials[64 * 8];
+
+static int work_wadd(void *ctx, size_t job, void *result) {
+  (void)ctx;
+  (void)result;
+  partials[sm_worker_id() * 8] += (double)job;
+  return 0;
+}
+
+static int wadd_init(void *ctx, int worker) {
+  (void)ctx;
+  partials[worker * 8] = 0;
+  return 0;
+}
+
+static int wadd_fini(void *ctx, int worker, void *wresult) {
+  (void)ctx;
+  memcpy(wresult, &partials[worker * 8], sizeof(double));
+  return 0;
+}
+
+static int wadd_reduce(void *ctx, int worker, void *wresult) {
+  (void)worker;
+  double v;
+  memcpy(&v, wresult, sizeof v);
+  *(double *)ctx += v;
+  return 0;
+}
+
 static int work_count(void *ctx, size_t job, void *result) { /* sanity check: count calls per job */
   (void)result;
   __atomic_fetch_add(&((uint64_t *)ctx)[job], 1, __ATOMIC_RELAXED);
@@ -188,6 +220,18 @@ static int run_sm(void *varg, size_t n, double *sec) {
       return 1;
     }
     break;
+  case K_WREDUCE: {
+    double total = 0;
+    sm_map_opts opts = {sizeof opts, 0, wadd_init, wadd_fini, wadd_reduce, sizeof(double)};
+    t0 = now_sec();
+    st = sm_map_ex(a->pool, n, work_wadd, NULL, 0, &total, &opts);
+    t1 = now_sec();
+    if (st == SM_OK && total != (double)n * (double)(n - 1) / 2) {
+      snprintf(run_err, sizeof run_err, "per-worker reduce: wrong sum %.0f for %zu jobs", total, n);
+      return 1;
+    }
+    break;
+  }
   case K_MAP0:
   case K_MAP2: {
     size_t nj = a->kind == K_MAP0 ? 0 : 2;
@@ -227,6 +271,17 @@ static int run_omp(void *varg, size_t n, double *sec) {
     t1 = now_sec();
     if (s != (uint64_t)n * (uint64_t)(n - 1) / 2) {
       snprintf(run_err, sizeof run_err, "omp reduction: wrong sum");
+      return 1;
+    }
+    break;
+  }
+  case K_WREDUCE: {
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) num_threads(NW)
+    for (long long i = 0; i < nn; i++) s += (double)i;
+    t1 = now_sec();
+    if (s != (double)n * (double)(n - 1) / 2) {
+      snprintf(run_err, sizeof run_err, "omp reduction (double): wrong sum");
       return 1;
     }
     break;
@@ -595,10 +650,10 @@ int main(void) {
     return 2;
   }
 
-  enum kind kinds[] = {K_TRIVIAL, K_REDUCE, K_CRITICAL, K_ORDERED, K_MAP0, K_MAP2};
+  enum kind kinds[] = {K_TRIVIAL, K_REDUCE, K_CRITICAL, K_ORDERED, K_MAP0, K_MAP2, K_WREDUCE};
   const char *kname[] = {"trivial job", "trivial job + reduce", "critical", "ordered", "empty map njobs=0",
-                         "map njobs=2"};
-  result_t P[6], T[6], O[6], FJ;
+                         "map njobs=2", "per-worker reduce"};
+  result_t P[7], T[7], O[7], FJ;
   memset(P, 0, sizeof P);
   memset(T, 0, sizeof T);
   memset(O, 0, sizeof O);
@@ -613,6 +668,14 @@ int main(void) {
     sys_t g[3] = {{n1, run_sm, &pa, pp_ok, &P[k], 0, {0}},
                   {n2, run_sm, &ta, tp_ok, &T[k], 0, {0}},
                   {n3, run_omp, &kinds[k], 1, &O[k], 0, {0}}};
+    measure_group(g, 3, PER_JOB_N0, PER_JOB_NMAX);
+  }
+  /* per-worker reduction (sm_map_ex) vs omp parallel for reduction(+:s) */
+  {
+    sm_arg pa = {pp, K_WREDUCE, counter}, ta = {tp, K_WREDUCE, counter};
+    sys_t g[3] = {{"per-worker reduce / sharedmem process", run_sm, &pa, pp_ok, &P[6], 0, {0}},
+                  {"per-worker reduce / sharedmem thread", run_sm, &ta, tp_ok, &T[6], 0, {0}},
+                  {"reduction(+:s) / openmp", run_omp, &kinds[6], 1, &O[6], 0, {0}}};
     measure_group(g, 3, PER_JOB_N0, PER_JOB_NMAX);
   }
   /* per-map measures: one group of 6 systems */
@@ -643,6 +706,14 @@ int main(void) {
         k == 0 ? "omp parallel for schedule(dynamic)" : "omp parallel for schedule(dynamic) reduction(+:s)", &O[k],
         O[k].med, tg);
   }
+  /* Issue 5's per-worker reduction target (1.5x) is for its work-shared loop, whose body the
+   * compiler inlines as OpenMP's is; a map calls a function per job, so this row can only show
+   * what per-worker state saves over per-job reduce (row 1b). */
+  snprintf(tg, sizeof tg, "informational: one call per job vs an inlined loop (issue 5's 1.5x target: "
+                          "thread %s, process %s)",
+           verdict(T[6].ok && O[6].ok, T[6].med, O[6].med, 1.5), verdict(P[6].ok && O[6].ok, P[6].med, O[6].med, 1.5));
+  row("1c. per-worker reduce (sm_map_ex), one double per job (ns/job)", &P[6], P[6].med, &T[6], T[6].med,
+      "omp parallel for reduction(+:s)", &O[6], O[6].med, tg);
   for (int k = 4; k < 6; k++) {
     const char *m = k == 4 ? "2a. empty map, njobs=0 (ns/map)" : "2b. map of 2 trivial jobs (ns/map)";
     snprintf(tg, sizeof tg, "thread vs omp parallel: informational (no number set)");
@@ -671,7 +742,7 @@ int main(void) {
          REPS);
   printf("Rows 3a/4a are raw ns per job; rows 3b/4b subtract the trivial-job time (row 1a) of the same system.\n");
   printf("\nRun sizes and spread (ns per unit: median [min .. max], n = units per run):\n\n");
-  for (int k = 0; k < 6; k++) {
+  for (int k = 0; k < 7; k++) {
     const result_t *rs[3] = {&P[k], &T[k], &O[k]};
     const char *sn[3] = {"process", "thread", kinds[k] == K_MAP0 ? "omp parallel region" : "openmp"};
     for (int s = 0; s < 3; s++) {
