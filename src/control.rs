@@ -136,8 +136,13 @@ pub struct WorkerRecord {
 /// A worker_init / worker_fini hook that returned nonzero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookFailure {
+    /// worker_init returned this nonzero value.
     Init(i32),
+    /// worker_fini returned this nonzero value.
     Fini(i32),
+    /// The hook returned 0 but left its critical or ordered section open (sharedmem closed it).
+    InitLeftSection,
+    FiniLeftSection,
 }
 
 impl HookFailure {
@@ -145,6 +150,8 @@ impl HookFailure {
         match self {
             HookFailure::Init(c) => (1 << 32) | c as u32 as u64,
             HookFailure::Fini(c) => (2 << 32) | c as u32 as u64,
+            HookFailure::InitLeftSection => 3 << 32,
+            HookFailure::FiniLeftSection => 4 << 32,
         }
     }
 
@@ -153,6 +160,8 @@ impl HookFailure {
         match packed >> 32 {
             1 => Some(HookFailure::Init(code)),
             2 => Some(HookFailure::Fini(code)),
+            3 => Some(HookFailure::InitLeftSection),
+            4 => Some(HookFailure::FiniLeftSection),
             _ => None,
         }
     }

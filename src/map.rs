@@ -177,6 +177,14 @@ fn interpret(outcome: Outcome) -> Result<(Status, Option<String>)> {
                 HookFailure::Fini(code) => format!(
                     "worker_fini returned {code} in worker {worker}; no worker result was reduced"
                 ),
+                HookFailure::InitLeftSection => format!(
+                    "worker_init returned in worker {worker} while still inside its critical or \
+                     ordered section; sharedmem closed it and stopped the map"
+                ),
+                HookFailure::FiniLeftSection => format!(
+                    "worker_fini returned in worker {worker} while still inside its critical or \
+                     ordered section; sharedmem closed it, and no worker result was reduced"
+                ),
             },
         )),
         Outcome::Interrupted { signal, death } => Err(Error::new(

@@ -1,12 +1,12 @@
 //! Serial maps: the serial backend, debug mode, and maps called from inside a job. Jobs run one
 //! after the other in the calling thread, with the same outcomes a parallel map would report.
 
-use crate::control::{HookFailure, JobEnd, NO_JOB};
+use crate::control::{JobEnd, NO_JOB};
 use crate::frame::{with_current, Frame};
 use crate::interrupt::InterruptWatch;
 use crate::status::{Error, Result};
 use crate::supervise::{Outcome, Reducer};
-use crate::sync::finish_job;
+use crate::sync::{finish_hook, finish_job};
 use crate::worker::{Task, WorkerHooks};
 
 /// Runs `njobs` jobs in order in the calling thread. `worker` is the id jobs see (the enclosing
@@ -25,16 +25,19 @@ pub fn run(
     if let Some(init) = task.init {
         // SAFETY: the caller's hook, called as the API documents.
         let code = frame.run_job(NO_JOB, || unsafe { init(task.ctx, worker) });
-        finish_job(&frame, 0);
-        if code != 0 {
+        if let Some(failure) = finish_hook(&frame, code, true) {
             return Ok(Outcome::HookFailed {
                 worker: worker as usize,
-                failure: HookFailure::Init(code),
+                failure,
             });
         }
     }
     let outcome = run_jobs(njobs, task, reducer, result_size, &frame, interrupt)?;
-    let mut wresult = vec![0u8; hooks.wresult_size];
+    let mut wresult = Vec::new();
+    wresult
+        .try_reserve_exact(hooks.wresult_size)
+        .map_err(|_| Error::nomem(format!("wresult_size {} is too large", hooks.wresult_size)))?;
+    wresult.resize(hooks.wresult_size, 0u8);
     let wresult_ptr = if wresult.is_empty() {
         std::ptr::null_mut()
     } else {
@@ -45,11 +48,10 @@ pub fn run(
         let code = frame.run_job(NO_JOB, || unsafe {
             fini(task.ctx, worker, wresult_ptr.cast())
         });
-        finish_job(&frame, 0);
-        if code != 0 && outcome.is_success() {
+        if let Some(failure) = finish_hook(&frame, code, false).filter(|_| outcome.is_success()) {
             return Ok(Outcome::HookFailed {
                 worker: worker as usize,
-                failure: HookFailure::Fini(code),
+                failure,
             });
         }
     }

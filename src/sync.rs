@@ -5,7 +5,7 @@
 //! once every other worker's ordered position is at or past `j`; positions only grow, and each
 //! worker moves its own when a job leaves its ordered section or finishes. See docs/DESIGN.md.
 
-use crate::control::{Control, JobEnd};
+use crate::control::{Control, HookFailure, JobEnd};
 use crate::frame::{with_current, CriticalState, Frame, OrderedState};
 use crate::futex;
 use crate::status::{Error, Result};
@@ -170,6 +170,19 @@ pub fn finish_job(frame: &Frame, code: i32) -> JobEnd {
         end = JobEnd::HeldOrdered(code);
     }
     end
+}
+
+/// Checks a worker_init / worker_fini hook that returned `code`, closing any section it left open:
+/// None when it succeeded.
+pub fn finish_hook(frame: &Frame, code: i32, init: bool) -> Option<HookFailure> {
+    let left_open = finish_job(frame, 0) != JobEnd::Done;
+    match (code, left_open, init) {
+        (0, false, _) => None,
+        (0, true, true) => Some(HookFailure::InitLeftSection),
+        (0, true, false) => Some(HookFailure::FiniLeftSection),
+        (c, _, true) => Some(HookFailure::Init(c)),
+        (c, _, false) => Some(HookFailure::Fini(c)),
+    }
 }
 
 /// Moves worker `w`'s ordered position to `pos` and wakes jobs waiting for their turn.

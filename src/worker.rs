@@ -8,7 +8,7 @@ use crate::control::{Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED};
 use crate::frame::Frame;
 use crate::futex;
 use crate::supervise::Outcome;
-use crate::sync::{finish_job, publish_ordered_pos};
+use crate::sync::{finish_hook, finish_job, publish_ordered_pos};
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -148,12 +148,13 @@ fn run_init(ctl: &Control, task: &Task, frame: &Frame, w: usize) -> bool {
     };
     // SAFETY: the caller's hook, called as the API documents.
     let code = frame.run_job(NO_JOB, || unsafe { init(task.ctx, w as c_int) });
-    finish_job(frame, 0); // a hook that left a section open must not block the workers
-    if code == 0 {
-        return true;
+    match finish_hook(frame, code, true) {
+        None => true,
+        Some(failure) => {
+            hook_failed(ctl, w, failure);
+            false
+        }
     }
-    hook_failed(ctl, w, HookFailure::Init(code));
-    false
 }
 
 /// Runs the worker_fini hook into this worker's result.
@@ -165,9 +166,8 @@ fn run_fini(ctl: &Control, task: &Task, frame: &Frame, w: usize) {
         let code = frame.run_job(NO_JOB, || unsafe {
             fini(task.ctx, w as c_int, wresult.cast())
         });
-        finish_job(frame, 0);
-        if code != 0 {
-            hook_failed(ctl, w, HookFailure::Fini(code));
+        if let Some(failure) = finish_hook(frame, code, false) {
+            hook_failed(ctl, w, failure);
             return;
         }
     }

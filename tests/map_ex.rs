@@ -298,3 +298,34 @@ fn the_options_size_is_checked() {
     });
     sm_pool_free(pool);
 }
+
+/// The pool of the running test map, for the hook below (sections take the pool).
+static LEAKY_POOL: AtomicU64 = AtomicU64::new(0);
+
+unsafe extern "C" fn init_leaving_critical(_: *mut c_void, _: c_int) -> c_int {
+    let pool = LEAKY_POOL.load(Ordering::Relaxed) as usize as *mut sm_pool;
+    (sm_critical_enter(pool) != sm_status::SM_OK) as c_int
+}
+
+#[test]
+fn a_hook_that_leaves_a_section_open_fails_the_map() {
+    for b in BACKENDS {
+        let pool = sm_pool_new(WORKERS as c_int, b as c_int);
+        LEAKY_POOL.store(pool as usize as u64, Ordering::Relaxed);
+        with_shared(|ctx| {
+            let mut opts = options(0);
+            opts.worker_init = Some(init_leaving_critical);
+            let status = map_ex(pool, ctx, &opts);
+            assert_eq!(status, sm_status::SM_ERR_JOB, "{b:?}");
+            assert!(
+                last_error().contains("worker_init returned in worker")
+                    && last_error().contains("critical"),
+                "{}",
+                last_error()
+            );
+            // The lock was released: the next map on the pool runs.
+            assert_eq!(map_ex(pool, ctx, &options(0)), sm_status::SM_OK, "{b:?}");
+        });
+        sm_pool_free(pool);
+    }
+}
