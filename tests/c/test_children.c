@@ -96,15 +96,9 @@ static void wait_ok(pid_t pid, const char *what) {
 
 static void test_atexit(sm_backend b) {
   char path[] = "/tmp/sm_test_atexit_XXXXXX";
-  int fd = mkstemp(path);
-  CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
-  close(fd);
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  CHECK(pid >= 0, "fork");
+  make_temp_file(path);
+  pid_t pid = fork_subtest(40);
   if (pid == 0) {
-    alarm(40);
     g_atexit_fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
     if (g_atexit_fd < 0) _exit(90);
     atexit(atexit_handler);
@@ -124,15 +118,9 @@ static void test_atexit(sm_backend b) {
 
 static void test_stdio(sm_backend b) {
   char path[] = "/tmp/sm_test_stdio_XXXXXX";
-  int fd = mkstemp(path);
-  CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
-  close(fd);
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  CHECK(pid >= 0, "fork");
+  make_temp_file(path);
+  pid_t pid = fork_subtest(40);
   if (pid == 0) {
-    alarm(40);
     if (!freopen(path, "w", stdout)) _exit(90);
     setvbuf(stdout, NULL, _IOFBF, 8192); /* file-backed, fully buffered */
     printf("MARKER-%d", 4242);          /* no newline: stays in the buffer */
@@ -158,15 +146,9 @@ static int work_print(void *ctx, size_t job, void *result) {
 
 static void test_job_output(sm_backend b) {
   char path[] = "/tmp/sm_test_jobout_XXXXXX";
-  int fd = mkstemp(path);
-  CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
-  close(fd);
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  CHECK(pid >= 0, "fork");
+  make_temp_file(path);
+  pid_t pid = fork_subtest(40);
   if (pid == 0) {
-    alarm(40);
     if (!freopen(path, "w", stdout)) _exit(90);
     setvbuf(stdout, NULL, _IOFBF, 8192);
     printf("BEFORE;");

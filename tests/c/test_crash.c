@@ -208,12 +208,8 @@ static void died_in_section(sm_pool *pool, int kind) {
 
 /* thread/serial: run the crashing map in a subprocess and return its wait status. */
 static int subprocess_status(sm_backend b, int how) {
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  CHECK(pid >= 0, "fork: %s", strerror(errno));
+  pid_t pid = fork_subtest(30);
   if (pid == 0) {
-    alarm(30);
     sm_pool *pool = sm_pool_new(2, b);
     if (!pool) _exit(90);
     ctx_t c;

@@ -166,12 +166,8 @@ static void case_thread_signal(sm_backend b, int sig, int resethand) {
 }
 
 static void case_group_signal(void) {
-  fflush(stdout);
-  fflush(stderr);
-  pid_t pid = fork();
-  CHECK(pid >= 0, "fork");
+  pid_t pid = fork_subtest(40);
   if (pid == 0) {
-    alarm(40);
     if (setpgid(0, 0) != 0) _exit(80);
     install(SIGINT, on_signal);
     sm_pool *pool = sm_pool_new(2, SM_BACKEND_PROCESS);

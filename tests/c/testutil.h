@@ -287,6 +287,25 @@ __attribute__((format(printf, 4, 5))) static inline void jfail_record(const char
   } while (0)
 
 /* Create a pool and fail clearly if that does not work. */
+/* Forks a child for a sub-test that must run in a process of its own. Stdio is flushed first, so
+ * the child cannot write the parent's pending output again; the child's watchdog fires after
+ * `secs`. Returns 0 in the child and the child's pid in the parent. */
+static inline pid_t fork_subtest(unsigned secs) {
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  CHECK(pid >= 0, "fork: %s", strerror(errno));
+  if (pid == 0) alarm(secs);
+  return pid;
+}
+
+/* Creates an empty temporary file from the mkstemp template `path` (filled in place). */
+static inline void make_temp_file(char *path) {
+  int fd = mkstemp(path);
+  CHECK(fd >= 0, "mkstemp: %s", strerror(errno));
+  close(fd);
+}
+
 static inline sm_pool *new_pool(int nworkers, sm_backend b) {
   sm_pool *p = sm_pool_new(nworkers, b);
   CHECK(p != NULL, "sm_pool_new(%d, %d) failed: %s", nworkers, (int)b, last_err());
