@@ -25,9 +25,20 @@
 #define SM_VERSION SM_MAKE_VERSION(SM_VERSION_MAJOR, SM_VERSION_MINOR, SM_VERSION_PATCH)
 
 
+// How many dynamic/guided loops of a region may be in progress at once (workers that run ahead
+// through `nowait` loops wait when they get this far ahead of the slowest one).
+#define LOOP_SLOTS 4
+
 // A `work()` return value that asks the map to stop early. It is not an error: jobs before it
 // (and it) are reduced, and `sm_map` returns `SM_STOPPED`. (The value spells "STOP" in ASCII.)
 #define SM_STOP 1398034256
+
+// `sm_for_next` flag: the loop has an ordered section (`sm_ordered_enter`/`sm_ordered_leave`
+// around part of each iteration's body), run in iteration order.
+#define SM_FOR_ORDERED 1
+
+// `sm_for_next` flag: no barrier at the end of the loop (a worker done with its chunks goes on).
+#define SM_FOR_NOWAIT 2
 
 // Which kind of workers a pool uses.
 typedef enum {
@@ -65,6 +76,18 @@ typedef enum {
   // `uint8_t`.
   SM_DTYPE_U8 = 9,
 } sm_dtype;
+
+// How `sm_for_next` hands out the iterations of a work-shared loop.
+typedef enum {
+  // Chunks dealt to the workers round-robin in advance; with chunk 0, one contiguous block per
+  // worker (`schedule(static)`). The cheapest, for iterations of equal cost.
+  SM_SCHEDULE_STATIC = 0,
+  // Chunks claimed one at a time as workers get free (`schedule(dynamic, chunk)`); chunk 0 is 1.
+  SM_SCHEDULE_DYNAMIC = 1,
+  // Like dynamic, with chunks starting at an even share of what is left and shrinking to `chunk`
+  // (`schedule(guided, chunk)`).
+  SM_SCHEDULE_GUIDED = 2,
+} sm_schedule;
 
 // Result of a sharedmem call. `SM_OK` is zero; every other value is a reason the call did not
 // complete as asked, with details in `sm_last_error()`.
@@ -131,6 +154,10 @@ typedef struct {
   // Bytes of each worker's result (0: `wresult` is NULL).
   size_t wresult_size;
 } sm_map_opts;
+
+// A parallel region: `region(ctx)` runs once in every worker of the pool (`sm_parallel`). Return
+// 0 on success, `SM_STOP` to stop the region, any other value to fail it with `SM_ERR_JOB`.
+typedef int (*sm_region_fn)(void *ctx);
 
 #ifdef __cplusplus
 extern "C" {
@@ -203,6 +230,65 @@ sm_status sm_ordered_leave(sm_pool *pool);
 // The calling worker's index, 0..nworkers-1, inside a job (0 in a serial or debug map; a nested
 // map keeps the enclosing worker's index); -1 outside any map.
 int sm_worker_id(void);
+
+// Runs a parallel region: every worker of the pool runs `region(ctx)` once, at the same time,
+// and the call returns when all have returned. Inside, `sm_worker_id()` is the worker's rank
+// (0..nworkers-1) and `sm_num_workers()` the team's size; the workers share loops with
+// `sm_for_next`, wait for each other with `sm_barrier`, and use `sm_single`, `sm_master`,
+// `sm_critical_*` and (in ordered loops) `sm_ordered_*`. As with sm_map, process workers see
+// the caller's memory as it was at the call and share only `sm_empty` memory; on the thread
+// backend the calling thread is worker 0. The serial backend, debug mode and a region inside a
+// job or region run it once in the calling thread, as a team of one.
+//
+// Returns SM_OK when every worker's region returned 0; SM_STOPPED if one returned SM_STOP;
+// SM_ERR_JOB if one returned another nonzero value; SM_ERR_STATE for misuse (a barrier or loop
+// that not every worker reached, a construct used inside critical, a section left open);
+// SM_ERR_WORKER_DIED if a worker process died; SM_ERR_INTERRUPTED on SIGINT/SIGTERM. The first
+// failure stops the region: process workers are stopped at once; threads at their next
+// `sm_for_next`, `sm_barrier` or ordered section (which then return 0 / SM_STOPPED), so a region
+// should return when they do.
+sm_status sm_parallel(sm_pool *pool, sm_region_fn region, void *ctx);
+
+// The work-shared loop over [start, end) in a region: every worker calls
+// `while (sm_for_next(pool, start, end, schedule, chunk, flags, &lo, &hi)) for (i = lo; i < hi;
+// i++) ...` with the same arguments, and each iteration runs in exactly one worker. Returns 1 with
+// the next chunk [*lo, *hi) for this worker, 0 when the worker has no more (after waiting for the
+// whole team, unless `flags` has SM_FOR_NOWAIT). `chunk` 0 means the schedule's default: static
+// gives each worker one contiguous block, dynamic and guided hand out 1 iteration at a time (guided:
+// at least `chunk`, shrinking from an even share of what is left). `start >= end` is an empty loop.
+// Every worker must run each loop to its end (until 0), and all the same loops in the same order.
+//
+// Also returns 0, with a message in `sm_last_error()`, when the region is being stopped or on
+// misuse (outside a region, inside critical or ordered, other arguments mid-loop, bad schedule or
+// flags, NULL lo/hi); misuse also fails the region (sm_parallel returns SM_ERR_STATE).
+int sm_for_next(sm_pool *pool,
+                size_t start,
+                size_t end,
+                sm_schedule schedule,
+                size_t chunk,
+                int flags,
+                size_t *lo,
+                size_t *hi);
+
+// Waits until every worker of the region has called it. Returns SM_OK; SM_STOPPED when the
+// region is being stopped (return from the region); SM_ERR_STATE outside a region, inside
+// critical or ordered, or when a worker returned from the region without reaching this barrier
+// (which also fails the region, instead of waiting forever).
+sm_status sm_barrier(sm_pool *pool);
+
+// In a region, 1 for exactly one worker (the first to get there) each time the team reaches a
+// `sm_single` call, 0 for the others: `if (sm_single(pool)) { ... }`. There is no barrier after
+// it: call `sm_barrier` if the others need what the single block computed. -1 (with a message)
+// outside a region.
+int sm_single(sm_pool *pool);
+
+// 1 in worker 0 of a region or map, 0 in the other workers; 1 outside any map (the calling
+// thread is then the only one).
+int sm_master(void);
+
+// The number of workers running the current region (its team) or map; 1 outside any map, and in
+// a serial, debug or nested region or map.
+int sm_num_workers(void);
 
 // Writes to `out[0..n)` the permutation that sorts `keys`, exactly as numpy's
 // `argsort(keys, kind='stable')`: equal keys keep their input order; for floats

@@ -13,6 +13,7 @@
 //! - With a reduce callback, results go through a ring of `window` slots: job `j` writes slot
 //!   `j % window` once the caller has reduced job `j - window` (bounded memory whatever `njobs`).
 
+use crate::futex;
 use crate::shm::SharedRegion;
 use crate::status::Result;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -71,6 +72,60 @@ pub struct Header {
     pub slot_wait: Padded<SlotWaitWords>,
     /// The job whose slot the caller is sleeping on, or NO_JOB.
     pub caller_waits_for: Padded<AtomicU64>,
+    /// What the workers of a parallel region share (unused by maps).
+    pub team: Padded<TeamWords>,
+    pub barrier: Padded<BarrierWords>,
+    /// Shared state of the work-shared loops that need it (dynamic and guided), a ring indexed by
+    /// how many such loops the team has started.
+    pub loops: [Padded<LoopSlot>; LOOP_SLOTS],
+}
+
+/// How many dynamic/guided loops of a region may be in progress at once (workers that run ahead
+/// through `nowait` loops wait when they get this far ahead of the slowest one).
+pub const LOOP_SLOTS: usize = 4;
+
+/// A region's team-wide words.
+#[repr(C)]
+pub struct TeamWords {
+    /// 1 + the worker that first stopped the region (its region failed, misused a construct, or
+    /// waited at a barrier another worker had left); 0 while nobody has.
+    pub stopped_by: AtomicU32,
+    /// Bumped whenever something a waiting worker may be waiting for changes (a loop slot comes
+    /// free, a worker leaves the region, the region stops); waiters sleep on it.
+    pub epoch: AtomicU32,
+    pub waiters: AtomicU32,
+    /// Counter of `sm_single` constructs claimed so far (the n-th single goes to the worker that
+    /// moves it from n to n + 1).
+    pub singles: AtomicU64,
+}
+
+/// The region's barrier: arrivals and departures in one word so that exactly one worker sees the
+/// team complete.
+#[repr(C)]
+pub struct BarrierWords {
+    /// Low 32 bits: workers waiting at the current barrier; high 32 bits: workers that have left
+    /// the region (they count as arrived at every later barrier, which is then broken).
+    pub count: AtomicU64,
+    /// Bumped when a barrier opens; waiters sleep on it.
+    pub generation: AtomicU32,
+    /// Set once a barrier opened because a worker had left the region.
+    pub broken: AtomicU32,
+    /// Workers asleep on `generation` (the opener only makes the wake-up call when there are).
+    pub sleepers: AtomicU32,
+}
+
+/// One dynamic/guided loop's shared counter.
+#[repr(C)]
+pub struct LoopSlot {
+    /// Which dynamic/guided loop (by its index among the region's such loops) may use this slot.
+    pub ready_for: AtomicU64,
+    /// The next unclaimed iteration, relative to the loop's start.
+    pub next: AtomicU64,
+    /// Workers done with the loop; the last one resets the slot for the loop `LOOP_SLOTS` later.
+    pub done: AtomicU32,
+    /// The loop's parameters as the first worker saw them (0 = not yet), so that workers calling
+    /// different loops at the same point are caught.
+    pub fingerprint: AtomicU64,
 }
 
 /// How a job ended, as recorded in shared memory.
@@ -85,6 +140,50 @@ pub enum JobEnd {
     HeldCritical(i32),
     /// work() returned while still inside its ordered section (which was then left).
     HeldOrdered(i32),
+    /// A region construct was misused (see `Misuse`).
+    Misuse(Misuse),
+    /// The worker waited at a barrier that this other worker never reached: it had left the region.
+    BarrierBroken(u32),
+}
+
+/// Misuse of a region construct, found in a worker and reported by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misuse {
+    BarrierInCritical,
+    BarrierInOrdered,
+    LoopInSection,
+    /// sm_for_next called with other parameters than the loop in progress had.
+    LoopChanged,
+    /// Workers reached the same work-shared loop with different parameters.
+    LoopDiffers,
+    OrderedOutsideOrderedLoop,
+    OrderedTwiceInIteration,
+    /// sm_for_next with a bad schedule, flags, NULL lo/hi or too many iterations.
+    BadLoopArguments,
+}
+
+impl Misuse {
+    const ALL: [Misuse; 8] = [
+        Misuse::BarrierInCritical,
+        Misuse::BarrierInOrdered,
+        Misuse::LoopInSection,
+        Misuse::LoopChanged,
+        Misuse::LoopDiffers,
+        Misuse::OrderedOutsideOrderedLoop,
+        Misuse::OrderedTwiceInIteration,
+        Misuse::BadLoopArguments,
+    ];
+
+    fn code(self) -> i32 {
+        Misuse::ALL.iter().position(|&m| m == self).unwrap_or(0) as i32
+    }
+
+    fn from_code(code: i32) -> Misuse {
+        Misuse::ALL
+            .get(code as usize)
+            .copied()
+            .unwrap_or(Misuse::LoopChanged)
+    }
 }
 
 impl JobEnd {
@@ -95,6 +194,8 @@ impl JobEnd {
             JobEnd::Error(c) => (2, c),
             JobEnd::HeldCritical(c) => (3, c),
             JobEnd::HeldOrdered(c) => (4, c),
+            JobEnd::Misuse(m) => (5, m.code()),
+            JobEnd::BarrierBroken(w) => (6, w as i32),
         };
         (kind << 32) | code as u32 as u64
     }
@@ -106,7 +207,9 @@ impl JobEnd {
             1 => JobEnd::Stop,
             2 => JobEnd::Error(code),
             3 => JobEnd::HeldCritical(code),
-            _ => JobEnd::HeldOrdered(code),
+            4 => JobEnd::HeldOrdered(code),
+            5 => JobEnd::Misuse(Misuse::from_code(code)),
+            _ => JobEnd::BarrierBroken(code as u32),
         }
     }
 }
@@ -131,6 +234,15 @@ pub struct WorkerRecord {
     pub hook_failure: AtomicU64,
     /// 1 once the worker's fini hook (if any) has filled its per-worker result.
     pub fini_done: AtomicU32,
+    /// In a region: how many work-shared loops this worker has entered (u64::MAX once it left the
+    /// region). With `ordered_pos` it tells a worker waiting for its ordered turn in loop `s`
+    /// whether this one has passed: it has if it is in a later loop, or in loop `s` at or past
+    /// the iteration. Written after `ordered_pos` when entering a loop, read before it.
+    pub loop_seq: AtomicU64,
+    /// In a region, once the worker left it: how many dynamic/guided loops it had entered.
+    pub dynamic_loops_at_exit: AtomicU64,
+    /// 1 once the worker left the region.
+    pub left_region: AtomicU32,
 }
 
 /// A worker_init / worker_fini hook that returned nonzero.
@@ -188,6 +300,12 @@ pub struct Control {
     slot_state_offset: usize,
     slot_end_offset: usize,
     data_offset: usize,
+    /// True for a parallel region (sm_parallel): one member of the team per worker, no jobs.
+    pub is_region: bool,
+    /// For a region run by threads in the caller's process: the interrupt count at its start, so
+    /// that its members notice Ctrl-C themselves (nobody else watches while the caller runs
+    /// worker 0). None otherwise.
+    pub interrupt_baseline: Option<u64>,
 }
 
 // SAFETY: every field shared between workers is an atomic or is partitioned among them by the
@@ -304,6 +422,8 @@ impl Control {
             slot_state_offset,
             slot_end_offset,
             data_offset,
+            is_region: false,
+            interrupt_baseline: None,
         };
         ctl.init();
         Ok(ctl)
@@ -321,6 +441,9 @@ impl Control {
         h.active.store(self.nworkers as u32, Ordering::Relaxed);
         h.critical.owner.store(-1, Ordering::Relaxed);
         h.caller_waits_for.store(NO_JOB, Ordering::Relaxed);
+        for (i, slot) in h.loops.iter().enumerate() {
+            slot.ready_for.store(i as u64, Ordering::Relaxed);
+        }
         for w in 0..self.nworkers {
             let r = self.worker(w);
             // A worker that has not started has claimed nothing: it holds back no ordered turn
@@ -413,6 +536,18 @@ impl Control {
         }
     }
 
+    /// Makes every worker waiting inside a region (barrier, loop slot, ordered turn) wake up and
+    /// look again: the region was stopped (`limit` is 0) or a worker left it.
+    pub fn wake_region_waiters(&self) {
+        let h = self.header();
+        h.team.epoch.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&h.team.epoch);
+        h.barrier.generation.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&h.barrier.generation);
+        h.ordered.epoch.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&h.ordered.epoch);
+    }
+
     /// True for every worker but `me` that its ordered position is at or past `job`.
     pub fn ordered_turn_reached(&self, job: u64, me: usize) -> bool {
         (0..self.nworkers)
@@ -434,6 +569,9 @@ mod tests {
             JobEnd::Error(42),
             JobEnd::HeldCritical(0),
             JobEnd::HeldOrdered(i32::MIN),
+            JobEnd::Misuse(Misuse::OrderedTwiceInIteration),
+            JobEnd::Misuse(Misuse::BarrierInCritical),
+            JobEnd::BarrierBroken(7),
         ] {
             assert_eq!(JobEnd::unpack(e.pack()), e);
         }

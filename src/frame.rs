@@ -26,7 +26,7 @@ pub enum CriticalState {
 }
 
 pub struct Frame {
-    /// The map's shared control block; None for a serial map.
+    /// The map's shared control block; None for a serial map or a team of one.
     pub control: Option<*const Control>,
     pub worker: i32,
     /// Identity of the pool that runs the map (its address).
@@ -35,6 +35,8 @@ pub struct Frame {
     pub job: Cell<u64>,
     pub critical: Cell<CriticalState>,
     pub ordered: Cell<OrderedState>,
+    /// Set when this frame runs a parallel region (`sm_parallel`) rather than a map's jobs.
+    pub team: Option<crate::region::TeamFrame>,
 }
 
 thread_local! {
@@ -51,6 +53,21 @@ impl Frame {
             job: Cell::new(0),
             critical: Cell::new(CriticalState::NotHeld),
             ordered: Cell::new(OrderedState::NotEntered),
+            team: None,
+        }
+    }
+
+    /// The frame of a worker running a parallel region as member `team.rank` of its team.
+    pub fn for_region(
+        control: Option<&Control>,
+        worker: i32,
+        pool: usize,
+        parent: *const Frame,
+        team: crate::region::TeamFrame,
+    ) -> Frame {
+        Frame {
+            team: Some(team),
+            ..Frame::new(control, worker, pool, parent)
         }
     }
 

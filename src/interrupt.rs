@@ -100,11 +100,22 @@ impl InterruptWatch {
         }
     }
 
+    /// The count of caught signals when this watch started; see `caught_since`.
+    pub fn baseline(&self) -> u64 {
+        self.caught_at_start
+    }
+
     /// The signal that interrupted the map, if one of the watched signals was caught since start.
     pub fn interrupted(&self) -> Option<i32> {
         (CAUGHT.load(Ordering::SeqCst) != self.caught_at_start)
             .then(|| LAST_SIGNAL.load(Ordering::SeqCst))
     }
+}
+
+/// True when a watched signal was caught since `baseline` (an `InterruptWatch::baseline`): lets
+/// the workers of a thread-backend region notice Ctrl-C while the caller itself runs worker 0.
+pub fn caught_since(baseline: u64) -> bool {
+    CAUGHT.load(Ordering::SeqCst) != baseline
 }
 
 impl Drop for InterruptWatch {

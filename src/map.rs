@@ -1,13 +1,14 @@
 //! One call of `sm_map`: pick how to run it, run it, and turn the outcome into a status and message.
 
 use crate::config;
-use crate::control::{Control, HookFailure, JobEnd, MAX_JOBS, NO_JOB};
+use crate::control::{Control, HookFailure, JobEnd, Misuse, MAX_JOBS, NO_JOB};
 use crate::frame::{self, with_current};
 use crate::interrupt::InterruptWatch;
 use crate::pool::{Backend, Pool};
+use crate::region::{self, RegionFn};
 use crate::status::{Error, Result, Status};
 use crate::supervise::{with_hook_failures, Cause, Death, Outcome, Reducer};
-use crate::worker::{JobFn, Task, WorkerFiniFn, WorkerHooks, WorkerInitFn};
+use crate::worker::{Body, JobFn, Task, WorkerFiniFn, WorkerHooks, WorkerInitFn};
 use crate::{process, serial};
 use std::ffi::c_void;
 use std::sync::atomic::Ordering;
@@ -44,7 +45,7 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
     }
     let options = &req.options;
     let task = Task {
-        work: req.work,
+        body: Body::Jobs(req.work),
         ctx: req.ctx,
         pool: pool as *const Pool as usize,
         chunk: options.chunk,
@@ -116,6 +117,181 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
     interpret(outcome)
 }
 
+/// Runs a parallel region (`sm_parallel`): every worker runs `region(ctx)` once, as a member of
+/// one team. Ok carries SM_OK or SM_STOPPED (with a message); every failure is an Err.
+pub fn run_region(
+    pool: &Pool,
+    region: RegionFn,
+    ctx: *mut c_void,
+) -> Result<(Status, Option<String>)> {
+    let task = Task {
+        body: Body::Region(region),
+        ctx,
+        pool: pool as *const Pool as usize,
+        chunk: 0,
+        init: None,
+        fini: None,
+    };
+    let alone = |worker: i32| match region::run_alone(&task, region, worker) {
+        JobEnd::Done => Outcome::Completed,
+        JobEnd::Stop => Outcome::StoppedByJob(worker as u64),
+        end => Outcome::JobFailed {
+            job: worker as u64,
+            end,
+        },
+    };
+    let outcome = if frame::in_job() {
+        // A region inside a job or region runs as a team of one in that worker, keeping its id.
+        alone(with_current(|f| f.map_or(0, |f| f.worker)))
+    } else {
+        let _busy = pool.claim()?;
+        let interrupt = InterruptWatch::start();
+        let outcome = if pool.backend() == Backend::Serial || config::debug() {
+            alone(0)
+        } else {
+            if let Some(threads) = pool.threads() {
+                threads.check_owner()?;
+            }
+            let n = pool.nworkers();
+            let mut ctl = Control::new(n as u64, n, 0, false, 0, pool.take_spare_region())?;
+            ctl.is_region = true;
+            let outcome = match pool.threads() {
+                Some(threads) => {
+                    ctl.interrupt_baseline = Some(interrupt.baseline());
+                    Ok(threads.run_region(&ctl, &task, &interrupt))
+                }
+                None => process::run(&ctl, &task, None, &interrupt),
+            }
+            .map(|outcome| first_region_failure(&ctl, outcome));
+            pool.keep_spare_region(ctl.into_region());
+            outcome?
+        };
+        match (outcome, interrupt.interrupted()) {
+            (o @ (Outcome::Interrupted { .. } | Outcome::WorkerDied(_)), _) => o,
+            (_, Some(signal)) => Outcome::Interrupted {
+                signal,
+                death: None,
+            },
+            (o, None) => o,
+        }
+    };
+    interpret_region(outcome)
+}
+
+/// A region reports the failure of the worker that stopped it first (the others' failures, if
+/// any, came after and are likely consequences).
+fn first_region_failure(ctl: &Control, outcome: Outcome) -> Outcome {
+    if !matches!(
+        outcome,
+        Outcome::Completed | Outcome::StoppedByJob(_) | Outcome::JobFailed { .. }
+    ) {
+        return outcome;
+    }
+    let stopped_by = ctl.header().team.stopped_by.load(Ordering::SeqCst) as usize;
+    if stopped_by == 0 {
+        return outcome;
+    }
+    let w = stopped_by - 1;
+    match JobEnd::unpack(ctl.worker(w).failed_end.load(Ordering::Acquire)) {
+        JobEnd::Stop => Outcome::StoppedByJob(w as u64),
+        end => Outcome::JobFailed { job: w as u64, end },
+    }
+}
+
+fn interpret_region(outcome: Outcome) -> Result<(Status, Option<String>)> {
+    match outcome {
+        Outcome::Completed => Ok((Status::SM_OK, None)),
+        Outcome::StoppedByJob(w) => Ok((
+            Status::SM_STOPPED,
+            Some(format!(
+                "sm_parallel stopped: the region returned SM_STOP in worker {w}; the region was \
+                 stopped in every worker"
+            )),
+        )),
+        Outcome::JobFailed { job: w, end } => Err(match end {
+            JobEnd::Error(code) => Error::new(
+                Status::SM_ERR_JOB,
+                format!(
+                    "sm_parallel: the region returned {code} in worker {w}; the region was \
+                     stopped in every worker"
+                ),
+            ),
+            JobEnd::HeldCritical(code) => Error::state(format!(
+                "sm_parallel: the region returned {code} in worker {w} while still inside its \
+                 critical section (sm_critical_leave missing); sharedmem released it"
+            )),
+            JobEnd::HeldOrdered(code) => Error::state(format!(
+                "sm_parallel: the region returned {code} in worker {w} while still inside its \
+                 ordered section (sm_ordered_leave missing)"
+            )),
+            JobEnd::BarrierBroken(left) => Error::state(format!(
+                "sm_parallel: worker {w} waited at a barrier or work-shared loop that worker \
+                 {left} never reached (it had returned from the region): every worker must reach \
+                 the same barriers and loops, in the same order"
+            )),
+            JobEnd::Misuse(m) => Error::state(format!(
+                "sm_parallel: worker {w} {}",
+                match m {
+                    Misuse::BarrierInCritical => {
+                        "called sm_barrier inside its critical section (the others could never \
+                         enter it to reach the barrier)"
+                    }
+                    Misuse::BarrierInOrdered => "called sm_barrier inside its ordered section",
+                    Misuse::LoopInSection => {
+                        "called sm_for_next inside its critical or ordered section"
+                    }
+                    Misuse::LoopChanged => {
+                        "called sm_for_next with other arguments before its loop was over (run \
+                         each loop until sm_for_next returns 0, with the same arguments)"
+                    }
+                    Misuse::LoopDiffers => {
+                        "reached a work-shared loop that another worker reached with different \
+                         arguments (every worker must run the same loops in the same order)"
+                    }
+                    Misuse::OrderedOutsideOrderedLoop => {
+                        "called sm_ordered_enter outside a loop with SM_FOR_ORDERED"
+                    }
+                    Misuse::OrderedTwiceInIteration => {
+                        "entered more ordered sections than its chunk has iterations (an \
+                         iteration enters at most one)"
+                    }
+                    Misuse::BadLoopArguments => {
+                        "called sm_for_next with invalid arguments (schedule, flags, NULL lo/hi, \
+                         or more than 2^62 iterations)"
+                    }
+                }
+            )),
+            JobEnd::Done | JobEnd::Stop => unreachable!("not a failure"),
+        }),
+        Outcome::WorkerDied(d) => Err(Error::new(
+            Status::SM_ERR_WORKER_DIED,
+            format!(
+                "sm_parallel: worker {} (pid {}) {} inside the parallel region; the other \
+                 workers were stopped",
+                d.worker,
+                d.pid,
+                describe_cause(d.cause)
+            ),
+        )),
+        Outcome::Interrupted { signal, death } => Err(Error::new(
+            Status::SM_ERR_INTERRUPTED,
+            match death {
+                Some(d) => format!(
+                    "sm_parallel interrupted: worker {} (pid {}) {}; all workers were stopped",
+                    d.worker,
+                    d.pid,
+                    describe_cause(d.cause)
+                ),
+                None => format!(
+                    "sm_parallel interrupted by {}: the region was stopped in every worker",
+                    signal_name(signal)
+                ),
+            },
+        )),
+        other => unreachable!("a region does not end with {other:?}"),
+    }
+}
+
 fn interpret(outcome: Outcome) -> Result<(Status, Option<String>)> {
     match outcome {
         Outcome::Completed => Ok((Status::SM_OK, None)),
@@ -146,6 +322,9 @@ fn interpret(outcome: Outcome) -> Result<(Status, Option<String>)> {
                     "job {job} failed: work() returned {code}; every job before it completed (and was reduced)"
                 ),
             ),
+            JobEnd::Misuse(_) | JobEnd::BarrierBroken(_) => {
+                unreachable!("region constructs fail regions, not map jobs")
+            }
             JobEnd::Done | JobEnd::Stop => unreachable!("not a failure"),
         }),
         Outcome::WorkerDied(d) => Err(Error::new(
@@ -203,16 +382,19 @@ fn interpret(outcome: Outcome) -> Result<(Status, Option<String>)> {
     }
 }
 
-fn describe_death(d: &Death) -> String {
-    let how = match d.cause {
+fn describe_cause(cause: Cause) -> String {
+    match cause {
         Cause::Signal(sig) => format!("was killed by signal {sig} ({})", signal_name(sig)),
         Cause::Exit(code) => format!("exited with status {code}"),
         Cause::Vanished => {
-            "disappeared (reaped by someone else: is SIGCHLD ignored or reaped by the \
-                            caller?)"
+            "disappeared (reaped by someone else: is SIGCHLD ignored or reaped by the caller?)"
                 .to_string()
         }
-    };
+    }
+}
+
+fn describe_death(d: &Death) -> String {
+    let how = describe_cause(d.cause);
     let when = match d.job {
         Some(job) => format!("while running job {job}"),
         None if d.lost_from == NO_JOB => "before taking a job".to_string(),

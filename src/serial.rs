@@ -7,7 +7,7 @@ use crate::interrupt::InterruptWatch;
 use crate::status::{Error, Result};
 use crate::supervise::{Outcome, Reducer};
 use crate::sync::{finish_hook, finish_job};
-use crate::worker::{Task, WorkerHooks};
+use crate::worker::{Body, Task, WorkerHooks};
 
 /// Runs `njobs` jobs in order in the calling thread. `worker` is the id jobs see (the enclosing
 /// job's for a nested map).
@@ -67,6 +67,9 @@ fn run_jobs(
     frame: &Frame,
     interrupt: Option<&InterruptWatch>,
 ) -> Result<Outcome> {
+    let Body::Jobs(work) = task.body else {
+        unreachable!("a region runs through region::run_alone")
+    };
     let mut result = Vec::new();
     result.try_reserve_exact(result_size).map_err(|_| {
         Error::nomem(format!(
@@ -89,7 +92,7 @@ fn run_jobs(
         result.fill(0);
         let code = frame.run_job(job, || {
             // SAFETY: the caller's work function, called as the API documents.
-            unsafe { (task.work)(task.ctx, job as usize, buffer.cast()) }
+            unsafe { work(task.ctx, job as usize, buffer.cast()) }
         });
         match finish_job(frame, code) {
             JobEnd::Done => {

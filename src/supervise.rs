@@ -298,6 +298,14 @@ impl Supervisor<'_> {
                 break;
             }
             futex::wait(&h.active, active, self.workers.poll_interval());
+            // A region that failed in one worker is lost: stop the others now rather than let
+            // them run on (or wait at a barrier) for nothing.
+            if self.ctl.is_region && h.team.stopped_by.load(Ordering::SeqCst) != 0 && !self.killed {
+                self.killed = self.workers.kill_all();
+                if self.killed {
+                    break;
+                }
+            }
             self.check_interrupt();
             if self.interrupted.is_some() && self.killed {
                 break;
@@ -325,6 +333,9 @@ impl Supervisor<'_> {
         wake_slot_waiters(self.ctl);
         h.ordered.epoch.fetch_add(1, Ordering::SeqCst);
         futex::wake_all(&h.ordered.epoch);
+        if self.ctl.is_region {
+            self.ctl.wake_region_waiters();
+        }
         self.killed = self.workers.kill_all();
     }
 
@@ -368,5 +379,8 @@ impl Supervisor<'_> {
         wake_slot_waiters(ctl);
         h.ordered.epoch.fetch_add(1, Ordering::SeqCst);
         futex::wake_all(&h.ordered.epoch);
+        if ctl.is_region {
+            ctl.wake_region_waiters();
+        }
     }
 }

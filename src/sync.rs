@@ -24,7 +24,8 @@ fn current_job_frame<R>(pool: usize, call: &str, f: impl FnOnce(&Frame) -> Resul
     with_current(|frame| {
         let frame = frame.ok_or_else(|| {
             Error::state(format!(
-                "{call} called outside a job: it is only valid inside work() during sm_map"
+                "{call} called outside a job: it is only valid inside work() during sm_map or \
+                 inside the region function of sm_parallel"
             ))
         })?;
         if !frame.belongs_to(pool) {
@@ -106,6 +107,22 @@ fn release_critical(frame: &Frame) {
 pub fn ordered_enter(pool: usize) -> Result<()> {
     current_job_frame(pool, "sm_ordered_enter", |frame| {
         let job = frame.job.get();
+        if let Some(team) = frame.team.as_ref() {
+            if frame.ordered.get() == OrderedState::Inside {
+                return Err(Error::state(format!(
+                    "sm_ordered_enter: worker {} is already inside its ordered section",
+                    team.rank
+                )));
+            }
+            if frame.critical.get() != CriticalState::NotHeld {
+                return Err(Error::state(format!(
+                    "sm_ordered_enter: worker {} is inside its critical section; waiting for its \
+                     ordered turn there could deadlock (leave critical first)",
+                    team.rank
+                )));
+            }
+            return crate::region::ordered_enter(frame, team);
+        }
         match frame.ordered.get() {
             OrderedState::NotEntered => {}
             OrderedState::Inside => {
@@ -136,10 +153,16 @@ pub fn ordered_enter(pool: usize) -> Result<()> {
 pub fn ordered_leave(pool: usize) -> Result<()> {
     current_job_frame(pool, "sm_ordered_leave", |frame| {
         if frame.ordered.get() != OrderedState::Inside {
-            return Err(Error::state(format!(
-                "sm_ordered_leave: job {} is not inside an ordered section",
-                frame.job.get()
-            )));
+            return Err(Error::state(match frame.team.as_ref() {
+                Some(team) => format!(
+                    "sm_ordered_leave: worker {} is not inside an ordered section",
+                    team.rank
+                ),
+                None => format!(
+                    "sm_ordered_leave: job {} is not inside an ordered section",
+                    frame.job.get()
+                ),
+            }));
         }
         leave_ordered(frame);
         Ok(())
@@ -147,6 +170,10 @@ pub fn ordered_leave(pool: usize) -> Result<()> {
 }
 
 fn leave_ordered(frame: &Frame) {
+    if let Some(team) = frame.team.as_ref() {
+        crate::region::ordered_leave(frame, team);
+        return;
+    }
     if let Some(ctl) = frame.control() {
         publish_ordered_pos(ctl, frame.worker as usize, frame.job.get() + 1);
     }

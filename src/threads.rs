@@ -25,11 +25,29 @@ struct Assignment {
     task: *const Task,
 }
 
-struct Shared {
-    /// Bumped for each map (and once at shutdown); threads sleep on it between maps.
+/// One thread's doorbell.
+#[repr(C, align(64))]
+struct Doorbell {
+    /// Bumped when the thread has a map to run (and once at shutdown).
     generation: AtomicU32,
+    /// 1 while the thread sleeps on `generation`: only then does ringing cost a system call.
+    sleeping: AtomicU32,
+}
+
+struct Shared {
+    doorbells: Vec<Doorbell>,
     /// The current map; null at shutdown.
     assignment: AtomicPtr<Assignment>,
+}
+
+impl Shared {
+    fn ring(&self, w: usize) {
+        let bell = &self.doorbells[w];
+        bell.generation.fetch_add(1, Ordering::SeqCst);
+        if bell.sleeping.load(Ordering::SeqCst) != 0 {
+            futex::wake_all(&bell.generation);
+        }
+    }
 }
 
 pub struct ThreadPool {
@@ -42,7 +60,12 @@ pub struct ThreadPool {
 impl ThreadPool {
     pub fn new(nworkers: usize) -> Result<ThreadPool> {
         let shared = Arc::new(Shared {
-            generation: AtomicU32::new(0),
+            doorbells: (0..nworkers)
+                .map(|_| Doorbell {
+                    generation: AtomicU32::new(0),
+                    sleeping: AtomicU32::new(0),
+                })
+                .collect(),
             assignment: AtomicPtr::new(std::ptr::null_mut()),
         });
         let mut pool = ThreadPool {
@@ -94,14 +117,40 @@ impl ThreadPool {
         self.shared
             .assignment
             .store(&mut assignment, Ordering::SeqCst);
-        self.shared.generation.fetch_add(1, Ordering::SeqCst);
-        futex::wake_all(&self.shared.generation);
+        for w in 0..ctl.nworkers {
+            self.shared.ring(w);
+        }
         let outcome = supervise(ctl, reducer, &mut NoDeaths, interrupt);
         // Every thread has checked out of this map (active == 0) and will not read the assignment
         // again before the next generation.
         self.shared
             .assignment
             .store(std::ptr::null_mut(), Ordering::SeqCst);
+        outcome
+    }
+
+    /// Runs a parallel region: the calling thread is worker 0 (as in OpenMP: a region then costs
+    /// no more threads than CPUs), the pool's threads 1.. the other members; pool thread 0 sits it
+    /// out.
+    pub fn run_region(&self, ctl: &Control, task: &Task, interrupt: &InterruptWatch) -> Outcome {
+        let mut assignment = Assignment { ctl, task };
+        self.shared
+            .assignment
+            .store(&mut assignment, Ordering::SeqCst);
+        for w in 1..ctl.nworkers {
+            self.shared.ring(w);
+        }
+        // The other members use `assignment` (on this stack) until they check out, so a panic in
+        // worker 0 must not skip the wait below.
+        let mine =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_worker(ctl, task, 0)));
+        let outcome = supervise(ctl, None, &mut NoDeaths, interrupt);
+        self.shared
+            .assignment
+            .store(std::ptr::null_mut(), Ordering::SeqCst);
+        if let Err(panic) = mine {
+            std::panic::resume_unwind(panic);
+        }
         outcome
     }
 }
@@ -116,8 +165,9 @@ impl Drop for ThreadPool {
         self.shared
             .assignment
             .store(std::ptr::null_mut(), Ordering::SeqCst);
-        self.shared.generation.fetch_add(1, Ordering::SeqCst);
-        futex::wake_all(&self.shared.generation);
+        for w in 0..self.shared.doorbells.len() {
+            self.shared.ring(w);
+        }
         for h in self.handles.drain(..) {
             let _ = h.join();
         }
@@ -130,15 +180,18 @@ fn current_pid() -> libc::pid_t {
 }
 
 fn thread_main(shared: &Shared, w: usize) {
+    let bell = &shared.doorbells[w];
     let mut seen = 0u32;
     loop {
-        futex::spin_until(IDLE_SPIN, || {
-            shared.generation.load(Ordering::SeqCst) != seen
-        });
-        let mut generation = shared.generation.load(Ordering::SeqCst);
+        futex::spin_until(IDLE_SPIN, || bell.generation.load(Ordering::SeqCst) != seen);
+        let mut generation = bell.generation.load(Ordering::SeqCst);
         while generation == seen {
-            futex::wait(&shared.generation, seen, None);
-            generation = shared.generation.load(Ordering::SeqCst);
+            bell.sleeping.store(1, Ordering::SeqCst);
+            if bell.generation.load(Ordering::SeqCst) == seen {
+                futex::wait(&bell.generation, seen, None);
+            }
+            bell.sleeping.store(0, Ordering::SeqCst);
+            generation = bell.generation.load(Ordering::SeqCst);
         }
         seen = generation;
         let assignment = shared.assignment.load(Ordering::SeqCst);

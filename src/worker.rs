@@ -7,6 +7,7 @@
 use crate::control::{Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED};
 use crate::frame::Frame;
 use crate::futex;
+use crate::region::RegionFn;
 use crate::supervise::Outcome;
 use crate::sync::{finish_hook, finish_job, publish_ordered_pos};
 use std::ffi::{c_int, c_void};
@@ -21,10 +22,17 @@ pub type WorkerInitFn = unsafe extern "C" fn(*mut c_void, c_int) -> c_int;
 /// `sm_worker_fini_fn` (also worker_reduce): `int (*)(void *ctx, int worker, void *wresult)`.
 pub type WorkerFiniFn = unsafe extern "C" fn(*mut c_void, c_int, *mut c_void) -> c_int;
 
+/// What the workers run: a map's jobs, or a parallel region (once per worker).
+#[derive(Clone, Copy)]
+pub enum Body {
+    Jobs(JobFn),
+    Region(RegionFn),
+}
+
 /// What every worker of a map runs.
 #[derive(Clone, Copy)]
 pub struct Task {
-    pub work: JobFn,
+    pub body: Body,
     pub ctx: *mut c_void,
     /// Identity (address) of the pool running the map, for the checks in sync.rs.
     pub pool: usize,
@@ -78,8 +86,21 @@ const MAX_CHUNK: u64 = 1 << 16;
 /// How long a worker spins for a free result slot before sleeping.
 const SLOT_SPIN: Duration = Duration::from_micros(20);
 
-/// Runs jobs for worker `w` until none are left (or the map was stopped), then checks out.
+/// Runs jobs for worker `w` until none are left (or the map was stopped), or its member of the
+/// region, then checks out.
 pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
+    let work = match task.body {
+        Body::Jobs(work) => work,
+        Body::Region(region) => {
+            let record = ctl.worker(w);
+            // If this worker dies, the region is lost from its start.
+            record.unfinished.store(0, Ordering::Release);
+            crate::region::run_member(ctl, task, region, w);
+            record.unfinished.store(NO_JOB, Ordering::Release);
+            check_out(ctl, w);
+            return;
+        }
+    };
     let h = ctl.header();
     let record = ctl.worker(w);
     let frame = Frame::new(Some(ctl), w as i32, task.pool, std::ptr::null());
@@ -112,7 +133,7 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
         let began = Instant::now();
         let mut ran = 0;
         for job in start..end {
-            if job >= h.limit.load(Ordering::Acquire) || !run_job(ctl, task, &frame, w, job) {
+            if job >= h.limit.load(Ordering::Acquire) || !run_job(ctl, task, work, &frame, w, job) {
                 break;
             }
             ran += 1;
@@ -135,7 +156,13 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
     if started {
         run_fini(ctl, task, &frame, w);
     }
-    record.finished.store(1, Ordering::Release);
+    check_out(ctl, w);
+}
+
+/// The worker is done with this map: the last one out wakes the caller.
+fn check_out(ctl: &Control, w: usize) {
+    let h = ctl.header();
+    ctl.worker(w).finished.store(1, Ordering::Release);
     if h.active.fetch_sub(1, Ordering::SeqCst) == 1 {
         futex::wake_all(&h.active);
     }
@@ -197,7 +224,7 @@ fn chunk_cap(ctl: &Control, next: u64) -> u64 {
 }
 
 /// Runs one job; false when it could not start because the map was stopped meanwhile.
-fn run_job(ctl: &Control, task: &Task, frame: &Frame, w: usize, job: u64) -> bool {
+fn run_job(ctl: &Control, task: &Task, work: JobFn, frame: &Frame, w: usize, job: u64) -> bool {
     let h = ctl.header();
     let record = ctl.worker(w);
     if ctl.window > 0 && !wait_for_free_slot(ctl, w, job) {
@@ -212,7 +239,7 @@ fn run_job(ctl: &Control, task: &Task, frame: &Frame, w: usize, job: u64) -> boo
     }
     let code = frame.run_job(job, || {
         // SAFETY: the caller's work function, called as the API documents.
-        unsafe { (task.work)(task.ctx, job as usize, result.cast()) }
+        unsafe { work(task.ctx, job as usize, result.cast()) }
     });
     let end = finish_job(frame, code);
     if end != JobEnd::Done {

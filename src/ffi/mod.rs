@@ -11,6 +11,7 @@ pub mod types;
 pub mod pool;
 pub mod map;
 pub mod sections;
+pub mod region;
 pub mod sort;
 pub mod memory;
 pub mod file;

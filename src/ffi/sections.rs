@@ -7,7 +7,7 @@ use crate::status::{sm_status, Error, Result, Status};
 use crate::sync;
 use std::ffi::c_int;
 
-fn pool_identity(pool: *mut sm_pool, call: &str) -> Result<usize> {
+pub(crate) fn pool_identity(pool: *mut sm_pool, call: &str) -> Result<usize> {
     if pool.is_null() {
         return Err(Error::invalid(format!("{call}: pool is NULL")));
     }

@@ -22,6 +22,30 @@ pub enum sm_backend {
     SM_BACKEND_SERIAL = 2,
 }
 
+/// How `sm_for_next` hands out the iterations of a work-shared loop.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sm_schedule {
+    /// Chunks dealt to the workers round-robin in advance; with chunk 0, one contiguous block per
+    /// worker (`schedule(static)`). The cheapest, for iterations of equal cost.
+    SM_SCHEDULE_STATIC = 0,
+    /// Chunks claimed one at a time as workers get free (`schedule(dynamic, chunk)`); chunk 0 is 1.
+    SM_SCHEDULE_DYNAMIC = 1,
+    /// Like dynamic, with chunks starting at an even share of what is left and shrinking to `chunk`
+    /// (`schedule(guided, chunk)`).
+    SM_SCHEDULE_GUIDED = 2,
+}
+
+/// How an `sm_schedule` argument arrives; named `sm_schedule` in the header.
+#[allow(non_camel_case_types)]
+pub type sm_schedule_arg = c_int;
+
+/// A parallel region: `region(ctx)` runs once in every worker of the pool (`sm_parallel`). Return
+/// 0 on success, `SM_STOP` to stop the region, any other value to fail it with `SM_ERR_JOB`.
+#[allow(non_camel_case_types)]
+pub type sm_region_fn = Option<unsafe extern "C" fn(ctx: *mut c_void) -> c_int>;
+
 /// Element type of the keys given to `sm_argsort`.
 #[allow(non_camel_case_types)]
 #[repr(C)]
