@@ -132,7 +132,8 @@ module sharedmem
 
   !> Options of sm_map_ex (C struct sm_map_opts). Set size = c_sizeof(opts) and every field:
   !> chunk (0: adaptive), worker_init / worker_fini / worker_reduce (c_funloc(...) or
-  !> c_null_funptr) and wresult_size (bytes of each worker's result).
+  !> c_null_funptr), wresult_size (bytes of each worker's result) and progress (a subroutine
+  !> progress(ctx, done, total) with value arguments, called on the caller, or c_null_funptr).
   type, bind(C) :: sm_map_opts
     integer(c_size_t) :: size
     integer(c_size_t) :: chunk
@@ -140,6 +141,7 @@ module sharedmem
     type(c_funptr) :: worker_fini
     type(c_funptr) :: worker_reduce
     integer(c_size_t) :: wresult_size
+    type(c_funptr) :: progress
   end type sm_map_opts
 
   ! --- The C API -------------------------------------------------------------------------------

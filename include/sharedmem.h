@@ -137,6 +137,12 @@ typedef int (*sm_worker_init_fn)(void *ctx, int worker);
 // (`SM_ERR_JOB`), from worker_reduce stops the combining (`SM_STOPPED`).
 typedef int (*sm_worker_fini_fn)(void *ctx, int worker, void *wresult);
 
+// `progress(ctx, done, total)`: called on the calling thread of `sm_map_ex` at most about every
+// 0.1 s while the map runs, and once when it ends, with the number of jobs completed so far and
+// `njobs`. (With `SM_PROGRESS=1` in the environment, any map that runs longer than a second also
+// draws a progress bar on stderr when stderr is a terminal.)
+typedef void (*sm_progress_fn)(void *ctx, size_t done, size_t total);
+
 // Options of `sm_map_ex`. Zero-initialise it, set `size = sizeof(sm_map_opts)`, then the fields
 // you need: `size` lets later versions add fields without breaking programs built against this
 // one (fields beyond `size` are taken as zero).
@@ -153,6 +159,8 @@ typedef struct {
   sm_worker_fini_fn worker_reduce;
   // Bytes of each worker's result (0: `wresult` is NULL).
   size_t wresult_size;
+  // On the caller, about every 0.1 s while the map runs and once at its end (may be NULL).
+  sm_progress_fn progress;
 } sm_map_opts;
 
 // A parallel region: `region(ctx)` runs once in every worker of the pool (`sm_parallel`). Return

@@ -18,7 +18,7 @@ pub fn debug() -> bool {
     DEBUG.load(Ordering::Relaxed) || env_flag("SM_DEBUG")
 }
 
-fn env_flag(name: &str) -> bool {
+pub(crate) fn env_flag(name: &str) -> bool {
     match std::env::var(name) {
         Ok(v) => !v.trim().is_empty() && v.trim() != "0",
         Err(_) => false,

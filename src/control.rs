@@ -234,6 +234,8 @@ pub struct WorkerRecord {
     pub hook_failure: AtomicU64,
     /// 1 once the worker's fini hook (if any) has filled its per-worker result.
     pub fini_done: AtomicU32,
+    /// Jobs this worker has run to their end (for progress reports).
+    pub completed: AtomicU64,
     /// In a region: how many work-shared loops this worker has entered (u64::MAX once it left the
     /// region). With `ordered_pos` it tells a worker waiting for its ordered turn in loop `s`
     /// whether this one has passed: it has if it is in a later loop, or in loop `s` at or past
@@ -534,6 +536,13 @@ impl Control {
                 .as_ptr()
                 .add(self.data_offset + index * self.result_stride)
         }
+    }
+
+    /// Jobs completed so far, all workers together.
+    pub fn completed(&self) -> u64 {
+        (0..self.nworkers)
+            .map(|w| self.worker(w).completed.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Makes every worker waiting inside a region (barrier, loop slot, ordered turn) wake up and

@@ -25,6 +25,7 @@ pub mod last_error;
 pub mod map;
 pub mod pool;
 pub mod process;
+pub mod progress;
 pub mod region;
 pub mod serial;
 pub mod shm;

@@ -5,9 +5,10 @@ use crate::control::{Control, HookFailure, JobEnd, Misuse, MAX_JOBS, NO_JOB};
 use crate::frame::{self, with_current};
 use crate::interrupt::InterruptWatch;
 use crate::pool::{Backend, Pool};
+use crate::progress::{Progress, ProgressFn};
 use crate::region::{self, RegionFn};
 use crate::status::{Error, Result, Status};
-use crate::supervise::{with_hook_failures, Cause, Death, Outcome, Reducer};
+use crate::supervise::{with_hook_failures, CallerDuties, Cause, Death, Outcome, Reducer};
 use crate::worker::{Body, JobFn, Task, WorkerFiniFn, WorkerHooks, WorkerInitFn};
 use crate::{process, serial};
 use std::ffi::c_void;
@@ -31,6 +32,7 @@ pub struct MapOptions {
     pub worker_fini: Option<WorkerFiniFn>,
     pub worker_reduce: Option<WorkerFiniFn>,
     pub wresult_size: usize,
+    pub progress: Option<ProgressFn>,
 }
 
 /// Runs the map. Ok carries SM_OK or SM_STOPPED (with a message for the latter); every failure is
@@ -60,27 +62,34 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
         reduce,
         ctx: req.ctx,
     });
+    let progress = Progress::new(options.progress, req.ctx, njobs);
+    let progress = progress.as_ref();
     let outcome = if frame::in_job() {
         // A map inside a job runs serially in that worker, keeping its worker id.
         let worker = with_current(|f| f.map_or(0, |f| f.worker));
-        serial::run(njobs, &task, reducer, req.result_size, worker, None, &hooks)?
+        let duties = CallerDuties {
+            reducer,
+            interrupt: None,
+            progress,
+        };
+        serial::run(njobs, &task, req.result_size, worker, &hooks, duties)?
     } else if njobs == 0 {
         // Nothing to run: no fork, no thread wake-up, no signal handling to set up.
         pool.claim()?;
+        if let Some(p) = progress {
+            p.finish(0);
+        }
         Outcome::Completed
     } else {
         let _busy = pool.claim()?;
         let interrupt = InterruptWatch::start();
         if pool.backend() == Backend::Serial || config::debug() {
-            serial::run(
-                njobs,
-                &task,
+            let duties = CallerDuties {
                 reducer,
-                req.result_size,
-                0,
-                Some(&interrupt),
-                &hooks,
-            )?
+                interrupt: Some(&interrupt),
+                progress,
+            };
+            serial::run(njobs, &task, req.result_size, 0, &hooks, duties)?
         } else {
             // Forked workers are started per map: never more than there are jobs.
             let n = match pool.threads() {
@@ -99,9 +108,14 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
                 options.wresult_size,
                 spare,
             )?;
+            let duties = CallerDuties {
+                reducer,
+                interrupt: Some(&interrupt),
+                progress,
+            };
             let outcome = match pool.threads() {
-                Some(threads) => Ok(threads.run(&ctl, &task, reducer, &interrupt)),
-                None => process::run(&ctl, &task, reducer, &interrupt),
+                Some(threads) => Ok(threads.run(&ctl, &task, duties)),
+                None => process::run(&ctl, &task, duties),
             }
             .map(|outcome| {
                 let outcome = with_hook_failures(&ctl, outcome);
@@ -155,12 +169,17 @@ pub fn run_region(
             let n = pool.nworkers();
             let mut ctl = Control::new(n as u64, n, 0, false, 0, pool.take_spare_region())?;
             ctl.is_region = true;
+            let duties = CallerDuties {
+                reducer: None,
+                interrupt: Some(&interrupt),
+                progress: None,
+            };
             let outcome = match pool.threads() {
                 Some(threads) => {
                     ctl.interrupt_baseline = Some(interrupt.baseline());
-                    Ok(threads.run_region(&ctl, &task, &interrupt))
+                    Ok(threads.run_region(&ctl, &task, duties))
                 }
-                None => process::run(&ctl, &task, None, &interrupt),
+                None => process::run(&ctl, &task, duties),
             }
             .map(|outcome| first_region_failure(&ctl, outcome));
             pool.keep_spare_region(ctl.into_region());

@@ -2,9 +2,8 @@
 //! control block and leave with `_exit`. See docs/DESIGN.md, "Process workers".
 
 use crate::control::Control;
-use crate::interrupt::InterruptWatch;
 use crate::status::{Error, Result};
-use crate::supervise::{supervise, Cause, Death, Outcome, Reducer, Workers};
+use crate::supervise::{supervise, CallerDuties, Cause, Death, Outcome, Workers};
 use crate::worker::{run_worker, Task};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -98,12 +97,7 @@ impl Workers for Children {
 }
 
 /// Runs a map on `ctl.nworkers` forked workers; returns once every one of them is reaped.
-pub fn run(
-    ctl: &Control,
-    task: &Task,
-    reducer: Option<Reducer>,
-    interrupt: &InterruptWatch,
-) -> Result<Outcome> {
+pub fn run(ctl: &Control, task: &Task, duties: CallerDuties) -> Result<Outcome> {
     // Whatever the caller has buffered (C stdio, and Fortran units when the program uses
     // gfortran) would otherwise be written once by the caller and once more by a worker.
     let fortran_flush = fortran_flush_all();
@@ -139,7 +133,7 @@ pub fn run(
         children.pids.push(pid);
         children.reaped.push(false);
     }
-    let outcome = supervise(ctl, reducer, &mut children, interrupt);
+    let outcome = supervise(ctl, &mut children, duties);
     children.reap_blocking();
     Ok(outcome)
 }

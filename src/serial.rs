@@ -3,9 +3,8 @@
 
 use crate::control::{JobEnd, NO_JOB};
 use crate::frame::{with_current, Frame};
-use crate::interrupt::InterruptWatch;
 use crate::status::{Error, Result};
-use crate::supervise::{Outcome, Reducer};
+use crate::supervise::{CallerDuties, Outcome};
 use crate::sync::{finish_hook, finish_job};
 use crate::worker::{Body, Task, WorkerHooks};
 
@@ -14,25 +13,33 @@ use crate::worker::{Body, Task, WorkerHooks};
 pub fn run(
     njobs: u64,
     task: &Task,
-    reducer: Option<Reducer>,
     result_size: usize,
     worker: i32,
-    interrupt: Option<&InterruptWatch>,
     hooks: &WorkerHooks,
+    duties: CallerDuties,
 ) -> Result<Outcome> {
+    let progress = duties.progress;
     let parent = with_current(|f| f.map_or(std::ptr::null(), |f| f as *const Frame));
     let frame = Frame::new(None, worker, task.pool, parent);
     if let Some(init) = task.init {
         // SAFETY: the caller's hook, called as the API documents.
         let code = frame.run_job(NO_JOB, || unsafe { init(task.ctx, worker) });
         if let Some(failure) = finish_hook(&frame, code, true) {
+            if let Some(p) = progress {
+                p.finish(0);
+            }
             return Ok(Outcome::HookFailed {
                 worker: worker as usize,
                 failure,
             });
         }
     }
-    let outcome = run_jobs(njobs, task, reducer, result_size, &frame, interrupt)?;
+    let mut completed = 0;
+    let outcome = run_jobs(njobs, task, result_size, &frame, duties, &mut completed);
+    if let Some(p) = progress {
+        p.finish(completed);
+    }
+    let outcome = outcome?;
     let mut wresult = Vec::new();
     wresult
         .try_reserve_exact(hooks.wresult_size)
@@ -58,15 +65,20 @@ pub fn run(
     Ok(hooks.combine(outcome, task.ctx, [(worker as usize, wresult_ptr)]))
 }
 
-/// The jobs of a serial map, in order.
+/// The jobs of a serial map, in order; counts those that ran to their end in `completed`.
 fn run_jobs(
     njobs: u64,
     task: &Task,
-    reducer: Option<Reducer>,
     result_size: usize,
     frame: &Frame,
-    interrupt: Option<&InterruptWatch>,
+    duties: CallerDuties,
+    completed: &mut u64,
 ) -> Result<Outcome> {
+    let CallerDuties {
+        reducer,
+        interrupt,
+        progress,
+    } = duties;
     let Body::Jobs(work) = task.body else {
         unreachable!("a region runs through region::run_alone")
     };
@@ -89,12 +101,19 @@ fn run_jobs(
                 death: None,
             });
         }
+        if let Some(p) = progress.filter(|_| job & 63 == 0) {
+            p.tick(job);
+        }
         result.fill(0);
         let code = frame.run_job(job, || {
             // SAFETY: the caller's work function, called as the API documents.
             unsafe { work(task.ctx, job as usize, buffer.cast()) }
         });
-        match finish_job(frame, code) {
+        let end = finish_job(frame, code);
+        if matches!(end, JobEnd::Done | JobEnd::Stop) {
+            *completed += 1;
+        }
+        match end {
             JobEnd::Done => {
                 if let Some(r) = reducer {
                     // SAFETY: the caller's reduce function with this job's result.

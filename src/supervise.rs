@@ -4,6 +4,7 @@
 use crate::control::{Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED};
 use crate::futex;
 use crate::interrupt::InterruptWatch;
+use crate::progress::Progress;
 use crate::sync::release_lock_of_dead_worker;
 use crate::worker::{wake_slot_waiters, JobFn};
 use std::ffi::c_void;
@@ -49,6 +50,15 @@ pub trait Workers {
     fn kill_all(&mut self) -> bool;
     /// How long the caller may sleep before looking for deaths again (None: deaths cannot happen).
     fn poll_interval(&self) -> Option<Duration>;
+}
+
+/// What the calling thread attends to while the workers run.
+#[derive(Clone, Copy)]
+pub struct CallerDuties<'a> {
+    pub reducer: Option<Reducer>,
+    /// None for a map inside a job (the enclosing map watches).
+    pub interrupt: Option<&'a InterruptWatch>,
+    pub progress: Option<&'a Progress>,
 }
 
 /// The reduce callback and its context.
@@ -125,7 +135,8 @@ struct Supervisor<'a> {
     workers: &'a mut dyn Workers,
     death: Option<Death>,
     dead: usize,
-    interrupt: &'a InterruptWatch,
+    interrupt: Option<&'a InterruptWatch>,
+    progress: Option<&'a Progress>,
     /// The signal that interrupted the map, once one did.
     interrupted: Option<i32>,
     /// True once the workers were killed (they will never check out).
@@ -135,27 +146,26 @@ struct Supervisor<'a> {
 
 /// Runs the caller's side of the map until every worker has checked out (or died), and returns
 /// the outcome. Workers are not reaped here; the backend does that afterwards.
-pub fn supervise(
-    ctl: &Control,
-    reducer: Option<Reducer>,
-    workers: &mut dyn Workers,
-    interrupt: &InterruptWatch,
-) -> Outcome {
+pub fn supervise(ctl: &Control, workers: &mut dyn Workers, duties: CallerDuties) -> Outcome {
     let mut s = Supervisor {
         ctl,
         workers,
         death: None,
         dead: 0,
-        interrupt,
+        interrupt: duties.interrupt,
+        progress: duties.progress,
         interrupted: None,
         killed: false,
         last_poll: Instant::now(),
     };
-    let reduced_outcome = match reducer {
+    let reduced_outcome = match duties.reducer {
         Some(r) => s.reduce_in_order(r),
         None => None,
     };
     s.wait_for_workers();
+    if let Some(p) = s.progress {
+        p.finish(ctl.completed());
+    }
     if let Some(signal) = s.interrupted {
         return Outcome::Interrupted {
             signal,
@@ -238,6 +248,9 @@ impl Supervisor<'_> {
             if job & (ctl.window / 2).saturating_sub(1) == 0 {
                 wake_slot_waiters(ctl);
             }
+            if job & 255 == 0 {
+                self.tick_progress();
+            }
             job += 1;
         }
         None
@@ -281,6 +294,13 @@ impl Supervisor<'_> {
             }
             self.check_interrupt();
             self.poll_deaths(false);
+            self.tick_progress();
+        }
+    }
+
+    fn tick_progress(&self) {
+        if let Some(p) = self.progress.filter(|p| p.due()) {
+            p.tick(self.ctl.completed());
         }
     }
 
@@ -307,6 +327,7 @@ impl Supervisor<'_> {
                 }
             }
             self.check_interrupt();
+            self.tick_progress();
             if self.interrupted.is_some() && self.killed {
                 break;
             }
@@ -319,7 +340,7 @@ impl Supervisor<'_> {
 
     fn check_interrupt(&mut self) {
         if self.interrupted.is_none() {
-            if let Some(signal) = self.interrupt.interrupted() {
+            if let Some(signal) = self.interrupt.and_then(|i| i.interrupted()) {
                 self.stop_everything(signal);
             }
         }

@@ -3,9 +3,8 @@
 
 use crate::control::Control;
 use crate::futex;
-use crate::interrupt::InterruptWatch;
 use crate::status::{Error, Result};
-use crate::supervise::{supervise, Death, Outcome, Reducer, Workers};
+use crate::supervise::{supervise, CallerDuties, Death, Outcome, Workers};
 use crate::worker::{run_worker, Task};
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use std::sync::Arc;
@@ -106,13 +105,7 @@ impl ThreadPool {
     }
 
     /// Runs one map on the pool's threads and waits until all of them are done with it.
-    pub fn run(
-        &self,
-        ctl: &Control,
-        task: &Task,
-        reducer: Option<Reducer>,
-        interrupt: &InterruptWatch,
-    ) -> Outcome {
+    pub fn run(&self, ctl: &Control, task: &Task, duties: CallerDuties) -> Outcome {
         let mut assignment = Assignment { ctl, task };
         self.shared
             .assignment
@@ -120,7 +113,7 @@ impl ThreadPool {
         for w in 0..ctl.nworkers {
             self.shared.ring(w);
         }
-        let outcome = supervise(ctl, reducer, &mut NoDeaths, interrupt);
+        let outcome = supervise(ctl, &mut NoDeaths, duties);
         // Every thread has checked out of this map (active == 0) and will not read the assignment
         // again before the next generation.
         self.shared
@@ -132,7 +125,7 @@ impl ThreadPool {
     /// Runs a parallel region: the calling thread is worker 0 (as in OpenMP: a region then costs
     /// no more threads than CPUs), the pool's threads 1.. the other members; pool thread 0 sits it
     /// out.
-    pub fn run_region(&self, ctl: &Control, task: &Task, interrupt: &InterruptWatch) -> Outcome {
+    pub fn run_region(&self, ctl: &Control, task: &Task, duties: CallerDuties) -> Outcome {
         let mut assignment = Assignment { ctl, task };
         self.shared
             .assignment
@@ -144,7 +137,7 @@ impl ThreadPool {
         // worker 0 must not skip the wait below.
         let mine =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_worker(ctl, task, 0)));
-        let outcome = supervise(ctl, None, &mut NoDeaths, interrupt);
+        let outcome = supervise(ctl, &mut NoDeaths, duties);
         self.shared
             .assignment
             .store(std::ptr::null_mut(), Ordering::SeqCst);

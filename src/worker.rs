@@ -263,6 +263,10 @@ fn run_job(ctl: &Control, task: &Task, work: JobFn, frame: &Frame, w: usize, job
         }
     }
     record.unfinished.store(job + 1, Ordering::Release);
+    if matches!(end, JobEnd::Done | JobEnd::Stop) {
+        let completed = record.completed.load(Ordering::Relaxed);
+        record.completed.store(completed + 1, Ordering::Relaxed);
+    }
     // Positions only matter once some job waits for its turn; until then the per-chunk publish in
     // run_worker is enough (a waiter sets `used` first, and every worker looks at it after each job).
     if frame.ordered.get() == crate::frame::OrderedState::NotEntered

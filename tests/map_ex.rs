@@ -90,6 +90,7 @@ fn options(chunk: usize) -> sm_map_opts {
         worker_fini: Some(fini),
         worker_reduce: Some(worker_reduce),
         wresult_size: 8,
+        progress: None,
     }
 }
 

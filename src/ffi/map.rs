@@ -143,5 +143,6 @@ fn read_options(opts: *const sm_map_opts) -> Result<MapOptions> {
         worker_fini: opts.worker_fini,
         worker_reduce: opts.worker_reduce,
         wresult_size: opts.wresult_size,
+        progress: opts.progress,
     })
 }

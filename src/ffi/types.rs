@@ -130,7 +130,16 @@ pub struct sm_map_opts {
     pub worker_reduce: sm_worker_fini_fn,
     /// Bytes of each worker's result (0: `wresult` is NULL).
     pub wresult_size: usize,
+    /// On the caller, about every 0.1 s while the map runs and once at its end (may be NULL).
+    pub progress: sm_progress_fn,
 }
+
+/// `progress(ctx, done, total)`: called on the calling thread of `sm_map_ex` at most about every
+/// 0.1 s while the map runs, and once when it ends, with the number of jobs completed so far and
+/// `njobs`. (With `SM_PROGRESS=1` in the environment, any map that runs longer than a second also
+/// draws a progress bar on stderr when stderr is a terminal.)
+#[allow(non_camel_case_types)]
+pub type sm_progress_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, done: usize, total: usize)>;
 
 /// Called on the caller, in increasing job order, once per completed job, with that job's result.
 /// Return 0 to go on, nonzero to stop the map (`SM_STOPPED`).
