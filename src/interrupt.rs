@@ -10,18 +10,36 @@
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 const SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
-/// The caller's handlers, saved while ours are installed. Written only under `MAPS_RUNNING`'s lock
+/// The caller's handlers, saved while ours are installed. Written only under `STATE`'s lock
 /// before our handler is installed, and read by our handler while it is installed.
 struct Saved(UnsafeCell<[Option<libc::sigaction>; 4]>);
 // SAFETY: see the struct's comment: writes happen-before the sigaction() that installs the reader.
 unsafe impl Sync for Saved {}
 static SAVED: Saved = Saved(UnsafeCell::new([None; 4]));
 
-/// Number of maps running in this process (any thread); the first installs, the last restores.
-static MAPS_RUNNING: Mutex<usize> = Mutex::new(0);
+/// Maps running in this process (any thread; the first installs, the last restores) and what the
+/// last full scan of the dispositions found.
+struct WatchState {
+    running: usize,
+    /// When the dispositions of all four signals were last queried, and which of them (bit i for
+    /// SIGNALS[i]) had a handler of the caller's.
+    scanned: Option<(Instant, u32)>,
+}
+
+static STATE: Mutex<WatchState> = Mutex::new(WatchState {
+    running: 0,
+    scanned: None,
+});
+
+/// A query costs a system call per signal (a quarter of a microsecond each on some machines,
+/// more than a whole short region), so a signal found without a handler of the caller's is only
+/// queried again once the last scan is this old. A handler the caller installs between two maps
+/// less than this apart may therefore not stop the second one early; it still runs.
+const RESCAN: Duration = Duration::from_millis(50);
 
 static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
 static CAUGHT: AtomicU64 = AtomicU64::new(0);
@@ -70,9 +88,17 @@ pub struct InterruptWatch {
 
 impl InterruptWatch {
     pub fn start() -> InterruptWatch {
-        let mut running = MAPS_RUNNING.lock().unwrap_or_else(|p| p.into_inner());
-        if *running == 0 {
+        let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        if state.running == 0 {
+            let rescan = state.scanned.is_none_or(|(at, _)| at.elapsed() >= RESCAN);
+            let had_handler = state.scanned.map_or(0, |(_, mask)| mask);
+            let mut handled = 0u32;
             for (i, &sig) in SIGNALS.iter().enumerate() {
+                if !rescan && had_handler & (1 << i) == 0 {
+                    // SAFETY: no handler of ours is installed (no map runs), so nobody reads SAVED.
+                    unsafe { (*SAVED.0.get())[i] = None };
+                    continue;
+                }
                 // SAFETY: sigaction with valid pointers to plain-data structs; SAVED is only written
                 // here, under the lock, while none of our handlers is installed.
                 unsafe {
@@ -84,6 +110,7 @@ impl InterruptWatch {
                         continue;
                     }
                     (*SAVED.0.get())[i] = Some(current);
+                    handled |= 1 << i;
                     let mut ours = current;
                     ours.sa_sigaction = our_handler();
                     // The caller's flags are kept: with SA_RESETHAND the kernel puts the default
@@ -93,8 +120,13 @@ impl InterruptWatch {
                     libc::sigaction(sig, &ours, std::ptr::null_mut());
                 }
             }
+            if rescan {
+                state.scanned = Some((Instant::now(), handled));
+            } else {
+                state.scanned = state.scanned.map(|(at, _)| (at, handled));
+            }
         }
-        *running += 1;
+        state.running += 1;
         InterruptWatch {
             caught_at_start: CAUGHT.load(Ordering::SeqCst),
         }
@@ -120,9 +152,9 @@ pub fn caught_since(baseline: u64) -> bool {
 
 impl Drop for InterruptWatch {
     fn drop(&mut self) {
-        let mut running = MAPS_RUNNING.lock().unwrap_or_else(|p| p.into_inner());
-        *running -= 1;
-        if *running > 0 {
+        let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        state.running -= 1;
+        if state.running > 0 {
             return;
         }
         for (i, &sig) in SIGNALS.iter().enumerate() {

@@ -368,10 +368,13 @@ fn leave_region(ctl: &Control, frame: &Frame) {
     bump_team_epoch(ctl);
 }
 
+/// Wakes members waiting for a loop slot (or for a member that left), if any registered: the
+/// change they wait for was made (SeqCst) before this look at `waiters`, and a waiter registers
+/// before its last look at the condition, so one of the two always sees the other.
 fn bump_team_epoch(ctl: &Control) {
     let t = &ctl.header().team;
-    t.epoch.fetch_add(1, Ordering::SeqCst);
     if t.waiters.load(Ordering::SeqCst) > 0 {
+        t.epoch.fetch_add(1, Ordering::SeqCst);
         futex::wake_all(&t.epoch);
     }
 }

@@ -6,7 +6,7 @@ use crate::futex;
 use crate::status::{Error, Result};
 use crate::supervise::{supervise, CallerDuties, Death, Outcome, Workers};
 use crate::worker::{run_worker, Task};
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -167,9 +167,33 @@ impl Drop for ThreadPool {
     }
 }
 
+/// This process's pid, cached: `getpid` is a system call, and `check_owner` runs on every map of a
+/// thread pool. A `fork` (whoever calls it) clears the cache in the child, through an atfork
+/// handler registered with the first thread pool.
+static CACHED_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forget_pid_in_child() {
+    // An atomic store: safe in a forked child of a multi-threaded process.
+    CACHED_PID.store(0, Ordering::SeqCst);
+}
+
 fn current_pid() -> libc::pid_t {
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    let mut registered = true;
+    ATFORK.call_once(|| {
+        // SAFETY: registers a child handler that only stores to an atomic.
+        registered = unsafe { libc::pthread_atfork(None, None, Some(forget_pid_in_child)) } == 0;
+    });
+    let cached = CACHED_PID.load(Ordering::SeqCst);
+    if cached != 0 && registered {
+        return cached;
+    }
     // SAFETY: getpid has no preconditions.
-    unsafe { libc::getpid() }
+    let pid = unsafe { libc::getpid() };
+    if registered {
+        CACHED_PID.store(pid, Ordering::SeqCst);
+    }
+    pid
 }
 
 fn thread_main(shared: &Shared, w: usize) {
