@@ -100,7 +100,7 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
                 threads.check_owner()?;
             }
             let spare = pool.take_spare_region();
-            let ctl = Control::new(
+            let mut ctl = Control::new(
                 njobs,
                 n,
                 req.result_size,
@@ -113,11 +113,22 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
                 interrupt: Some(&interrupt),
                 progress,
             };
+            if pool.threads().is_some() {
+                ctl.interrupt_baseline = Some(interrupt.baseline());
+            }
             let outcome = match pool.threads() {
                 Some(threads) => Ok(threads.run(&ctl, &task, duties)),
                 None => process::run(&ctl, &task, duties),
             }
             .map(|outcome| {
+                // Workers that noticed the signal themselves stopped without the supervisor's help.
+                let outcome = match interrupt.interrupted() {
+                    Some(signal) if outcome.is_success() => Outcome::Interrupted {
+                        signal,
+                        death: None,
+                    },
+                    _ => outcome,
+                };
                 let outcome = with_hook_failures(&ctl, outcome);
                 let finished = (0..ctl.nworkers)
                     .filter(|&w| ctl.worker(w).fini_done.load(Ordering::Acquire) == 1)
@@ -177,7 +188,7 @@ pub fn run_region(
             let outcome = match pool.threads() {
                 Some(threads) => {
                     ctl.interrupt_baseline = Some(interrupt.baseline());
-                    Ok(threads.run_region(&ctl, &task, duties))
+                    Ok(threads.run_with_caller(&ctl, &task, duties))
                 }
                 None => process::run(&ctl, &task, duties),
             }

@@ -430,7 +430,7 @@ pub fn for_next(pool: usize, spec: LoopSpec) -> Result<Option<(u64, u64)>> {
             }
             None => match enter_loop(frame, team, spec)? {
                 Some(run) => run,
-                None => return Ok(None),
+                None => return Err(stopping()),
             },
         };
         match next_chunk(frame, team, &mut run)? {
@@ -444,10 +444,22 @@ pub fn for_next(pool: usize, spec: LoopSpec) -> Result<Option<(u64, u64)>> {
             None => {
                 team.current.set(None);
                 end_loop(frame, team, &run);
+                if frame.control().is_some_and(stopped) {
+                    return Err(stopping());
+                }
                 Ok(None)
             }
         }
     })
+}
+
+/// What a loop that ends because the region is stopping says (sm_for_next returns 0 with it).
+fn stopping() -> Error {
+    Error::new(
+        crate::status::Status::SM_STOPPED,
+        "sm_for_next: the region is being stopped (another worker failed, or the call was \
+         interrupted): return from the region",
+    )
 }
 
 /// Starts the member's next loop. None when the region is stopping (the loop is then skipped).

@@ -104,8 +104,12 @@ impl ThreadPool {
         Ok(())
     }
 
-    /// Runs one map on the pool's threads and waits until all of them are done with it.
+    /// Runs one map on the pool's threads and waits until all of them are done with it. Without a
+    /// reduce the calling thread would only wait, so it runs worker 0 itself (see `run_region`).
     pub fn run(&self, ctl: &Control, task: &Task, duties: CallerDuties) -> Outcome {
+        if duties.reducer.is_none() {
+            return self.run_with_caller(ctl, task, duties);
+        }
         let mut assignment = Assignment { ctl, task };
         self.shared
             .assignment
@@ -122,10 +126,11 @@ impl ThreadPool {
         outcome
     }
 
-    /// Runs a parallel region: the calling thread is worker 0 (as in OpenMP: a region then costs
-    /// no more threads than CPUs), the pool's threads 1.. the other members; pool thread 0 sits it
-    /// out.
-    pub fn run_region(&self, ctl: &Control, task: &Task, duties: CallerDuties) -> Outcome {
+    /// Runs a map without reduce, or a parallel region, with the calling thread as worker 0 (as in
+    /// OpenMP: then no more threads are busy than there are workers) and the pool's threads 1..
+    /// as the others; pool thread 0 sits it out. The workers watch for interrupts themselves
+    /// (`ctl.interrupt_baseline`), since the caller only supervises once its own part is done.
+    pub fn run_with_caller(&self, ctl: &Control, task: &Task, duties: CallerDuties) -> Outcome {
         let mut assignment = Assignment { ctl, task };
         self.shared
             .assignment

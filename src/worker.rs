@@ -111,7 +111,7 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
         // Publish a lower bound of what we are about to claim before claiming it, so that a job
         // waiting for its ordered turn (or a caller examining our death) never misses this claim.
         let bound = h.next_job.load(Ordering::SeqCst);
-        if bound >= h.limit.load(Ordering::Acquire) {
+        if bound >= h.limit.load(Ordering::Acquire) || interrupted(ctl) {
             break;
         }
         record.unfinished.store(bound, Ordering::Release);
@@ -165,6 +165,19 @@ fn check_out(ctl: &Control, w: usize) {
     ctl.worker(w).finished.store(1, Ordering::Release);
     if h.active.fetch_sub(1, Ordering::SeqCst) == 1 {
         futex::wake_all(&h.active);
+    }
+}
+
+/// True when a thread-backend map was interrupted (the caller may be busy running worker 0, so the
+/// workers look for themselves); the map is then stopped.
+fn interrupted(ctl: &Control) -> bool {
+    match ctl.interrupt_baseline {
+        Some(baseline) if crate::interrupt::caught_since(baseline) => {
+            ctl.header().limit.store(0, Ordering::SeqCst);
+            wake_slot_waiters(ctl);
+            true
+        }
+        _ => false,
     }
 }
 
