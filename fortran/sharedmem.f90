@@ -11,10 +11,11 @@
 !
 ! Mapping of the C types:
 !   sm_pool *, void *, const void *   type(c_ptr)        (an opaque pool; c_loc(x) for data)
-!   sm_work_fn, sm_reduce_fn          type(c_funptr)     (c_funloc(f) of a bind(C) function with
-!                                                         the interface sm_work / sm_reduce;
-!                                                         c_null_funptr for "no reduce")
-!   sm_status, sm_backend, sm_dtype   integer(c_int)     (the SM_* parameters below)
+!   sm_work_fn, sm_reduce_fn,         type(c_funptr)     (c_funloc(f) of a bind(C) function with
+!     sm_region_fn                                        the interface sm_work / sm_reduce /
+!                                                         sm_region; c_null_funptr for "no reduce")
+!   sm_status, sm_backend, sm_dtype,  integer(c_int)     (the SM_* parameters below)
+!     sm_schedule, int flags
 !   size_t                            integer(c_size_t)  (signed in Fortran; SM_SIZE_MAX = -1)
 !   int64_t *out (sm_argsort)         integer(c_int64_t) array
 !   const char * (arguments)          character(kind=c_char) ending in c_null_char (sm_c_string)
@@ -25,6 +26,10 @@
 ! sm_empty memory (mapped to a Fortran array with c_f_pointer) and the per-job `result` reach the
 ! caller; module variables a job assigns stay in the worker. Also, one ctx goes to both work and
 ! reduce: put what each needs in one derived type.
+! Parallel regions (sm_parallel) follow the same rules: region(ctx) runs in every worker, in forked
+! processes by default, so the arrays a region's work-shared loops (sm_for_next) write must be
+! sm_empty memory. sm_for_next hands out pieces [lo, hi) of whatever [start, end) it is given, so
+! a loop over the Fortran indices 1..n passes start = 1, end = n + 1 and runs `do i = lo, hi - 1`.
 ! Fortran I/O and the process backend: sharedmem flushes C stdio around the fork, not the Fortran
 ! runtime's buffers, and workers leave with _exit, which drops what is still buffered. So a job
 ! that prints or writes must flush(unit) (e.g. flush(output_unit)) before returning, else its
@@ -80,6 +85,19 @@ module sharedmem
   !> sm_dtype: uint8_t keys (the bits of an integer(c_int8_t)).
   integer(c_int), parameter, public :: SM_DTYPE_U8 = 9_c_int
 
+  !> sm_schedule (sm_for_next): chunks dealt round-robin in advance; chunk 0 gives each worker one
+  !> contiguous block (`schedule(static)`).
+  integer(c_int), parameter, public :: SM_SCHEDULE_STATIC = 0_c_int
+  !> sm_schedule: chunks claimed one at a time as workers get free (`schedule(dynamic, chunk)`).
+  integer(c_int), parameter, public :: SM_SCHEDULE_DYNAMIC = 1_c_int
+  !> sm_schedule: chunks shrinking from an even share of what is left to chunk (`schedule(guided)`).
+  integer(c_int), parameter, public :: SM_SCHEDULE_GUIDED = 2_c_int
+
+  !> sm_for_next flag: the loop has an ordered section (sm_ordered_enter/leave in each iteration).
+  integer(c_int), parameter, public :: SM_FOR_ORDERED = 1_c_int
+  !> sm_for_next flag: no barrier at the end of the loop (`nowait`). Flags add up: ior(a, b).
+  integer(c_int), parameter, public :: SM_FOR_NOWAIT = 2_c_int
+
   !> sm_status: success.
   integer(c_int), parameter, public :: SM_OK = 0_c_int
   !> sm_status: the map stopped early (a job returned SM_STOP or reduce returned nonzero).
@@ -109,7 +127,7 @@ module sharedmem
   ! Write each callback as a bind(C) module function with exactly these arguments and pass
   ! c_funloc(f). To have the compiler check one, assign it to a procedure pointer of this
   ! interface: `procedure(sm_work), pointer :: p` then `p => my_work`.
-  public :: sm_work, sm_reduce
+  public :: sm_work, sm_reduce, sm_region
   abstract interface
     !> sm_work_fn: a job, for job in 0..njobs-1 (0-based). `result` points to result_size zeroed
     !> bytes (c_null_ptr when result_size is 0); return 0, SM_STOP, or an error value.
@@ -128,6 +146,13 @@ module sharedmem
       integer(c_size_t), value :: job
       type(c_ptr), value :: result
     end function sm_reduce
+
+    !> sm_region_fn: a parallel region, run once in every worker by sm_parallel; return 0,
+    !> SM_STOP, or an error value. (Declare it `recursive` for SM_BACKEND_THREAD.)
+    integer(c_int) function sm_region(ctx) bind(C)
+      import :: c_int, c_ptr
+      type(c_ptr), value :: ctx
+    end function sm_region
   end interface
 
   !> Options of sm_map_ex (C struct sm_map_opts). Set size = c_sizeof(opts) and every field:
@@ -150,6 +175,7 @@ module sharedmem
   public :: sm_pool_new, sm_pool_free, sm_pool_nworkers, sm_map
   public :: sm_critical_enter, sm_critical_leave, sm_ordered_enter, sm_ordered_leave
   public :: sm_worker_id, sm_argsort, sm_empty, sm_free, sm_fromfile
+  public :: sm_parallel, sm_for_next, sm_barrier, sm_single, sm_master, sm_num_workers
   public :: sm_last_error, sm_status_str, sm_set_debug
 
   interface
@@ -228,6 +254,59 @@ module sharedmem
     integer(c_int) function sm_worker_id() bind(C, name="sm_worker_id")
       import :: c_int
     end function sm_worker_id
+
+    !> Runs region(ctx) once in every worker of the pool at the same time (OpenMP `parallel`):
+    !> region is c_funloc of an sm_region function. Inside, the workers share loops with
+    !> sm_for_next and synchronise with sm_barrier, sm_single, sm_master and sm_critical_*.
+    !> Returns an sm_status: SM_OK when every worker returned 0, else the first failure.
+    integer(c_int) function sm_parallel(pool, region, ctx) bind(C, name="sm_parallel")
+      import :: c_ptr, c_funptr, c_int
+      type(c_ptr), value :: pool
+      type(c_funptr), value :: region
+      type(c_ptr), value :: ctx
+    end function sm_parallel
+
+    !> The work-shared loop over [start, end) in a region (OpenMP `do`): every worker calls
+    !> `do while (sm_for_next(pool, start, end, schedule, chunk, flags, lo, hi) == 1)` with the
+    !> same arguments, and runs iterations lo .. hi-1 of each chunk. Returns 1 with a chunk, 0 when
+    !> the worker has no more (after the team's barrier unless flags has SM_FOR_NOWAIT), when the
+    !> region is being stopped, or on misuse.
+    integer(c_int) function sm_for_next(pool, start, end, schedule, chunk, flags, lo, hi) &
+        bind(C, name="sm_for_next")
+      import :: c_ptr, c_size_t, c_int
+      type(c_ptr), value :: pool
+      integer(c_size_t), value :: start
+      integer(c_size_t), value :: end
+      integer(c_int), value :: schedule
+      integer(c_size_t), value :: chunk
+      integer(c_int), value :: flags
+      integer(c_size_t), intent(out) :: lo
+      integer(c_size_t), intent(out) :: hi
+    end function sm_for_next
+
+    !> Waits for every worker of the region (OpenMP `barrier`). SM_OK; SM_STOPPED when the region
+    !> is being stopped (return from the region); SM_ERR_STATE on misuse.
+    integer(c_int) function sm_barrier(pool) bind(C, name="sm_barrier")
+      import :: c_ptr, c_int
+      type(c_ptr), value :: pool
+    end function sm_barrier
+
+    !> 1 in exactly one worker (the first to arrive) each time the team reaches it, else 0
+    !> (OpenMP `single`, without its barrier: call sm_barrier after it); -1 outside a region.
+    integer(c_int) function sm_single(pool) bind(C, name="sm_single")
+      import :: c_ptr, c_int
+      type(c_ptr), value :: pool
+    end function sm_single
+
+    !> 1 in worker 0 of a region or map (OpenMP `master`), else 0; 1 outside any map.
+    integer(c_int) function sm_master() bind(C, name="sm_master")
+      import :: c_int
+    end function sm_master
+
+    !> The number of workers in the current region or map (its team); 1 outside any map.
+    integer(c_int) function sm_num_workers() bind(C, name="sm_num_workers")
+      import :: c_int
+    end function sm_num_workers
 
     !> Writes to out(1:n) the 0-based permutation that stably sorts keys (c_loc of an array of the
     !> type named by dtype), exactly as numpy.argsort(kind='stable'); keys(out(i)+1) is ascending.

@@ -25,10 +25,6 @@
 #define SM_VERSION SM_MAKE_VERSION(SM_VERSION_MAJOR, SM_VERSION_MINOR, SM_VERSION_PATCH)
 
 
-// How many dynamic/guided loops of a region may be in progress at once (workers that run ahead
-// through `nowait` loops wait when they get this far ahead of the slowest one).
-#define LOOP_SLOTS 4
-
 // A `work()` return value that asks the map to stop early. It is not an error: jobs before it
 // (and it) are reduced, and `sm_map` returns `SM_STOPPED`. (The value spells "STOP" in ASCII.)
 #define SM_STOP 1398034256

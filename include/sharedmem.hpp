@@ -53,6 +53,35 @@
  * reduced. An exception thrown by work at a job after a reduce stop (or after an earlier failure)
  * is discarded, like any later job's outcome.
  *
+ * Parallel regions (sm_parallel), the OpenMP `parallel` / `for` / `barrier` / `single` model:
+ *
+ *   sharedmem::shared_array<double> y(n);
+ *   pool.parallel([&] {                             // every worker runs this once, at once
+ *       sharedmem::for_loop(pool, 0, n, [&](size_t i) { y[i] = f(i); });  // work-shared
+ *       if (sharedmem::single(pool)) y[0] += 1;     // one worker (no barrier after it)
+ *       sharedmem::barrier(pool);                   // wait for the whole team
+ *   });
+ *
+ *   pool.parallel(region)                  region: () -> void or int (0, sharedmem::stop, or an
+ *                                          error value), run once in every worker; returns
+ *                                          outcome::completed or outcome::stopped, else throws
+ *                                          as map() does (the failure named is a worker's)
+ *   for_loop(pool, start, end, body,      body(i) for this worker's share of [start, end)
+ *            schedule, chunk, flags)       (sm_for_next; schedule SM_SCHEDULE_STATIC, chunk 0 and
+ *                                          flags 0 by default: a barrier at the end unless flags
+ *                                          has SM_FOR_NOWAIT); every worker must run it
+ *   barrier(pool), single(pool),           sm_barrier, sm_single (true for one worker),
+ *   master(), num_workers()                sm_master, sm_num_workers
+ *   critical_section / ordered_section     work in regions too
+ * What a region writes follows map()'s rules: on SM_BACKEND_PROCESS the workers are forked
+ * processes (only shared_array memory is shared; the lambda's captured locals are the caller's as
+ * they were at the call), on SM_BACKEND_THREAD they are threads (the caller is worker 0).
+ * An exception leaving the region fails it, and parallel() throws it on the caller (the same object
+ * on thread/serial, a sharedmem::error SM_ERR_JOB with its what() text from a forked worker). When
+ * the region is being stopped because another worker failed, barrier() throws sharedmem::error
+ * with status SM_STOPPED: let it leave the region (parallel() expects it and does not report it),
+ * and for_loop() returns without running the rest of its iterations.
+ *
  * Other pieces: critical_section / ordered_section (RAII guards over sm_critical_* /
  * sm_ordered_*, throwing sharedmem::error on misuse), shared_array<T> (RAII over sm_empty /
  * sm_free), argsort(pool *, keys, n) for double, float and 8/16/32/64-bit signed and unsigned
@@ -142,6 +171,8 @@ struct shared_failure {
 class failure_log {
 public:
     failure_log() = default;
+    /// region: the log of a parallel region, whose "jobs" are the workers' ranks.
+    explicit failure_log(bool region) : region_(region) {}
     failure_log(const failure_log &) = delete;
     failure_log &operator=(const failure_log &) = delete;
     ~failure_log() {
@@ -213,13 +244,14 @@ public:
             if (local_first) {
                 if (local_code_ == exception_code && local_ex_) std::rethrow_exception(local_ex_);
             } else if (first_shared && first_shared->code == exception_code) {
-                std::string msg = "job " + std::to_string(first_shared->job_plus_one - 1) +
+                std::string msg = (region_ ? "the region of worker " : "job ") +
+                                  std::to_string(first_shared->job_plus_one - 1) +
                                   " threw an exception in a worker process";
                 if (first_shared->threw_std_exception)
                     msg += ": " + std::string(first_shared->what);
                 else
                     msg += " (not a std::exception)";
-                msg += "; every job before it completed (and was reduced)";
+                if (!region_) msg += "; every job before it completed (and was reduced)";
                 throw error(SM_ERR_JOB, msg);
             }
         }
@@ -227,6 +259,7 @@ public:
     }
 
 private:
+    bool region_ = false;
     std::mutex mutex_;
     bool has_local_ = false;
     std::size_t local_job_ = 0;
@@ -344,6 +377,33 @@ struct typed_map {
     }
 };
 
+template <class Region>
+struct region_call {
+    Region *region;
+    failure_log *log;
+
+    static int trampoline(void *ctx) noexcept {
+        region_call &r = *static_cast<region_call *>(ctx);
+        int w = sm_worker_id();
+        std::size_t me = w > 0 ? static_cast<std::size_t>(w) : 0;
+        try {
+            typedef call_result_t<Region> ret;
+            int code = call_work(std::is_void<ret>(), *r.region);
+            if (code != 0 && code != SM_STOP) r.log->record(me, code, nullptr, nullptr, false);
+            return code;
+        } catch (const error &e) {
+            // barrier() saw the region being stopped (another worker failed): leave quietly.
+            if (e.status() == SM_STOPPED) return 0;
+            r.log->record(me, exception_code, std::current_exception(), e.what(), true);
+        } catch (const std::exception &e) {
+            r.log->record(me, exception_code, std::current_exception(), e.what(), true);
+        } catch (...) {
+            r.log->record(me, exception_code, std::current_exception(), nullptr, false);
+        }
+        return exception_code;
+    }
+};
+
 }  // namespace detail
 
 /// A pool of workers (sm_pool_new / sm_pool_free). Move-only.
@@ -426,10 +486,60 @@ public:
         return log.finish(s);
     }
 
+    /// Runs region() once in every worker of the pool, all at the same time (sm_parallel). region
+    /// returns void or int (0, sharedmem::stop, or an error value) and uses for_loop, barrier,
+    /// single, master and the section guards. Returns outcome::completed or outcome::stopped (a
+    /// worker returned sharedmem::stop); throws sharedmem::error (or the exception region threw)
+    /// otherwise.
+    template <class Region>
+    outcome parallel(Region &&region) {
+        typedef typename std::remove_reference<Region>::type region_type;
+        static_assert(detail::valid_work_return<detail::call_result_t<region_type>>::value,
+                      "sharedmem: region() must return void or int (0: done, sharedmem::stop: "
+                      "stop the region, anything else: an error)");
+        detail::failure_log log(true);
+        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
+        detail::region_call<region_type> r{&region, &log};
+        sm_status s = sm_parallel(pool_, &detail::region_call<region_type>::trampoline, &r);
+        return log.finish(s);
+    }
+
 private:
     sm_pool *pool_;
     sm_backend backend_;
 };
+
+/// The work-shared loop of a region (sm_for_next): body(i) for the iterations i of [start, end)
+/// that fall to this worker; each runs in exactly one worker. Every worker of the region must call
+/// it, with the same arguments. Returns when this worker has no more iterations: after the whole
+/// team is done (a barrier) unless flags has SM_FOR_NOWAIT; also, early, when the region is being
+/// stopped. With SM_FOR_ORDERED, an ordered_section in body runs in iteration order.
+template <class Body>
+void for_loop(pool &p, std::size_t start, std::size_t end, Body &&body,
+              sm_schedule schedule = SM_SCHEDULE_STATIC, std::size_t chunk = 0, int flags = 0) {
+    std::size_t lo = 0, hi = 0;
+    while (sm_for_next(p.get(), start, end, schedule, chunk, flags, &lo, &hi))
+        for (std::size_t i = lo; i < hi; ++i) body(i);
+}
+
+/// Waits for every worker of the region (sm_barrier). Throws sharedmem::error: SM_STOPPED when
+/// the region is being stopped (let it leave the region: parallel() does not report it),
+/// SM_ERR_STATE on misuse (outside a region, inside a section, a worker that left the region).
+inline void barrier(pool &p) { check(sm_barrier(p.get())); }
+
+/// true in exactly one worker (the first to get there) each time the team reaches it (sm_single);
+/// no barrier after it. Throws sharedmem::error (SM_ERR_STATE) outside a region.
+inline bool single(pool &p) {
+    int r = sm_single(p.get());
+    if (r < 0) throw error(SM_ERR_STATE);
+    return r != 0;
+}
+
+/// true in worker 0 of a region or map, and outside any map (sm_master).
+inline bool master() noexcept { return sm_master() != 0; }
+
+/// The number of workers of the running region or map (its team); 1 outside any map.
+inline int num_workers() noexcept { return sm_num_workers(); }
 
 /// Mutual exclusion among the workers of the running map, for the life of the object (inside a
 /// job only). Throws sharedmem::error (SM_ERR_STATE, SM_ERR_INVALID) on misuse.

@@ -82,7 +82,7 @@ pub struct Header {
 
 /// How many dynamic/guided loops of a region may be in progress at once (workers that run ahead
 /// through `nowait` loops wait when they get this far ahead of the slowest one).
-pub const LOOP_SLOTS: usize = 4;
+pub(crate) const LOOP_SLOTS: usize = 4;
 
 /// A region's team-wide words.
 #[repr(C)]

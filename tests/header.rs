@@ -49,3 +49,38 @@ fn header_declares_the_contract() {
         "sm_pool*pool,size_tnjobs,sm_work_fnwork,sm_reduce_fnreduce,size_tresult_size,void*ctx"
     );
 }
+
+#[test]
+fn header_names_are_prefixed() {
+    // Every name the header defines (macros, enum and function-pointer types) must carry the
+    // library's prefix: an internal constant leaking into it (cbindgen exports every `pub const`)
+    // would clash with the including program's names.
+    let header = include_str!("../include/sharedmem.h");
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut names = Vec::new();
+    for line in header.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("#define ") {
+            names.push(ident(rest));
+        } else if let Some(rest) = line.strip_prefix("} ").filter(|r| r.ends_with(';')) {
+            names.push(ident(rest));
+        } else if let Some(rest) = line.strip_prefix("typedef ") {
+            if let Some(i) = rest.find("(*") {
+                names.push(ident(&rest[i + 2..]));
+            } else if let Some(rest) = rest.strip_prefix("struct ") {
+                names.push(ident(rest));
+            }
+        }
+    }
+    names.retain(|n| !n.is_empty()); // `typedef struct {`: the name comes on the `} name;` line
+    assert!(names.len() > 20, "found only {names:?}");
+    for name in names {
+        assert!(
+            name.starts_with("sm_") || name.starts_with("SM_") || name == "SHAREDMEM_H",
+            "include/sharedmem.h defines `{name}`, which lacks the sm_/SM_ prefix"
+        );
+    }
+}

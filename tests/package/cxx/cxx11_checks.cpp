@@ -83,6 +83,19 @@ int run_cxx11_checks() {
             caught = forked(backends[b]) && e.status() == SM_ERR_JOB;
         }
         expect(caught, "exception from a job");
+
+        // A parallel region: a work-shared loop, a barrier, a single block.
+        sharedmem::shared_array<long> squares(50), total(1);
+        o = pool.parallel([&] {
+            sharedmem::for_loop(pool, 0, squares.size(), [&](std::size_t i) {
+                squares[i] = static_cast<long>(i * i);
+            });
+            if (sharedmem::single(pool))
+                for (std::size_t i = 0; i < squares.size(); ++i) total[0] += squares[i];
+            sharedmem::barrier(pool);
+            return sharedmem::master() ? 0 : 0;
+        });
+        expect(o == sharedmem::outcome::completed && total[0] == 40425, "parallel region");
     }
 
     std::vector<short> keys;

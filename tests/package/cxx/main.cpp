@@ -32,11 +32,12 @@ const sm_backend all_backends[] = {SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BAC
 
 // Whether jobs run in forked workers: the process backend, unless SM_DEBUG=1 makes every map
 // serial in the caller (the test also passes in debug mode).
-bool forked(sm_backend b) {
+bool debug_mode() {
     const char *debug = std::getenv("SM_DEBUG");
-    bool debug_on = debug && *debug && std::strcmp(debug, "0") != 0;
-    return b == SM_BACKEND_PROCESS && !debug_on;
+    return debug && *debug && std::strcmp(debug, "0") != 0;
 }
+
+bool forked(sm_backend b) { return b == SM_BACKEND_PROCESS && !debug_mode(); }
 
 const char *name(sm_backend b) {
     return b == SM_BACKEND_PROCESS ? "process" : b == SM_BACKEND_THREAD ? "thread" : "serial";
@@ -345,6 +346,141 @@ void misuse() {
     CHECK(b.size() == 10 && b[3] == 1.5f);
 }
 
+// Parallel regions: pool.parallel with for_loop (every schedule, nowait, ordered), barrier, single,
+// master, num_workers and critical_section; stop and exceptions from a region.
+void regions(sm_backend backend) {
+    sharedmem::pool pool(3, backend);
+    // A serial region (and every region in debug mode) is a team of one.
+    const int team = backend == SM_BACKEND_SERIAL || debug_mode() ? 1 : 3;
+    const std::size_t n = 1000;
+    sharedmem::shared_array<std::int32_t> hits(n), owner(n);
+    sharedmem::shared_array<std::int64_t> partial(3), counts(8), log(n + 1);
+    sharedmem::outcome o = pool.parallel([&] {
+        const int me = sharedmem::worker_id();
+        if (me < 0 || me >= team || sharedmem::num_workers() != team) throw std::runtime_error("team");
+        if (sharedmem::master() != (me == 0)) throw std::runtime_error("master");
+        // Every schedule hands out each iteration exactly once.
+        sharedmem::for_loop(pool, 0, n, [&](std::size_t i) { hits[i] += 1; });
+        sharedmem::for_loop(pool, 0, n, [&](std::size_t i) { hits[i] += 1; }, SM_SCHEDULE_STATIC, 7);
+        sharedmem::for_loop(pool, 0, n, [&](std::size_t i) { hits[i] += 1; }, SM_SCHEDULE_DYNAMIC, 3);
+        sharedmem::for_loop(pool, 0, n, [&](std::size_t i) { hits[i] += 1; }, SM_SCHEDULE_GUIDED);
+        // A reduction: per-worker partial sums (nowait), a barrier, one worker adds them up.
+        std::int64_t mine = 0;
+        sharedmem::for_loop(
+            pool, 5, n,
+            [&](std::size_t i) {
+                mine += static_cast<std::int64_t>(i);
+                owner[i] = me + 1;
+            },
+            SM_SCHEDULE_DYNAMIC, 16, SM_FOR_NOWAIT);
+        partial[static_cast<std::size_t>(me)] = mine;
+        sharedmem::barrier(pool);
+        if (sharedmem::single(pool)) {
+            for (int w = 0; w < team; ++w) counts[0] += partial[static_cast<std::size_t>(w)];
+            counts[1] += 1;  // how many workers ran the single block
+        }
+        if (sharedmem::single(pool)) counts[1] += 100;  // a second single: one worker again
+        sharedmem::barrier(pool);
+        {
+            sharedmem::critical_section lock(pool);
+            counts[2] += 1;
+        }
+        // An ordered loop: the ordered parts run in iteration order.
+        sharedmem::for_loop(
+            pool, 0, n,
+            [&](std::size_t i) {
+                sharedmem::ordered_section turn(pool);
+                std::int64_t k = log[0];
+                log[static_cast<std::size_t>(k) + 1] = static_cast<std::int64_t>(i);
+                log[0] = k + 1;
+            },
+            SM_SCHEDULE_DYNAMIC, 2, SM_FOR_ORDERED);
+    });
+    CHECK(o == sharedmem::outcome::completed);
+    bool all4 = true, owned = true, in_order = log[0] == static_cast<std::int64_t>(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        all4 = all4 && hits[i] == 4;
+        owned = owned && (i < 5 ? owner[i] == 0 : owner[i] >= 1 && owner[i] <= team);
+        in_order = in_order && log[i + 1] == static_cast<std::int64_t>(i);
+    }
+    CHECK(all4);
+    CHECK(owned);
+    CHECK(in_order);
+    CHECK(counts[0] == static_cast<std::int64_t>((n - 1) * n / 2 - 10));  // 5 + 6 + ... + n-1
+    CHECK(counts[1] == 101);
+    CHECK(counts[2] == team);
+
+    // A worker returning sharedmem::stop stops the region: the others leave at their barrier.
+    o = pool.parallel([&]() -> int {
+        if (sharedmem::worker_id() == team - 1) return sharedmem::stop;
+        for (;;) sharedmem::barrier(pool);  // throws SM_STOPPED once the stop is seen
+    });
+    CHECK(o == sharedmem::outcome::stopped);
+
+    // An exception leaving one worker's region: the same object on thread/serial, an SM_ERR_JOB
+    // error with its text from a forked worker. The other workers are stopped at their barrier.
+    bool caught = false;
+    try {
+        pool.parallel([&] {
+            if (sharedmem::worker_id() == team - 1) throw job_failed(99);
+            for (;;) sharedmem::barrier(pool);
+        });
+    } catch (const job_failed &e) {
+        caught = true;
+        CHECK(!forked(backend) && e.job == 99);
+    } catch (const sharedmem::error &e) {
+        caught = true;
+        CHECK(forked(backend) && e.status() == SM_ERR_JOB);
+        CHECK(std::strstr(e.what(), "job_failed 99") != nullptr);
+        CHECK(std::strstr(e.what(), ("the region of worker " + std::to_string(team - 1)).c_str()) != nullptr);
+    }
+    CHECK(caught);
+
+    // A region returning an error value: sharedmem::error SM_ERR_JOB.
+    caught = false;
+    try {
+        pool.parallel([] { return sharedmem::worker_id() == 0 ? 7 : 0; });
+    } catch (const sharedmem::error &e) {
+        caught = true;
+        CHECK(e.status() == SM_ERR_JOB);
+    }
+    CHECK(caught);
+
+    // Misuse outside a region; and a loop that not every worker runs fails the region.
+    caught = false;
+    try {
+        sharedmem::barrier(pool);
+    } catch (const sharedmem::error &e) {
+        caught = e.status() == SM_ERR_STATE;
+    }
+    CHECK(caught);
+    caught = false;
+    try {
+        sharedmem::single(pool);
+    } catch (const sharedmem::error &e) {
+        caught = e.status() == SM_ERR_STATE;
+    }
+    CHECK(caught);
+    CHECK(sharedmem::master() && sharedmem::num_workers() == 1);
+    if (team > 1) {
+        caught = false;
+        try {
+            pool.parallel([&] {
+                if (sharedmem::worker_id() == 0) sharedmem::barrier(pool);  // the others never come
+            });
+        } catch (const sharedmem::error &e) {
+            caught = e.status() == SM_ERR_STATE;
+        }
+        CHECK(caught);
+    }
+
+    // The pool still works.
+    sharedmem::shared_array<std::int32_t> once(100);
+    CHECK(pool.parallel([&] { sharedmem::for_loop(pool, 0, 100, [&](std::size_t i) { once[i] += 1; }); }) ==
+          sharedmem::outcome::completed);
+    CHECK(std::all_of(once.begin(), once.end(), [](std::int32_t v) { return v == 1; }));
+}
+
 template <class T>
 bool argsort_matches(sharedmem::pool *pool, const std::vector<T> &keys) {
     std::vector<std::int64_t> want(keys.size());
@@ -419,6 +555,7 @@ int main() {
         ordered_log(b);
         exception_from_job(b);
         stops(b);
+        regions(b);
     }
     misuse();
     argsorts();

@@ -12,8 +12,9 @@ int sm_test_header_values(int64_t *v, int n) {
       SM_DTYPE_I8, SM_DTYPE_U64, SM_DTYPE_U32, SM_DTYPE_U16, SM_DTYPE_U8,
       SM_OK, SM_STOPPED, SM_ERR_INVALID, SM_ERR_NOMEM, SM_ERR_JOB,
       SM_ERR_WORKER_DIED, SM_ERR_INTERRUPTED, SM_ERR_STATE, SM_ERR_IO, SM_ERR_PANIC,
+      SM_SCHEDULE_STATIC, SM_SCHEDULE_DYNAMIC, SM_SCHEDULE_GUIDED, SM_FOR_ORDERED, SM_FOR_NOWAIT,
       (int64_t)sizeof(size_t), (int64_t)sizeof(sm_status), (int64_t)sizeof(sm_backend),
-      (int64_t)sizeof(sm_dtype), (int64_t)sizeof(sm_map_opts),
+      (int64_t)sizeof(sm_dtype), (int64_t)sizeof(sm_schedule), (int64_t)sizeof(sm_map_opts),
   };
   const int count = (int)(sizeof values / sizeof values[0]);
   if (n < count) return -1;

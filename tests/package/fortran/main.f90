@@ -10,7 +10,9 @@
 !   - appends its job index to a shared sequence inside sm_ordered_enter/leave,
 !   - returns job**2 + 1 through `result`, which a reduce callback sums in the caller, checking
 !     that it sees every job once, in increasing order.
-! Then early stop (SM_STOP), a failing job (SM_ERR_JOB and its message), misuse outside a map,
+! Then a parallel region (sm_parallel: a dynamic sm_for_next loop, sm_single, sm_master,
+! sm_barrier, sm_num_workers), early stop (SM_STOP), a failing job (SM_ERR_JOB and its message),
+! misuse outside a map,
 ! sm_argsort on real(c_double) keys (0-based permutation), and sm_fromfile. Every value is
 ! checked exactly; prints "FORTRAN OK" at the end, and stops with `error stop 1` on any failure.
 module sm_test_jobs
@@ -20,6 +22,7 @@ module sm_test_jobs
   public :: NJOBS, NBINS, PER_JOB, NWORKERS, job_bin
   public :: map_context, hist, worker_of, seq
   public :: fill_work, sum_reduce, stop_work, fail_work
+  public :: region_hits, region_counts, region_work
 
   integer, parameter :: NJOBS = 300, NBINS = 13, PER_JOB = 40, NWORKERS = 4
 
@@ -39,6 +42,8 @@ module sm_test_jobs
   integer(c_int64_t), pointer :: hist(:) => null()      ! NBINS bins, then the total count
   integer(c_int), pointer :: worker_of(:) => null()     ! per job: sm_worker_id() + 1
   integer(c_int64_t), pointer :: seq(:) => null()       ! seq(1): count; seq(2:): jobs in order
+  integer(c_int), pointer :: region_hits(:) => null()   ! per loop iteration: how often it ran
+  integer(c_int), pointer :: region_counts(:) => null() ! singles, masters, team size, workers
 
 contains
 
@@ -146,6 +151,34 @@ contains
     if (job == 3 .and. c_associated(ctx)) fail_work = 42_c_int
   end function fail_work
 
+  ! A parallel region (ctx is the pool): every worker runs it once. Each iteration of the
+  ! work-shared loop must run exactly once, each single block and master block once.
+  recursive integer(c_int) function region_work(ctx) bind(C)
+    type(c_ptr), value :: ctx
+    integer(c_size_t) :: lo, hi, i
+
+    region_work = 0
+    do while (sm_for_next(ctx, 1_c_size_t, int(NJOBS + 1, c_size_t), SM_SCHEDULE_DYNAMIC, &
+                          5_c_size_t, 0_c_int, lo, hi) == 1)
+      do i = lo, hi - 1
+        region_hits(i) = region_hits(i) + 1
+      end do
+    end do
+    if (sm_single(ctx) == 1) region_counts(1) = region_counts(1) + 1
+    if (sm_master() == 1) region_counts(2) = region_counts(2) + 1
+    if (sm_barrier(ctx) /= SM_OK) then
+      region_work = 201_c_int
+      return
+    end if
+    if (sm_single(ctx) == 1) region_counts(3) = sm_num_workers()
+    if (sm_critical_enter(ctx) /= SM_OK) then
+      region_work = 202_c_int
+      return
+    end if
+    region_counts(4) = region_counts(4) + 1
+    if (sm_critical_leave(ctx) /= SM_OK) region_work = 203_c_int
+  end function region_work
+
 end module sm_test_jobs
 
 
@@ -156,7 +189,7 @@ program fortran_consumer
   use sm_test_jobs
   implicit none
 
-  type(c_ptr) :: pool, hist_mem, worker_mem, seq_mem, file_mem
+  type(c_ptr) :: pool, hist_mem, worker_mem, seq_mem, file_mem, region_mem
   type(map_context), target :: ctx
   integer(c_int) :: backend, st
   integer(c_int64_t) :: expected_hist(NBINS), expected_total
@@ -207,15 +240,17 @@ program fortran_consumer
 
   ! --- The module's constants and types match the header, as compiled by the C compiler -------
   nheader = sm_test_header_values(header, size(header, kind=c_int))
-  call check(nheader == 29, "header_values.c and main.f90 disagree on the number of values")
+  call check(nheader == 35, "header_values.c and main.f90 disagree on the number of values")
   if (any(header(1:nheader) /= [integer(c_int64_t) :: SM_STOP, &
           SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL, &
           SM_DTYPE_F64, SM_DTYPE_F32, SM_DTYPE_I64, SM_DTYPE_I32, SM_DTYPE_I16, &
           SM_DTYPE_I8, SM_DTYPE_U64, SM_DTYPE_U32, SM_DTYPE_U16, SM_DTYPE_U8, &
           SM_OK, SM_STOPPED, SM_ERR_INVALID, SM_ERR_NOMEM, SM_ERR_JOB, &
           SM_ERR_WORKER_DIED, SM_ERR_INTERRUPTED, SM_ERR_STATE, SM_ERR_IO, SM_ERR_PANIC, &
+          SM_SCHEDULE_STATIC, SM_SCHEDULE_DYNAMIC, SM_SCHEDULE_GUIDED, SM_FOR_ORDERED, &
+          SM_FOR_NOWAIT, &
           c_sizeof(0_c_size_t), c_sizeof(0_c_int), c_sizeof(0_c_int), c_sizeof(0_c_int), &
-          c_sizeof(opts_probe)])) then
+          c_sizeof(0_c_int), c_sizeof(opts_probe)])) then
     write (error_unit, '(a,*(1x,i0))') "sharedmem.h gives", header(1:nheader)
     call fail("a constant or type size of the sharedmem module differs from sharedmem.h")
   end if
@@ -281,6 +316,28 @@ program fortran_consumer
   call check(ctx%next_job == NJOBS, "reduce ran for every job")
   call check(ctx%total == expected_total, "sum of the results")
 
+  ! --- A parallel region ----------------------------------------------------------------------
+  region_mem = sm_empty(int(NJOBS + 4, c_size_t), c_sizeof(0_c_int))
+  if (.not. c_associated(region_mem)) call fail("sm_empty: " // sm_last_error_string())
+  call c_f_pointer(region_mem, region_hits, [NJOBS])
+  call c_f_pointer(region_mem, region_counts, [NJOBS + 4])
+  region_counts => region_counts(NJOBS + 1:)
+  st = sm_parallel(pool, c_funloc(region_work), pool)
+  if (st /= SM_OK) &
+    call fail("sm_parallel: " // sm_status_string(st) // ": " // sm_last_error_string())
+  call check(all(region_hits == 1), "sm_for_next: every iteration ran once")
+  call check(region_counts(1) == 1 .and. region_counts(2) == 1, "sm_single, sm_master")
+  j = NWORKERS
+  if (backend == SM_BACKEND_SERIAL) j = 1                 ! a serial region is a team of one
+  call check(region_counts(3) == j .and. region_counts(4) == j, "sm_num_workers, the team")
+  call check(sm_barrier(pool) == SM_ERR_STATE, "sm_barrier outside a region")
+  call check(sm_single(pool) == -1, "sm_single outside a region")
+  call check(sm_master() == 1, "sm_master outside a region")
+  call check(sm_num_workers() == 1, "sm_num_workers outside a region")
+  call check(sm_parallel(pool, c_null_funptr, c_null_ptr) == SM_ERR_INVALID, &
+             "sm_parallel without a region")
+  call sm_free(region_mem)
+
   ! --- Early stop and a failing job ----------------------------------------------------------
   ctx = map_context(pool, int(NWORKERS, c_int), 0, 0, 0)
   st = sm_map(pool, 100_c_size_t, c_funloc(stop_work), c_funloc(sum_reduce), &
@@ -330,8 +387,8 @@ program fortran_consumer
   call sm_free(file_mem)
   count = 3
   file_mem = sm_fromfile(pool, sm_c_string("no/such/file.f8"), 0_c_size_t, 8_c_size_t, count)
-  call check(.not. c_associated(file_mem) .and. &
-             index(sm_last_error_string(), "no/such/file.f8") > 0, &
+  msg = sm_last_error_string()   ! (not inside the .and.: gfortran -O may skip an impure call)
+  call check(.not. c_associated(file_mem) .and. index(msg, "no/such/file.f8") > 0, &
              "sm_fromfile of a missing file")
   open (newunit=u, file=data_file, status="old")
   close (u, status="delete")
