@@ -46,7 +46,7 @@ fn parse_omp_num_threads(value: &str) -> Option<i32> {
     }
 }
 
-fn affinity_cpus() -> i32 {
+pub(crate) fn affinity_cpus() -> i32 {
     // SAFETY: cpu_set_t is plain data; zeroed is a valid empty set. sched_getaffinity writes at most
     // size_of::<cpu_set_t>() bytes into it.
     unsafe {

@@ -308,6 +308,8 @@ pub struct Control {
     /// that its members notice Ctrl-C themselves (nobody else watches while the caller runs
     /// worker 0). None otherwise.
     pub interrupt_baseline: Option<u64>,
+    /// More workers than CPUs: waits inside a region spin only briefly before sleeping.
+    pub oversubscribed: bool,
 }
 
 // SAFETY: every field shared between workers is an atomic or is partitioned among them by the
@@ -426,6 +428,7 @@ impl Control {
             data_offset,
             is_region: false,
             interrupt_baseline: None,
+            oversubscribed: false,
         };
         ctl.init();
         Ok(ctl)

@@ -180,6 +180,7 @@ pub fn run_region(
             let n = pool.nworkers();
             let mut ctl = Control::new(n as u64, n, 0, false, 0, pool.take_spare_region())?;
             ctl.is_region = true;
+            ctl.oversubscribed = pool.oversubscribed();
             let duties = CallerDuties {
                 reducer: None,
                 interrupt: Some(&interrupt),

@@ -17,6 +17,9 @@ pub enum Backend {
 pub struct Pool {
     nworkers: usize,
     backend: Backend,
+    /// More workers than CPUs this process may use (at creation): waiting workers then sleep
+    /// rather than spin, since the one they wait for may need the CPU.
+    oversubscribed: bool,
     threads: Option<ThreadPool>,
     /// Set while a map runs: a pool runs one map at a time.
     busy: AtomicBool,
@@ -46,6 +49,7 @@ impl Pool {
         Ok(Pool {
             nworkers: n,
             backend,
+            oversubscribed: n > config::affinity_cpus().max(1) as usize,
             threads,
             busy: AtomicBool::new(false),
             spare_region: Mutex::new(None),
@@ -54,6 +58,10 @@ impl Pool {
 
     pub fn nworkers(&self) -> usize {
         self.nworkers
+    }
+
+    pub fn oversubscribed(&self) -> bool {
+        self.oversubscribed
     }
 
     pub fn backend(&self) -> Backend {

@@ -118,6 +118,9 @@ impl TeamFrame {
 /// How long a member spins at a barrier or for its turn before sleeping: a team whose members
 /// run on their own CPUs hands over in well under a microsecond.
 const REGION_SPIN: Duration = Duration::from_micros(50);
+/// ... and when the team has more members than CPUs, only this long: the member being waited for
+/// may be the one that needs this CPU.
+const OVERSUBSCRIBED_SPIN: Duration = Duration::from_micros(2);
 /// How often members of a thread-backend region look for Ctrl-C while they sleep.
 const INTERRUPT_POLL: Duration = Duration::from_millis(20);
 
@@ -206,7 +209,12 @@ fn wait_until(
     sleepers: &AtomicU32,
     mut ready: impl FnMut() -> bool,
 ) -> bool {
-    if futex::spin_until(REGION_SPIN, || ready() || stopped(ctl)) && ready() {
+    let spin = if ctl.oversubscribed {
+        OVERSUBSCRIBED_SPIN
+    } else {
+        REGION_SPIN
+    };
+    if futex::spin_until(spin, || ready() || stopped(ctl)) && ready() {
         return true;
     }
     let timeout = ctl.interrupt_baseline.map(|_| INTERRUPT_POLL);
