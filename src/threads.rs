@@ -105,9 +105,10 @@ impl ThreadPool {
     }
 
     /// Runs one map on the pool's threads and waits until all of them are done with it. Without a
-    /// reduce the calling thread would only wait, so it runs worker 0 itself (see `run_region`).
+    /// reduce or progress reports the calling thread would only wait, so it runs worker 0 itself
+    /// (see `run_with_caller`).
     pub fn run(&self, ctl: &Control, task: &Task, duties: CallerDuties) -> Outcome {
-        if duties.reducer.is_none() {
+        if duties.reducer.is_none() && duties.progress.is_none() {
             return self.run_with_caller(ctl, task, duties);
         }
         let mut assignment = Assignment { ctl, task };
