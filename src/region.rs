@@ -94,7 +94,6 @@ pub struct TeamFrame {
     loops: Cell<u64>,
     dynamic_loops: Cell<u64>,
     singles: Cell<u64>,
-    barriers: Cell<u64>,
     current: Cell<Option<LoopRun>>,
     /// This member's first failure (how a team of one reports it).
     pub failure: Cell<Option<JobEnd>>,
@@ -108,7 +107,6 @@ impl TeamFrame {
             loops: Cell::new(0),
             dynamic_loops: Cell::new(0),
             singles: Cell::new(0),
-            barriers: Cell::new(0),
             current: Cell::new(None),
             failure: Cell::new(None),
         }
@@ -292,13 +290,12 @@ pub fn barrier(pool: usize) -> Result<std::result::Result<(), BarrierError>> {
                 ),
             ));
         }
-        Ok(team_barrier(frame, team))
+        Ok(team_barrier(frame))
     })
 }
 
 /// The barrier itself, also run at the end of every loop without `nowait`. See docs/DESIGN.md.
-fn team_barrier(frame: &Frame, team: &TeamFrame) -> std::result::Result<(), BarrierError> {
-    team.barriers.set(team.barriers.get() + 1);
+fn team_barrier(frame: &Frame) -> std::result::Result<(), BarrierError> {
     let Some(ctl) = frame.control() else {
         return Ok(()); // a team of one
     };
@@ -661,7 +658,7 @@ fn end_loop(frame: &Frame, team: &TeamFrame, run: &LoopRun) {
         finish_dynamic(ctl, run);
     }
     if !run.spec.nowait {
-        let _ = team_barrier(frame, team);
+        let _ = team_barrier(frame);
     }
 }
 
