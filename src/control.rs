@@ -24,6 +24,10 @@ pub(crate) const SLOT_FAILED: u32 = 2;
 /// "No job": a job index that never occurs (`njobs` is bounded well below it).
 pub(crate) const NO_JOB: u64 = u64::MAX;
 
+/// Values of `WorkerRecord::stage` besides its initial 0 (worker_init, before the job loop).
+pub(crate) const STAGE_JOBS: u32 = 1;
+pub(crate) const STAGE_FINISHING: u32 = 2;
+
 /// The largest `njobs` a map accepts, so that claiming past the end can never wrap the counter.
 pub(crate) const MAX_JOBS: u64 = 1 << 62;
 
@@ -236,6 +240,9 @@ pub struct WorkerRecord {
     pub fini_done: AtomicU32,
     /// Jobs this worker has run to their end (for progress reports).
     pub completed: AtomicU64,
+    /// 0 until the worker's job loop starts (worker_init runs then), STAGE_JOBS in it,
+    /// STAGE_FINISHING after it (worker_fini): says what a death interrupted.
+    pub stage: AtomicU32,
     /// In a region: how many work-shared loops this worker has entered (u64::MAX once it left the
     /// region). With `ordered_pos` it tells a worker waiting for its ordered turn in loop `s`
     /// whether this one has passed: it has if it is in a later loop, or in loop `s` at or past

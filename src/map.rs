@@ -1,7 +1,7 @@
 //! One call of `sm_map`: pick how to run it, run it, and turn the outcome into a status and message.
 
 use crate::config;
-use crate::control::{Control, HookFailure, JobEnd, Misuse, MAX_JOBS, NO_JOB};
+use crate::control::{Control, HookFailure, JobEnd, Misuse, MAX_JOBS, NO_JOB, STAGE_FINISHING};
 use crate::frame::{self, with_current};
 use crate::interrupt::InterruptWatch;
 use crate::pool::{Backend, Pool};
@@ -64,6 +64,7 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
     });
     let progress = Progress::new(options.progress, req.ctx, njobs);
     let progress = progress.as_ref();
+    let mut completed = None;
     let outcome = if frame::in_job() {
         // A map inside a job runs serially in that worker, keeping its worker id.
         let worker = with_current(|f| f.map_or(0, |f| f.worker));
@@ -135,11 +136,12 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
                     .map(|w| (w, ctl.worker_result(w)));
                 hooks.combine(outcome, req.ctx, finished)
             });
+            completed = Some(ctl.completed());
             pool.keep_spare_region(ctl.into_region());
             outcome?
         }
     };
-    interpret(outcome)
+    interpret(outcome, njobs, completed)
 }
 
 /// Runs a parallel region (`sm_parallel`): every worker runs `region(ctx)` once, as a member of
@@ -323,7 +325,12 @@ fn interpret_region(outcome: Outcome) -> Result<(Status, Option<String>)> {
     }
 }
 
-fn interpret(outcome: Outcome) -> Result<(Status, Option<String>)> {
+/// `completed`: how many jobs ran to their end, when the map ran on parallel workers.
+fn interpret(
+    outcome: Outcome,
+    njobs: u64,
+    completed: Option<u64>,
+) -> Result<(Status, Option<String>)> {
     match outcome {
         Outcome::Completed => Ok((Status::SM_OK, None)),
         Outcome::StoppedByJob(job) => Ok((
@@ -366,10 +373,17 @@ fn interpret(outcome: Outcome) -> Result<(Status, Option<String>)> {
                      workers were stopped",
                     describe_death(&d)
                 ),
-                None => format!(
-                    "{}; it had taken no job, and the other workers completed every job",
-                    describe_death(&d)
-                ),
+                None => match completed {
+                    Some(done) if done < njobs => format!(
+                        "{}; it held no job, but no worker was left to run the rest: {done} of \
+                         {njobs} jobs completed",
+                        describe_death(&d)
+                    ),
+                    _ => format!(
+                        "{}; it held no job, and the other workers completed every job",
+                        describe_death(&d)
+                    ),
+                },
             },
         )),
         Outcome::StoppedByWorkerReduce { worker, code } => Ok((
@@ -428,6 +442,9 @@ fn describe_death(d: &Death) -> String {
     let how = describe_cause(d.cause);
     let when = match d.job {
         Some(job) => format!("while running job {job}"),
+        None if d.lost_from == NO_JOB && d.stage == STAGE_FINISHING => {
+            "after its last job (in worker_fini)".to_string()
+        }
         None if d.lost_from == NO_JOB => "before taking a job".to_string(),
         None => format!("between jobs (jobs from {} on did not run)", d.lost_from),
     };

@@ -76,6 +76,7 @@ impl Workers for Children {
                 job: (job != crate::control::NO_JOB).then_some(job),
                 lost_from: record.unfinished.load(Ordering::Acquire),
                 cause,
+                stage: record.stage.load(Ordering::Acquire),
             });
         }
         None

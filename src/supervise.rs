@@ -29,6 +29,8 @@ pub struct Death {
     /// Jobs from here on may not have run.
     pub lost_from: u64,
     pub cause: Cause,
+    /// Where the worker was: `WorkerRecord::stage` (before, in or after its job loop).
+    pub stage: u32,
 }
 
 impl Death {
@@ -275,12 +277,12 @@ impl Supervisor<'_> {
             if self.interrupted.is_some() || self.death.is_some_and(|d| job >= d.lost_from) {
                 return None;
             }
-            // Stopped before this job (a worker hook failed) and every worker has left: nothing
-            // will fill the slot any more.
-            if job >= h.limit.load(Ordering::SeqCst)
-                && h.active.load(Ordering::SeqCst) as usize <= self.dead
-            {
-                return None;
+            // Every worker has left its loop or died (a hook failed, or every worker died before
+            // its first job): nothing will fill the slot any more, unless it was filled just before
+            // its worker checked out.
+            if h.active.load(Ordering::SeqCst) as usize <= self.dead {
+                let word = state.load(Ordering::SeqCst);
+                return filled(word).then_some(word);
             }
             h.caller_waits_for.store(job, Ordering::SeqCst);
             let seen = state.load(Ordering::SeqCst);

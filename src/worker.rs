@@ -4,7 +4,9 @@
 //! allocation of the library's own: in a forked child of a multi-threaded caller, a lock held by
 //! another thread at fork time would never be released.
 
-use crate::control::{Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED};
+use crate::control::{
+    Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED, STAGE_FINISHING, STAGE_JOBS,
+};
 use crate::frame::Frame;
 use crate::futex;
 use crate::region::RegionFn;
@@ -105,6 +107,7 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
     let record = ctl.worker(w);
     let frame = Frame::new(Some(ctl), w as i32, task.pool, std::ptr::null());
     let started = run_init(ctl, task, &frame, w);
+    record.stage.store(STAGE_JOBS, Ordering::Release);
     let mut chunk: u64 = task.chunk.max(1);
     // A failed init stopped the map (limit 0): the loop then ends at once.
     loop {
@@ -153,6 +156,7 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
     record.current_job.store(NO_JOB, Ordering::Release);
     record.unfinished.store(NO_JOB, Ordering::Release);
     publish_ordered_pos(ctl, w, NO_JOB);
+    record.stage.store(STAGE_FINISHING, Ordering::Release);
     if started {
         run_fini(ctl, task, &frame, w);
     }
