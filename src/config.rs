@@ -18,17 +18,33 @@ pub fn debug() -> bool {
     DEBUG.load(Ordering::Relaxed) || env_flag("SM_DEBUG")
 }
 
+/// An environment variable, read with libc's getenv: std::env::var takes a lock of the Rust
+/// runtime, which a fork by another thread could leave locked in a child (see forklock.rs).
+fn env(name: &str) -> Option<String> {
+    let name = std::ffi::CString::new(name).ok()?;
+    // SAFETY: getenv with a NUL-terminated name returns NULL or a NUL-terminated string that stays
+    // valid until the environment is changed; it is copied at once.
+    unsafe {
+        let value = libc::getenv(name.as_ptr());
+        (!value.is_null()).then(|| {
+            std::ffi::CStr::from_ptr(value)
+                .to_string_lossy()
+                .into_owned()
+        })
+    }
+}
+
 pub(crate) fn env_flag(name: &str) -> bool {
-    match std::env::var(name) {
-        Ok(v) => !v.trim().is_empty() && v.trim() != "0",
-        Err(_) => false,
+    match env(name) {
+        Some(v) => !v.trim().is_empty() && v.trim() != "0",
+        None => false,
     }
 }
 
 /// The worker count used for `nworkers <= 0`: `OMP_NUM_THREADS` when its first entry is a positive
 /// integer, else the number of CPUs in this process's affinity mask.
 pub fn default_workers() -> i32 {
-    if let Ok(v) = std::env::var("OMP_NUM_THREADS") {
+    if let Some(v) = env("OMP_NUM_THREADS") {
         if let Some(n) = parse_omp_num_threads(&v) {
             return n.min(MAX_WORKERS);
         }

@@ -413,8 +413,9 @@ impl Control {
             }
             _ => SharedRegion::new(total).map_err(|e| {
                 crate::status::Error::nomem(format!(
-                    "result_size {result_size}: {} (map control block)",
-                    e.message
+                    "sm_map: cannot allocate the map's control block ({} bytes with result_size \
+                     {result_size}): {}",
+                    total, e.message
                 ))
             })?,
         };

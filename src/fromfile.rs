@@ -2,9 +2,11 @@
 //!
 //! Each thread reads its own contiguous part of the range with pread, straight into the shared
 //! mapping (no intermediate buffer). The sizes are checked against the file before any memory is
-//! allocated, and a read that comes up short (the file shrank meanwhile) fails the call.
+//! allocated, and a read that comes up short (the file shrank meanwhile) fails the call. A thread the
+//! system refuses has its part read by the calling thread instead (`spawn_or_run`).
 
 use crate::shm;
+use crate::spawn::{spawn_or_run, Started};
 use crate::status::{Error, Result, Status};
 use std::ffi::CStr;
 use std::os::unix::ffi::OsStrExt;
@@ -74,7 +76,9 @@ pub fn fromfile(
         *count
     };
     let bytes = n * itemsize;
-    let memory = shm::allocate(n, itemsize)?;
+    let memory = shm::allocate(n, itemsize).map_err(|e| {
+        crate::status::Error::new(e.status, format!("sm_fromfile: '{shown}': {}", e.message))
+    })?;
     if let Err(e) = read_parallel(&file, offset as u64, memory, bytes, threads, &shown) {
         shm::release(memory).expect("memory from shm::allocate above");
         return Err(e);
@@ -152,13 +156,13 @@ fn read_parallel(
         return starts.first().map_or(Ok(()), |&s| read_part(s));
     }
     std::thread::scope(|s| {
-        let handles: Vec<_> = starts
+        let parts: Vec<_> = starts
             .iter()
-            .map(|&start| s.spawn(move || read_part(start)))
+            .map(|&start| spawn_or_run(s, move || read_part(start)))
             .collect();
-        handles
+        parts
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .map(Started::join)
             .collect::<Result<Vec<()>>>()
     })?;
     Ok(())

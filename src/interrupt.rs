@@ -7,9 +7,9 @@
 //! Signals left at their default (the process dies, and its workers with it) or ignored are not
 //! touched. Forked workers reset caught signals to the default before running jobs (process.rs).
 
+use crate::forklock::ForkSafeMutex;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
@@ -30,7 +30,7 @@ struct WatchState {
     scanned: Option<(Instant, u32)>,
 }
 
-static STATE: Mutex<WatchState> = Mutex::new(WatchState {
+static STATE: ForkSafeMutex<WatchState> = ForkSafeMutex::new(WatchState {
     running: 0,
     scanned: None,
 });
@@ -88,7 +88,7 @@ pub struct InterruptWatch {
 
 impl InterruptWatch {
     pub fn start() -> InterruptWatch {
-        let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = STATE.lock();
         if state.running == 0 {
             let rescan = state.scanned.is_none_or(|(at, _)| at.elapsed() >= RESCAN);
             let had_handler = state.scanned.map_or(0, |(_, mask)| mask);
@@ -152,7 +152,7 @@ pub fn caught_since(baseline: u64) -> bool {
 
 impl Drop for InterruptWatch {
     fn drop(&mut self) {
-        let mut state = STATE.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = STATE.lock();
         state.running -= 1;
         if state.running > 0 {
             return;

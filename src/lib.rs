@@ -8,8 +8,10 @@
 //! - [`process`], [`threads`], [`serial`]: the three ways of running workers;
 //! - [`sync`]: critical and ordered sections; [`frame`]: which job the calling thread runs;
 //! - [`shm`]: shared memory; [`futex`]: sleeping on shared words;
-//! - [`sort`]: the parallel radix argsort; [`fromfile`]: parallel file reading;
-//! - [`interrupt`]: noticing SIGINT/SIGTERM the caller handles;
+//! - [`sort`]: the parallel radix argsort; [`fromfile`]: parallel file reading; [`spawn`]:
+//!   helper threads that fall back to the calling thread;
+//! - [`interrupt`]: noticing SIGINT/SIGTERM the caller handles; [`forklock`]: mutexes that a
+//!   fork cannot leave locked;
 //! - [`config`], [`status`], [`last_error`]: settings, status codes and messages.
 //!
 //! docs/DESIGN.md describes the protocols that cross processes.
@@ -17,6 +19,7 @@
 pub mod config;
 pub mod control;
 pub mod ffi;
+pub mod forklock;
 pub mod frame;
 pub mod fromfile;
 pub mod futex;
@@ -30,6 +33,7 @@ pub mod region;
 pub mod serial;
 pub mod shm;
 pub mod sort;
+pub mod spawn;
 pub mod status;
 pub mod supervise;
 pub mod sync;

@@ -98,7 +98,7 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
                 None => pool.nworkers().min(req.njobs),
             };
             if let Some(threads) = pool.threads() {
-                threads.check_owner()?;
+                threads.check_owner("sm_map")?;
             }
             let spare = pool.take_spare_region();
             let mut ctl = Control::new(
@@ -177,7 +177,7 @@ pub fn run_region(
             alone(0)
         } else {
             if let Some(threads) = pool.threads() {
-                threads.check_owner()?;
+                threads.check_owner("sm_parallel")?;
             }
             let n = pool.nworkers();
             let mut ctl = Control::new(n as u64, n, 0, false, 0, pool.take_spare_region())?;

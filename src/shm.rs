@@ -5,10 +5,10 @@
 //! mapping) see it. Writes by any of them are seen by all, unlike ordinary memory, which fork makes
 //! copy-on-write.
 
+use crate::forklock::ForkSafeMutex;
 use crate::status::{Error, Result};
 use std::collections::HashMap;
 use std::ptr::NonNull;
-use std::sync::Mutex;
 
 /// An anonymous shared mapping, unmapped on drop.
 pub struct SharedRegion {
@@ -82,7 +82,7 @@ impl Drop for SharedRegion {
 
 /// Live `sm_empty` allocations: address -> mapped length. The lock is only ever taken by the
 /// caller's threads for a map insert or remove, never while forking and never in a worker.
-static ALLOCATIONS: Mutex<Option<HashMap<usize, usize>>> = Mutex::new(None);
+static ALLOCATIONS: ForkSafeMutex<Option<HashMap<usize, usize>>> = ForkSafeMutex::new(None);
 
 /// `sm_empty`: `count * itemsize` zero-filled bytes of shared memory.
 pub fn allocate(count: usize, itemsize: usize) -> Result<*mut u8> {
@@ -103,7 +103,7 @@ pub fn allocate(count: usize, itemsize: usize) -> Result<*mut u8> {
         ))
     })?;
     let (ptr, len) = region.into_raw();
-    let mut table = ALLOCATIONS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut table = ALLOCATIONS.lock();
     table
         .get_or_insert_with(HashMap::new)
         .insert(ptr as usize, len);
@@ -115,7 +115,7 @@ pub fn allocate(count: usize, itemsize: usize) -> Result<*mut u8> {
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn release(ptr: *mut u8) -> Result<()> {
     let len = {
-        let mut table = ALLOCATIONS.lock().unwrap_or_else(|p| p.into_inner());
+        let mut table = ALLOCATIONS.lock();
         table.as_mut().and_then(|t| t.remove(&(ptr as usize)))
     };
     match len {

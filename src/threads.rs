@@ -92,10 +92,10 @@ impl ThreadPool {
     }
 
     /// Fails when called in a forked child of the process that started the threads.
-    pub fn check_owner(&self) -> Result<()> {
+    pub fn check_owner(&self, call: &str) -> Result<()> {
         if current_pid() != self.owner {
             return Err(Error::state(format!(
-                "sm_map: this thread pool was created in process {}; its threads do not exist in \
+                "{call}: this thread pool was created in process {}; its threads do not exist in \
                  this forked child (pid {}): create a new pool here",
                 self.owner,
                 current_pid()

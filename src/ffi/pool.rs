@@ -2,18 +2,18 @@
 
 use super::call;
 use super::types::{sm_backend, sm_backend_arg, sm_pool};
+use crate::forklock::{ForkSafeGuard, ForkSafeMutex};
 use crate::frame;
 use crate::pool::{Backend, Pool};
 use crate::status::{Error, Result};
 use std::ffi::c_int;
-use std::sync::Mutex;
 
 /// Addresses of live pools, so a freed or foreign pointer is refused instead of dereferenced.
 /// Only the caller's threads consult it, never a forked worker (see `check_pool`).
-static LIVE_POOLS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+static LIVE_POOLS: ForkSafeMutex<Vec<usize>> = ForkSafeMutex::new(Vec::new());
 
-fn live_pools() -> std::sync::MutexGuard<'static, Vec<usize>> {
-    LIVE_POOLS.lock().unwrap_or_else(|p| p.into_inner())
+fn live_pools() -> ForkSafeGuard<'static, Vec<usize>> {
+    LIVE_POOLS.lock()
 }
 
 /// Turns a pool pointer from C into a reference, refusing NULL and pointers that are not live pools.
@@ -26,7 +26,7 @@ pub(crate) fn check_pool<'a>(pool: *const sm_pool, call: &str) -> Result<&'a Poo
         // In a worker (maybe a forked child) the registry's lock may be held by a caller thread that
         // does not exist here: accept the pools of the enclosing maps, which are live by definition.
         frame::with_current(|f| f.is_some_and(|f| f.belongs_to(addr as *const Pool as usize)))
-            || LIVE_POOLS.try_lock().is_ok_and(|l| l.contains(&addr))
+            || LIVE_POOLS.try_lock().is_some_and(|l| l.contains(&addr))
     } else {
         live_pools().contains(&addr)
     };

@@ -14,9 +14,14 @@
 //!
 //! Every partition keeps the input order of equal digits, so the result is stable. Buffers: two for
 //! keys, two for indices (32-bit when n fits), so the extra memory is 2 n (keysize + indexsize).
+//!
+//! Threads are started with `spawn_or_run`: a thread the system refuses (RLIMIT_NPROC, no memory
+//! for its stack) has its share done by the calling thread instead, so the result is the same,
+//! only slower, and never an error.
 
 use super::buffer::{Buffer, Zeroable};
 use super::keys::{Key, Source};
+use crate::spawn::spawn_or_run;
 use crate::status::Result;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -190,7 +195,7 @@ fn transform<S: Source>(src: &S, keys: &mut [S::K], threads: usize) -> u64 {
     } else {
         std::thread::scope(|s| {
             for (t, chunk) in keys.chunks_mut(per).enumerate() {
-                s.spawn(move || work(t, chunk));
+                spawn_or_run(s, move || work(t, chunk));
             }
         });
     }
@@ -210,7 +215,7 @@ fn fill_identity(out: &mut [i64], threads: usize) {
     }
     std::thread::scope(|s| {
         for (t, chunk) in out.chunks_mut(per).enumerate() {
-            s.spawn(move || fill(t, chunk));
+            spawn_or_run(s, move || fill(t, chunk));
         }
     });
 }
@@ -250,7 +255,7 @@ fn partition_parallel<'a, K: Key, I: Index>(
         std::thread::scope(|s| {
             for chunk in data.keys.chunks(per) {
                 let diffs = &diffs;
-                s.spawn(move || {
+                spawn_or_run(s, move || {
                     let d = chunk.iter().fold(0, |d, k| d | (k.wide() ^ first_key));
                     *diffs.lock().unwrap_or_else(|p| p.into_inner()) |= d;
                 });
@@ -278,7 +283,7 @@ fn partition_parallel<'a, K: Key, I: Index>(
     let mut counts = vec![vec![0usize; buckets]; parts];
     std::thread::scope(|s| {
         for (chunk, count) in data.keys.chunks(per).zip(counts.iter_mut()) {
-            s.spawn(move || {
+            spawn_or_run(s, move || {
                 for &k in chunk {
                     count[digit(k)] += 1;
                 }
@@ -307,7 +312,7 @@ fn partition_parallel<'a, K: Key, I: Index>(
             let hi = (lo + per).min(n);
             let keys = &data.keys[lo..hi];
             let idx = &data.idx[lo..hi];
-            s.spawn(move || {
+            spawn_or_run(s, move || {
                 let mut offset = offset;
                 let (dst_keys, dst_idx) = (dst_keys, dst_idx);
                 for j in 0..keys.len() {
@@ -366,7 +371,7 @@ fn sort_buckets<K: Key, I: Index>(mut tasks: Vec<Buffers<'_, K, I>>, threads: us
     };
     std::thread::scope(|s| {
         for _ in 1..threads {
-            s.spawn(run);
+            spawn_or_run(s, run);
         }
         run();
     });

@@ -4,7 +4,10 @@
  * - two threads share one pool: each map either succeeds correctly or is refused with SM_ERR_STATE
  *   and a message -- never corrupted results, a crash or a hang;
  * - from inside reduce (the caller, during the map): sm_map on the same pool returns (refused or run
- *   correctly, no deadlock); sm_critical_enter is SM_ERR_STATE (not inside a job). */
+ *   correctly, no deadlock); sm_critical_enter is SM_ERR_STATE (not inside a job);
+ * - a thread runs maps and regions while 3 other threads malloc/free (and realloc) in a loop: every map
+ *   and region succeeds with exact results, no hang (process backend: forks while malloc's locks are busy
+ *   in other threads). */
 #include "testutil.h"
 
 #define NJ 60
@@ -77,6 +80,93 @@ static int reduce_reenter(void *v, size_t job, void *r) {
   return 0;
 }
 
+/* ---- a mapping thread among threads that allocate */
+static atomic_int g_stop_alloc;
+static atomic_long g_allocs;
+
+static void *allocator(void *arg) {
+  uint32_t i = (uint32_t)(uintptr_t)arg * 7919u;
+  void *keep[32] = {0};
+  while (!atomic_load(&g_stop_alloc)) {
+    uint32_t h = hash32(i++);
+    void **slot = &keep[h % 32];
+    if (h & 1) {
+      free(*slot);
+      *slot = malloc(1 + h % 100000);
+    } else {
+      void *n = realloc(*slot, 1 + (h >> 8) % 300000);
+      if (n) *slot = n;
+    }
+    if (*slot) memset(*slot, (int)(h & 0xff), 1);
+    atomic_fetch_add(&g_allocs, 1);
+  }
+  for (int k = 0; k < 32; k++) free(keep[k]);
+  return NULL;
+}
+
+typedef struct {
+  sm_pool *pool;
+  atomic_long *sum;
+} region_ctx_t;
+
+static int region_sum(void *v) {
+  region_ctx_t *c = (region_ctx_t *)v;
+  size_t lo, hi;
+  long local = 0;
+  while (sm_for_next(c->pool, 0, 10000, SM_SCHEDULE_DYNAMIC, 64, 0, &lo, &hi))
+    for (size_t i = lo; i < hi; i++) local += (long)i;
+  atomic_fetch_add(c->sum, local);
+  return 0;
+}
+
+static void *mapping_thread(void *arg) {
+  thr_t *t = (thr_t *)arg;
+  region_ctx_t rc = {t->pool, (atomic_long *)sm_empty(1, sizeof(atomic_long))};
+  if (!rc.sum) {
+    snprintf(t->bad, sizeof t->bad, "sm_empty: %s", last_err());
+    return NULL;
+  }
+  for (int i = 0; i < t->maps && !t->bad[0]; i++) {
+    t->reduced = 0;
+    sm_status st = sm_map(t->pool, NJ, work, reduce_count, sizeof(size_t), t);
+    if (st != SM_OK || t->reduced != NJ) {
+      snprintf(t->bad, sizeof t->bad, "map %d: %s (%s), %zu reduced", i, sm_status_str(st), last_err(), t->reduced);
+      break;
+    }
+    t->ok++;
+    if (i % 5 == 0) {
+      atomic_store(rc.sum, 0);
+      st = sm_parallel(t->pool, region_sum, &rc);
+      if (st != SM_OK || atomic_load(rc.sum) != 9999L * 10000 / 2)
+        snprintf(t->bad, sizeof t->bad, "region %d: %s (%s), sum %ld", i, sm_status_str(st), last_err(),
+                 (long)atomic_load(rc.sum));
+    }
+  }
+  sm_free(rc.sum);
+  return NULL;
+}
+
+static void maps_among_allocators(sm_backend b, int maps) {
+  pthread_t al[3], mt;
+  for (int i = 0; i < 3; i++)
+    CHECK(pthread_create(&al[i], NULL, allocator, (void *)(uintptr_t)(i + 1)) == 0, "pthread_create");
+  thr_t t;
+  memset(&t, 0, sizeof t);
+  t.pool = new_pool(2, b);
+  t.maps = maps;
+  CHECK(pthread_create(&mt, NULL, mapping_thread, &t) == 0, "pthread_create");
+  pthread_join(mt, NULL);
+  atomic_store(&g_stop_alloc, 1);
+  for (int i = 0; i < 3; i++) pthread_join(al[i], NULL);
+  printf("a thread ran %d maps (and %d regions) while 3 threads made %ld malloc/free/realloc calls\n", t.ok,
+         (t.ok + 4) / 5, atomic_load(&g_allocs));
+  CHECK(!t.bad[0], "mapping thread among allocating threads: %s", t.bad);
+  CHECK(t.ok == maps, "%d of %d maps succeeded", t.ok, maps);
+  CHECK(atomic_load(&g_allocs) > 0, "the allocating threads did not run");
+  sm_pool_free(t.pool);
+  CHECK_NO_CHILDREN("after maps among allocating threads");
+}
+
 int main(int argc, char **argv) {
   sm_backend b = parse_backend(argc, argv);
   watchdog(90);
@@ -133,6 +223,8 @@ int main(int argc, char **argv) {
 
   for (int i = 0; i < 2; i++) sm_pool_free(t[i].pool);
   sm_pool_free(shared);
+
+  maps_among_allocators(b, maps);
   printf("test_concurrent[%s]: OK\n", g_backend_name);
   return 0;
 }
