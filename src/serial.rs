@@ -19,6 +19,15 @@ pub fn run(
     duties: CallerDuties,
 ) -> Result<Outcome> {
     let progress = duties.progress;
+    // Both buffers are allocated before any callback runs: a map that cannot have them is
+    // refused before worker_init or a job runs, as on the other backends.
+    let mut result = zeroed_buffer(result_size).map_err(|_| {
+        Error::nomem(format!(
+            "result_size {result_size} is too large to allocate a result buffer"
+        ))
+    })?;
+    let mut wresult = zeroed_buffer(hooks.wresult_size)
+        .map_err(|_| Error::nomem(format!("wresult_size {} is too large", hooks.wresult_size)))?;
     let parent = with_current(|f| f.map_or(std::ptr::null(), |f| f as *const Frame));
     let frame = Frame::new(None, worker, task.pool, parent);
     if let Some(init) = task.init {
@@ -35,16 +44,11 @@ pub fn run(
         }
     }
     let mut completed = 0;
-    let outcome = run_jobs(njobs, task, result_size, &frame, duties, &mut completed);
+    let outcome = run_jobs(njobs, task, &mut result, &frame, duties, &mut completed);
     if let Some(p) = progress {
         p.finish(completed);
     }
     let outcome = outcome?;
-    let mut wresult = Vec::new();
-    wresult
-        .try_reserve_exact(hooks.wresult_size)
-        .map_err(|_| Error::nomem(format!("wresult_size {} is too large", hooks.wresult_size)))?;
-    wresult.resize(hooks.wresult_size, 0u8);
     let wresult_ptr = if wresult.is_empty() {
         std::ptr::null_mut()
     } else {
@@ -69,7 +73,7 @@ pub fn run(
 fn run_jobs(
     njobs: u64,
     task: &Task,
-    result_size: usize,
+    result: &mut [u8],
     frame: &Frame,
     duties: CallerDuties,
     completed: &mut u64,
@@ -82,14 +86,7 @@ fn run_jobs(
     let Body::Jobs(work) = task.body else {
         unreachable!("a region runs through region::run_alone")
     };
-    let mut result = Vec::new();
-    result.try_reserve_exact(result_size).map_err(|_| {
-        Error::nomem(format!(
-            "result_size {result_size} is too large to allocate a result buffer"
-        ))
-    })?;
-    result.resize(result_size, 0u8);
-    let buffer = if result_size == 0 {
+    let buffer = if result.is_empty() {
         std::ptr::null_mut()
     } else {
         result.as_mut_ptr()
@@ -134,4 +131,12 @@ fn run_jobs(
         }
     }
     Ok(Outcome::Completed)
+}
+
+/// `size` zero bytes, or an error when they cannot be had (instead of aborting the process).
+fn zeroed_buffer(size: usize) -> std::result::Result<Vec<u8>, std::collections::TryReserveError> {
+    let mut buffer = Vec::new();
+    buffer.try_reserve_exact(size)?;
+    buffer.resize(size, 0u8);
+    Ok(buffer)
 }
