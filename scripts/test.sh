@@ -2,6 +2,8 @@
 # The whole test suite, on a fresh machine:
 #   Rust: cargo fmt --check, cargo clippy (warnings are errors), cargo test
 #   C:    cmake configure + build in build/, then ctest (examples and tests/c)
+#   Memory: scripts/sanitize.sh (tests/c under ASan/LSan and valgrind memcheck, the Rust tests
+#           under memcheck: the CI subset; installs valgrind when missing)
 #
 #   scripts/test.sh
 #
@@ -40,3 +42,9 @@ step "ctest"
 cd build
 # A per-test timeout for tests that set none, so a hang cannot eat CI's budget.
 ctest --output-on-failure --timeout 300
+
+# ---- Memory checks (issue 6): tests/c under AddressSanitizer/LeakSanitizer and valgrind memcheck,
+# and the Rust tests under memcheck; the CI subset (a few minutes).  Everything: scripts/sanitize.sh full.
+cd ..
+step "scripts/sanitize.sh (ASan + LSan, valgrind memcheck)"
+bash scripts/sanitize.sh
