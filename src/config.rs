@@ -1,8 +1,11 @@
 //! Process-wide settings: the default worker count and debug (serial) mode.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
+/// `SM_DEBUG` as read at the first map: ENV_UNREAD, or 1 + whether it asks for debug mode.
+static DEBUG_ENV: AtomicU8 = AtomicU8::new(ENV_UNREAD);
+const ENV_UNREAD: u8 = 0;
 
 /// The largest pool we agree to create: a guard against forking INT_MAX processes by mistake.
 pub(crate) const MAX_WORKERS: i32 = 4096;
@@ -13,9 +16,19 @@ pub fn set_debug(on: bool) {
 }
 
 /// True when maps must run serially in the caller: `sm_set_debug(1)` or `SM_DEBUG` set to a value
-/// other than empty or "0" in the environment.
+/// other than empty or "0" in the environment. The environment is read once, at the first map
+/// (as OpenMP reads its variables once): a lookup costs as much as a whole short region, and
+/// `sm_set_debug` is the way to switch modes while the program runs.
 pub fn debug() -> bool {
-    DEBUG.load(Ordering::Relaxed) || env_flag("SM_DEBUG")
+    if DEBUG.load(Ordering::Relaxed) {
+        return true;
+    }
+    let mut env = DEBUG_ENV.load(Ordering::Relaxed);
+    if env == ENV_UNREAD {
+        env = 1 + env_flag("SM_DEBUG") as u8;
+        DEBUG_ENV.store(env, Ordering::Relaxed);
+    }
+    env == 2
 }
 
 /// An environment variable, read with libc's getenv: std::env::var takes a lock of the Rust

@@ -70,7 +70,6 @@ pub struct SlotWaitWords {
 pub struct Header {
     pub next_job: Padded<AtomicU64>,
     pub limit: Padded<AtomicU64>,
-    pub active: Padded<AtomicU32>,
     pub critical: Padded<CriticalWords>,
     pub ordered: Padded<OrderedWords>,
     pub slot_wait: Padded<SlotWaitWords>,
@@ -82,6 +81,36 @@ pub struct Header {
     /// Shared state of the work-shared loops that need it (dynamic and guided), a ring indexed by
     /// how many such loops the team has started.
     pub loops: [Padded<LoopSlot>; LOOP_SLOTS],
+}
+
+impl Header {
+    /// Workers that have not checked out of the map yet.
+    pub fn active(&self) -> &AtomicU32 {
+        &self.barrier.active
+    }
+
+    /// A worker leaves the map; the last one out wakes the caller if it sleeps.
+    pub fn check_out(&self) {
+        let b = &self.barrier;
+        // SeqCst on both sides (here and in `sleep_while_active`): either the caller sees the
+        // new count before it sleeps, or this sees its flag and wakes it.
+        if b.active.fetch_sub(1, Ordering::SeqCst) == 1
+            && b.caller_sleeps.load(Ordering::SeqCst) != 0
+        {
+            futex::wake_all(&b.active);
+        }
+    }
+
+    /// The caller sleeps while `active` still holds `seen` (at most `timeout`); it may also return
+    /// early, so callers re-check.
+    pub fn sleep_while_active(&self, seen: u32, timeout: Option<std::time::Duration>) {
+        let b = &self.barrier;
+        b.caller_sleeps.store(1, Ordering::SeqCst);
+        if b.active.load(Ordering::SeqCst) == seen {
+            futex::wait(&b.active, seen, timeout);
+        }
+        b.caller_sleeps.store(0, Ordering::SeqCst);
+    }
 }
 
 /// How many dynamic/guided loops of a region may be in progress at once (workers that run ahead
@@ -116,6 +145,13 @@ pub struct BarrierWords {
     pub broken: AtomicU32,
     /// Workers asleep on `generation` (the opener only makes the wake-up call when there are).
     pub sleepers: AtomicU32,
+    /// Workers that have not checked out of the map yet (see `Header::active`). It lives here
+    /// because every member of a region touches both it and `count` as it leaves: one cache line
+    /// to hand from worker to worker and to the waiting caller instead of two.
+    active: AtomicU32,
+    /// 1 while the caller sleeps on `active`: only then does the last worker out make the
+    /// wake-up call (a system call on every map otherwise).
+    caller_sleeps: AtomicU32,
 }
 
 /// One dynamic/guided loop's shared counter.
@@ -333,6 +369,27 @@ fn round_up(n: usize, to: usize) -> Option<usize> {
     n.checked_add(to - 1).map(|v| v / to * to)
 }
 
+/// Zeroes `len` bytes at `p` (8-aligned, `len` a multiple of 8), writing only the words that are not
+/// zero already: a cache line that only another CPU's worker read stays shared instead of being
+/// invalidated there and fetched again at the next map.
+///
+/// # Safety
+/// `p..p + len` must be valid for writes and not accessed by anyone else meanwhile.
+unsafe fn zero_dirty(p: *mut u8, len: usize) {
+    debug_assert!(p as usize % 8 == 0 && len % 8 == 0);
+    let words = p.cast::<u64>();
+    for i in 0..len / 8 {
+        // SAFETY: word i lies within p..p + len, which the caller guarantees is valid and ours
+        // alone; p is 8-aligned. Volatile keeps the compiler from turning this back into a memset.
+        unsafe {
+            let w = words.add(i);
+            if std::ptr::read_volatile(w) != 0 {
+                std::ptr::write_volatile(w, 0);
+            }
+        }
+    }
+}
+
 impl Control {
     /// Lays out and maps the control block for a map of `njobs` jobs on `nworkers` workers.
     ///
@@ -408,7 +465,7 @@ impl Control {
                 // zero each result buffer before every job.
                 // SAFETY: no worker uses this region any more (the previous map is over), and
                 // data_offset <= total <= its length.
-                unsafe { std::ptr::write_bytes(r.as_ptr(), 0, data_offset) };
+                unsafe { zero_dirty(r.as_ptr(), data_offset) };
                 r
             }
             _ => SharedRegion::new(total).map_err(|e| {
@@ -451,7 +508,7 @@ impl Control {
     fn init(&self) {
         let h = self.header();
         h.limit.store(self.njobs, Ordering::Relaxed);
-        h.active.store(self.nworkers as u32, Ordering::Relaxed);
+        h.active().store(self.nworkers as u32, Ordering::Relaxed);
         h.critical.owner.store(-1, Ordering::Relaxed);
         h.caller_waits_for.store(NO_JOB, Ordering::Relaxed);
         for (i, slot) in h.loops.iter().enumerate() {

@@ -121,7 +121,7 @@ pub fn run(ctl: &Control, task: &Task, duties: CallerDuties) -> Result<Outcome> 
             let h = ctl.header();
             // Stop the workers already started and account for the ones that never were.
             h.limit.store(0, Ordering::SeqCst);
-            h.active
+            h.active()
                 .fetch_sub((ctl.nworkers - w) as u32, Ordering::SeqCst);
             crate::worker::wake_slot_waiters(ctl);
             children.kill_all();

@@ -280,7 +280,7 @@ impl Supervisor<'_> {
             // Every worker has left its loop or died (a hook failed, or every worker died before
             // its first job): nothing will fill the slot any more, unless it was filled just before
             // its worker checked out.
-            if h.active.load(Ordering::SeqCst) as usize <= self.dead {
+            if h.active().load(Ordering::SeqCst) as usize <= self.dead {
                 let word = state.load(Ordering::SeqCst);
                 return filled(word).then_some(word);
             }
@@ -310,16 +310,16 @@ impl Supervisor<'_> {
     /// survivors have finished every job before the lost one, then kills them.
     fn wait_for_workers(&mut self) {
         let h = self.ctl.header();
-        futex::spin_until(CALLER_SPIN, || h.active.load(Ordering::Acquire) == 0);
+        futex::spin_until(CALLER_SPIN, || h.active().load(Ordering::Acquire) == 0);
         loop {
-            let active = h.active.load(Ordering::SeqCst);
+            let active = h.active().load(Ordering::SeqCst);
             if active as usize <= self.dead {
                 break;
             }
             if self.death.is_some() && self.survivors_drained() {
                 break;
             }
-            futex::wait(&h.active, active, self.workers.poll_interval());
+            h.sleep_while_active(active, self.workers.poll_interval());
             // A region that failed in one worker is lost: stop the others now rather than let
             // them run on (or wait at a barrier) for nothing.
             if self.ctl.is_region && h.team.stopped_by.load(Ordering::SeqCst) != 0 && !self.killed {

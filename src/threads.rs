@@ -18,30 +18,29 @@ const STACK_SIZE: usize = 8 << 20;
 /// without a wake-up, while a caller that goes on with its own work soon has the CPUs back.
 const IDLE_SPIN: Duration = Duration::from_micros(50);
 
-/// The map the threads should run next.
-struct Assignment {
-    ctl: *const Control,
-    task: *const Task,
-}
-
-/// One thread's doorbell.
+/// One thread's doorbell, and what it is rung for: everything a thread needs to start a map sits
+/// on this one cache line, so that starting costs it a single transfer from the caller's CPU.
 #[repr(C, align(64))]
 struct Doorbell {
     /// Bumped when the thread has a map to run (and once at shutdown).
     generation: AtomicU32,
     /// 1 while the thread sleeps on `generation`: only then does ringing cost a system call.
     sleeping: AtomicU32,
+    /// The map to run (null at shutdown) and its task: written before `generation` is bumped.
+    ctl: AtomicPtr<Control>,
+    task: AtomicPtr<Task>,
 }
 
 struct Shared {
     doorbells: Vec<Doorbell>,
-    /// The current map; null at shutdown.
-    assignment: AtomicPtr<Assignment>,
 }
 
 impl Shared {
-    fn ring(&self, w: usize) {
+    /// Hands thread `w` a map (null `ctl`: shut down) and wakes it if it sleeps.
+    fn ring(&self, w: usize, ctl: *const Control, task: *const Task) {
         let bell = &self.doorbells[w];
+        bell.ctl.store(ctl.cast_mut(), Ordering::Relaxed);
+        bell.task.store(task.cast_mut(), Ordering::Relaxed);
         bell.generation.fetch_add(1, Ordering::SeqCst);
         if bell.sleeping.load(Ordering::SeqCst) != 0 {
             futex::wake_all(&bell.generation);
@@ -63,9 +62,10 @@ impl ThreadPool {
                 .map(|_| Doorbell {
                     generation: AtomicU32::new(0),
                     sleeping: AtomicU32::new(0),
+                    ctl: AtomicPtr::new(std::ptr::null_mut()),
+                    task: AtomicPtr::new(std::ptr::null_mut()),
                 })
                 .collect(),
-            assignment: AtomicPtr::new(std::ptr::null_mut()),
         });
         let mut pool = ThreadPool {
             shared,
@@ -111,20 +111,12 @@ impl ThreadPool {
         if duties.reducer.is_none() && duties.progress.is_none() {
             return self.run_with_caller(ctl, task, duties);
         }
-        let mut assignment = Assignment { ctl, task };
-        self.shared
-            .assignment
-            .store(&mut assignment, Ordering::SeqCst);
         for w in 0..ctl.nworkers {
-            self.shared.ring(w);
+            self.shared.ring(w, ctl, task);
         }
-        let outcome = supervise(ctl, &mut NoDeaths, duties);
-        // Every thread has checked out of this map (active == 0) and will not read the assignment
-        // again before the next generation.
-        self.shared
-            .assignment
-            .store(std::ptr::null_mut(), Ordering::SeqCst);
-        outcome
+        // Returns once every thread has checked out of this map (active == 0): none of them
+        // touches `ctl` or `task` again before it is rung for the next one.
+        supervise(ctl, &mut NoDeaths, duties)
     }
 
     /// Runs a map without reduce, or a parallel region, with the calling thread as worker 0 (as in
@@ -132,21 +124,14 @@ impl ThreadPool {
     /// as the others; pool thread 0 sits it out. The workers watch for interrupts themselves
     /// (`ctl.interrupt_baseline`), since the caller only supervises once its own part is done.
     pub fn run_with_caller(&self, ctl: &Control, task: &Task, duties: CallerDuties) -> Outcome {
-        let mut assignment = Assignment { ctl, task };
-        self.shared
-            .assignment
-            .store(&mut assignment, Ordering::SeqCst);
         for w in 1..ctl.nworkers {
-            self.shared.ring(w);
+            self.shared.ring(w, ctl, task);
         }
-        // The other members use `assignment` (on this stack) until they check out, so a panic in
-        // worker 0 must not skip the wait below.
+        // The other members use `ctl` and `task` until they check out, so a panic in worker 0 must
+        // not skip the wait below.
         let mine =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_worker(ctl, task, 0)));
         let outcome = supervise(ctl, &mut NoDeaths, duties);
-        self.shared
-            .assignment
-            .store(std::ptr::null_mut(), Ordering::SeqCst);
         if let Err(panic) = mine {
             std::panic::resume_unwind(panic);
         }
@@ -161,11 +146,8 @@ impl Drop for ThreadPool {
             std::mem::forget(std::mem::take(&mut self.handles));
             return;
         }
-        self.shared
-            .assignment
-            .store(std::ptr::null_mut(), Ordering::SeqCst);
         for w in 0..self.shared.doorbells.len() {
-            self.shared.ring(w);
+            self.shared.ring(w, std::ptr::null(), std::ptr::null());
         }
         for h in self.handles.drain(..) {
             let _ = h.join();
@@ -217,13 +199,15 @@ fn thread_main(shared: &Shared, w: usize) {
             generation = bell.generation.load(Ordering::SeqCst);
         }
         seen = generation;
-        let assignment = shared.assignment.load(Ordering::SeqCst);
-        if assignment.is_null() {
+        let ctl = bell.ctl.load(Ordering::Relaxed);
+        let task = bell.task.load(Ordering::Relaxed);
+        if ctl.is_null() {
             return; // shutdown
         }
-        // SAFETY: the assignment and what it points to live on the stack of the thread running
+        // SAFETY: ring() stored both pointers before the generation this thread has just seen
+        // (SeqCst on both sides orders them). They point into the stack frame of the thread running
         // ThreadPool::run, which does not return before this worker checks out (active reaches 0).
-        let (ctl, task) = unsafe { (&*(*assignment).ctl, &*(*assignment).task) };
+        let (ctl, task) = unsafe { (&*ctl, &*task) };
         run_worker(ctl, task, w);
     }
 }

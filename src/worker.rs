@@ -167,9 +167,7 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
 fn check_out(ctl: &Control, w: usize) {
     let h = ctl.header();
     ctl.worker(w).finished.store(1, Ordering::Release);
-    if h.active.fetch_sub(1, Ordering::SeqCst) == 1 {
-        futex::wake_all(&h.active);
-    }
+    h.check_out();
 }
 
 /// True when a thread-backend map was interrupted (the caller may be busy running worker 0, so the
