@@ -334,7 +334,7 @@ const char *sm_status_str(sm_status status);
 
 // Debug mode: when `on` is nonzero, every later map runs serially in the calling process and
 // thread, in job order, so a debugger can step into jobs. `SM_DEBUG=1` in the environment does the
-// same.
+// same (the environment is read once, at the first map; this call works at any time).
 void sm_set_debug(int on);
 
 #ifdef __cplusplus

@@ -27,7 +27,7 @@ pub extern "C" fn sm_status_str(status: sm_status_arg) -> *const c_char {
 
 /// Debug mode: when `on` is nonzero, every later map runs serially in the calling process and
 /// thread, in job order, so a debugger can step into jobs. `SM_DEBUG=1` in the environment does the
-/// same.
+/// same (the environment is read once, at the first map; this call works at any time).
 #[no_mangle]
 pub extern "C" fn sm_set_debug(on: c_int) {
     super::call((), || {
