@@ -369,22 +369,21 @@ fn round_up(n: usize, to: usize) -> Option<usize> {
     n.checked_add(to - 1).map(|v| v / to * to)
 }
 
-/// Zeroes `len` bytes at `p` (8-aligned, `len` a multiple of 8), writing only the words that are not
-/// zero already: a cache line that only another CPU's worker read stays shared instead of being
-/// invalidated there and fetched again at the next map.
+/// Zeroes `len` bytes at `p` (64-aligned, `len` a multiple of 64), writing only the cache lines
+/// that are not zero already: a line that only another CPU's worker read stays shared instead of
+/// being invalidated there and fetched again at the next map.
 ///
 /// # Safety
 /// `p..p + len` must be valid for writes and not accessed by anyone else meanwhile.
 unsafe fn zero_dirty(p: *mut u8, len: usize) {
-    debug_assert!(p as usize % 8 == 0 && len % 8 == 0);
-    let words = p.cast::<u64>();
-    for i in 0..len / 8 {
-        // SAFETY: word i lies within p..p + len, which the caller guarantees is valid and ours
-        // alone; p is 8-aligned. Volatile keeps the compiler from turning this back into a memset.
+    debug_assert!(p as usize % 64 == 0 && len % 64 == 0);
+    for line in 0..len / 64 {
+        // SAFETY: the line lies within p..p + len, which the caller guarantees is valid and ours
+        // alone (so plain reads race with nobody); p is 64-aligned, so the line is too.
         unsafe {
-            let w = words.add(i);
-            if std::ptr::read_volatile(w) != 0 {
-                std::ptr::write_volatile(w, 0);
+            let words = p.add(line * 64).cast::<[u64; 8]>();
+            if (*words).iter().fold(0, |acc, w| acc | w) != 0 {
+                std::ptr::write_bytes(words, 0, 1);
             }
         }
     }

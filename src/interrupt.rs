@@ -10,7 +10,6 @@
 use crate::forklock::ForkSafeMutex;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 const SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
@@ -24,10 +23,11 @@ static SAVED: Saved = Saved(UnsafeCell::new([None; 4]));
 /// Maps running in this process (any thread; the first installs, the last restores) and what the
 /// last full scan of the dispositions found.
 struct WatchState {
+    /// Maps that took the locked path (see `QUIET_UNTIL_MS` for the others).
     running: usize,
-    /// When the dispositions of all four signals were last queried, and which of them (bit i for
-    /// SIGNALS[i]) had a handler of the caller's.
-    scanned: Option<(Instant, u32)>,
+    /// When (`coarse_ms`) the dispositions of all four signals were last queried, and which of
+    /// them (bit i for SIGNALS[i]) had a handler of the caller's.
+    scanned: Option<(u64, u32)>,
 }
 
 static STATE: ForkSafeMutex<WatchState> = ForkSafeMutex::new(WatchState {
@@ -39,7 +39,26 @@ static STATE: ForkSafeMutex<WatchState> = ForkSafeMutex::new(WatchState {
 /// more than a whole short region), so a signal found without a handler of the caller's is only
 /// queried again once the last scan is this old. A handler the caller installs between two maps
 /// less than this apart may therefore not stop the second one early; it still runs.
-const RESCAN: Duration = Duration::from_millis(50);
+const RESCAN_MS: u64 = 50;
+
+/// Until when (`coarse_ms`) a map needs neither the lock nor a system call to start and end: set
+/// when a full scan found no handler of the caller's (so there is nothing to install), to the end
+/// of that scan's validity; 0 once a scan found one. Such a map leaves `running` alone: it installs
+/// nothing, so it has nothing to restore, and a locked map that meanwhile installs wrappers (it
+/// rescanned and found a new handler) restores them on its own.
+static QUIET_UNTIL_MS: AtomicU64 = AtomicU64::new(0);
+
+/// A monotonic clock in milliseconds that costs no system call (the kernel's tick-based clock,
+/// read through the vDSO): precise enough for a 50 ms rescan period.
+fn coarse_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into a valid local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
 
 static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
 static CAUGHT: AtomicU64 = AtomicU64::new(0);
@@ -84,13 +103,22 @@ fn is_callers_handler(action: &libc::sigaction) -> bool {
 /// Watches for interrupting signals for as long as it lives (the duration of one map).
 pub struct InterruptWatch {
     caught_at_start: u64,
+    /// Counted in `WatchState::running` (took the locked path).
+    counted: bool,
 }
 
 impl InterruptWatch {
     pub fn start() -> InterruptWatch {
+        if coarse_ms() < QUIET_UNTIL_MS.load(Ordering::Acquire) {
+            return InterruptWatch {
+                caught_at_start: CAUGHT.load(Ordering::SeqCst),
+                counted: false,
+            };
+        }
         let mut state = STATE.lock();
         if state.running == 0 {
-            let rescan = state.scanned.is_none_or(|(at, _)| at.elapsed() >= RESCAN);
+            let now = coarse_ms();
+            let rescan = state.scanned.is_none_or(|(at, _)| now >= at + RESCAN_MS);
             let had_handler = state.scanned.map_or(0, |(_, mask)| mask);
             let mut handled = 0u32;
             for (i, &sig) in SIGNALS.iter().enumerate() {
@@ -121,14 +149,20 @@ impl InterruptWatch {
                 }
             }
             if rescan {
-                state.scanned = Some((Instant::now(), handled));
+                state.scanned = Some((now, handled));
             } else {
                 state.scanned = state.scanned.map(|(at, _)| (at, handled));
             }
+            let quiet_until = match state.scanned {
+                Some((at, 0)) => at + RESCAN_MS,
+                _ => 0,
+            };
+            QUIET_UNTIL_MS.store(quiet_until, Ordering::Release);
         }
         state.running += 1;
         InterruptWatch {
             caught_at_start: CAUGHT.load(Ordering::SeqCst),
+            counted: true,
         }
     }
 
@@ -152,6 +186,9 @@ pub fn caught_since(baseline: u64) -> bool {
 
 impl Drop for InterruptWatch {
     fn drop(&mut self) {
+        if !self.counted {
+            return;
+        }
         let mut state = STATE.lock();
         state.running -= 1;
         if state.running > 0 {
