@@ -440,23 +440,60 @@ static int run_omp(void *varg, size_t n, double *sec) {
   return 0;
 }
 
+/* Forks NW children that each run child(w) (if any) and _exit(0), and waits for all of them. */
+static int fork_and_join(void (*child)(int w)) {
+  pid_t pid[NW];
+  int started = 0, rc = 0;
+  for (; started < NW; started++) {
+    pid[started] = fork();
+    if (pid[started] == 0) {
+      if (child) child(started);
+      _exit(0);
+    }
+    if (pid[started] < 0) {
+      snprintf(run_err, sizeof run_err, "fork: %s", strerror(errno));
+      rc = 1;
+      break;
+    }
+  }
+  for (int w = 0; w < started; w++) {
+    int status;
+    while (waitpid(pid[w], &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  return rc;
+}
+
 static int run_forkjoin(void *varg, size_t n, double *sec) {
   (void)varg;
   double t0 = now_sec();
+  for (size_t k = 0; k < n; k++)
+    if (fork_and_join(NULL)) return 1;
+  *sec = now_sec() - t0;
+  return 0;
+}
+
+/* The peer of the process backend in row 5c: the same reduction written by hand with fork(): each of
+ * NW children sums its static block of psum_x into its slot of psum_partials and exits; the parent
+ * waits for them and checks the sum, as run_sm does after every sm_parallel. */
+static void forksum_child(int w) {
+  double s = 0;
+  for (size_t i = (size_t)w * PSUM_N / NW; i < (size_t)(w + 1) * PSUM_N / NW; i++) s += psum_x[i];
+  psum_partials[w * 8] = s;
+}
+
+static int run_forksum(void *varg, size_t n, double *sec) {
+  (void)varg;
+  const double want = psum_expected();
+  double t0 = now_sec();
   for (size_t k = 0; k < n; k++) {
-    pid_t pid[NW];
-    for (int w = 0; w < NW; w++) {
-      pid[w] = fork();
-      if (pid[w] == 0) _exit(0);
-      if (pid[w] < 0) {
-        snprintf(run_err, sizeof run_err, "fork: %s", strerror(errno));
-        return 1;
-      }
-    }
-    for (int w = 0; w < NW; w++) {
-      int status;
-      while (waitpid(pid[w], &status, 0) < 0 && errno == EINTR) {
-      }
+    for (int w = 0; w < NW; w++) psum_partials[w * 8] = 0;
+    if (fork_and_join(forksum_child)) return 1;
+    double total = 0;
+    for (int w = 0; w < NW; w++) total += psum_partials[w * 8];
+    if (total != want) {
+      snprintf(run_err, sizeof run_err, "hand-written fork reduction: wrong sum %.17g (expected %.17g)", total, want);
+      return 1;
     }
   }
   *sec = now_sec() - t0;
@@ -559,6 +596,33 @@ static void measure_group(sys_t *sys, int nsys, size_t n0, size_t nmax) {
     }
     *s->out = r;
   }
+}
+
+/* Row 5c over the array x: sm_parallel + sm_for_next on the process and thread pools, OpenMP's
+ * reduction and the hand-written fork reduction (all over x), plus, when fj is given, a bare
+ * fork+join with x resident. Results are per job (per element of x), fj's per fork+join. */
+static void measure_psum(const double *x, const char *label, sm_pool *pp, int pp_ok, sm_pool *tp, int tp_ok,
+                         uint64_t *counter, result_t *p, result_t *t, result_t *o, result_t *fs, result_t *fj) {
+  static enum kind preduce = K_PREDUCE;
+  char names[5][96];
+  const char *what[5] = {"sharedmem process", "sharedmem thread", "openmp reduction(+:s)", "hand-written fork",
+                         "fork+waitpid of 2 children, array resident"};
+  for (int i = 0; i < 5; i++) snprintf(names[i], sizeof names[i], "parallel-for reduction%s / %s", label, what[i]);
+  psum_x = x;
+  sm_arg pa = {pp, K_PREDUCE, counter}, ta = {tp, K_PREDUCE, counter};
+  sys_t g[5] = {{names[0], run_sm, &pa, pp_ok, p, 0, {0}},
+                {names[1], run_sm, &ta, tp_ok, t, 0, {0}},
+                {names[2], run_omp, &preduce, 1, o, 0, {0}},
+                {names[3], run_forksum, NULL, 1, fs, 0, {0}},
+                {names[4], run_forkjoin, NULL, fj != NULL, fj, 0, {0}}};
+  measure_group(g, fj ? 5 : 4, 1, PSUM_RMAX);
+  result_t *rs[4] = {p, t, o, fs};
+  for (int s = 0; s < 4; s++) {
+    rs[s]->med /= PSUM_N;
+    rs[s]->min /= PSUM_N;
+    rs[s]->max /= PSUM_N;
+  }
+  psum_x = NULL;
 }
 
 /* ------------------------------------------------------------------ sanity check */
@@ -763,12 +827,19 @@ int main(void) {
   const char *kname[NKINDS] = {"trivial job",       "trivial job + reduce", "critical",          "ordered",
                                "empty map njobs=0", "map njobs=2",          "per-worker reduce", "barrier",
                                "empty sm_parallel region", "parallel-for reduction of 10^7 jobs"};
-  result_t P[NKINDS], T[NKINDS], O[NKINDS], FJ, FJX; /* FJX: fork+join with 5c's array resident */
+  result_t P[NKINDS], T[NKINDS], O[NKINDS], FJ, FJX, FJS; /* FJX: fork+join with 5c's array resident;
+                                                            FJS: 5c's reduction by hand with fork() */
+  result_t PS, TS, OS, FSS; /* row 5c again over an sm_empty array */
   memset(P, 0, sizeof P);
   memset(T, 0, sizeof T);
   memset(O, 0, sizeof O);
   memset(&FJ, 0, sizeof FJ);
   memset(&FJX, 0, sizeof FJX);
+  memset(&FJS, 0, sizeof FJS);
+  memset(&PS, 0, sizeof PS);
+  memset(&TS, 0, sizeof TS);
+  memset(&OS, 0, sizeof OS);
+  memset(&FSS, 0, sizeof FSS);
   /* per-job measures: one group per kind, 3 systems each */
   for (int k = 0; k < 4; k++) {
     char n1[128], n2[128], n3[128];
@@ -820,28 +891,22 @@ int main(void) {
    * that at every reduction. */
   {
     double *x = malloc((size_t)PSUM_N * sizeof *x);
+    double *xs = sm_empty(PSUM_N, sizeof(double));
     psum_partials = sm_empty(8 * NW, sizeof(double));
-    if (!x || !psum_partials) {
+    if (!x || !xs || !psum_partials) {
       problem("parallel-for reduction: allocation failed (%s)", x ? sm_last_error() : "malloc");
     } else {
-      for (size_t i = 0; i < PSUM_N; i++) x[i] = (double)(i % 8);
-      psum_x = x;
-      sm_arg pa = {pp, K_PREDUCE, counter}, ta = {tp, K_PREDUCE, counter};
-      sys_t g[4] = {{"parallel-for reduction / sharedmem process", run_sm, &pa, pp_ok, &P[9], 0, {0}},
-                    {"parallel-for reduction / sharedmem thread", run_sm, &ta, tp_ok, &T[9], 0, {0}},
-                    {"parallel for reduction(+:s) / openmp", run_omp, &kinds[9], 1, &O[9], 0, {0}},
-                    {"fork+waitpid of 2 children, 80 MB resident", run_forkjoin, NULL, 1, &FJX, 0, {0}}};
-      measure_group(g, 4, 1, PSUM_RMAX);
-      /* measured per reduction: report per job (FJX stays per fork+join) */
-      result_t *rs[3] = {&P[9], &T[9], &O[9]};
-      for (int s = 0; s < 3; s++) {
-        rs[s]->med /= PSUM_N;
-        rs[s]->min /= PSUM_N;
-        rs[s]->max /= PSUM_N;
-      }
+      for (size_t i = 0; i < PSUM_N; i++) x[i] = xs[i] = (double)(i % 8);
+      /* The sm_empty copy is resident too during the first group, but shared mappings cost fork
+       * nothing (their page-table entries are not copied); the malloc'd array is freed before the
+       * second group. */
+      measure_psum(x, "", pp, pp_ok, tp, tp_ok, counter, &P[9], &T[9], &O[9], &FJS, &FJX);
+      free(x);
+      x = NULL;
+      measure_psum(xs, " (sm_empty array)", pp, pp_ok, tp, tp_ok, counter, &PS, &TS, &OS, &FSS, NULL);
     }
-    psum_x = NULL;
     free(x);
+    sm_free(xs);
     sm_free(psum_partials);
     psum_partials = NULL;
   }
@@ -919,6 +984,15 @@ int main(void) {
     row("5c. net: as above, process minus the kernel's fork+join (ns/job)", &pn, P[9].med - FJX.med / PSUM_N, &T[9],
         T[9].med, "omp parallel for schedule(static) reduction(+:s)", &O[9], O[9].med, tg);
   }
+  row("5c. process vs the same reduction by hand: fork() 2 children, each sums its half, waitpid() (ns/job)", &P[9],
+      P[9].med, &T[9], T[9].med, "hand-written fork reduction", &FJS, FJS.med,
+      "informational: what the process backend adds to the kernel's fork, first touch and exit");
+  snprintf(tg, sizeof tg, "thread <= 1.5x: %s; process <= 1.5x (fork included): %s",
+           verdict(TS.ok && OS.ok, TS.med, OS.med, 1.5), verdict(PS.ok && OS.ok, PS.med, OS.med, 1.5));
+  row("5d. as 5c, the array in sm_empty memory (ns/job)", &PS, PS.med, &TS, TS.med,
+      "omp parallel for schedule(static) reduction(+:s), same array", &OS, OS.med, tg);
+  row("5d. process vs the same reduction by hand, the array in sm_empty memory (ns/job)", &PS, PS.med, &TS, TS.med,
+      "hand-written fork reduction", &FSS, FSS.med, "informational");
 
   printf("\nAll values are medians of %d runs after one warm-up/calibration phase per system; the systems of a "
          "measure run interleaved (round-robin, rotating start) so machine noise hits them alike; lower is "
@@ -940,8 +1014,15 @@ int main(void) {
          "reductions (count calibrated); ns/job = time per reduction / 10^7. The process backend's time "
          "includes its fork and join at every reduction; with the 80 MB array resident in the caller the kernel's "
          "fork (page-table copy) and exit cost much more than in rows 2a/2b, so the \"net\" row subtracts a bare "
-         "fork()+waitpid() of 2 children measured in the same group with the array resident.\n",
+         "fork()+waitpid() of 2 children measured in the same group with the array resident. The last 5c row "
+         "compares the process backend with the same reduction written by hand with fork() (each child sums its "
+         "static half and exits; the parent waits and checks the sum): forked children pay, besides the fork, "
+         "for their first touch of every page of the array (the kernel copies the caller's page-table entries "
+         "marked not-accessed), which no fork-based design avoids.\n",
          NW);
+  printf("Row 5d: row 5c over a copy of the array in sm_empty memory, where sharedmem programs keep the arrays "
+         "they share with process workers (and the malloc'd one freed): fork copies no page-table entries of a "
+         "shared mapping, and each child maps the pages it reads through page faults instead.\n");
   printf("\nRun sizes and spread (ns per unit: median [min .. max], n = units per run):\n\n");
   for (int k = 0; k < NKINDS; k++) {
     const result_t *rs[3] = {&P[k], &T[k], &O[k]};
@@ -961,6 +1042,13 @@ int main(void) {
   if (FJX.ok)
     printf("- fork+waitpid x2, 10^7-double array resident: %.1f [%.1f .. %.1f], n = %zu\n", FJX.med, FJX.min, FJX.max,
            FJX.n);
+  const result_t *extra[5] = {&FJS, &PS, &TS, &OS, &FSS};
+  const char *extra_name[5] = {"hand-written fork", "process, sm_empty array", "thread, sm_empty array",
+                               "openmp, sm_empty array", "hand-written fork, sm_empty array"};
+  for (int e = 0; e < 5; e++)
+    if (extra[e]->ok)
+      printf("- parallel-for reduction of 10^7 jobs / %s: %.2f [%.2f .. %.2f] ns/job, n = %zu reductions of 10^7 jobs\n",
+             extra_name[e], extra[e]->med, extra[e]->min, extra[e]->max, extra[e]->n);
   printf("\nTotal benchmark time: %.1f s.\n", elapsed);
   if (problems[0]) printf("\n### Problems\n\n%s", problems);
   else printf("\nNo problems: every sm_map and sm_parallel returned SM_OK and every result (sums, counters, order, per-job call counts) was correct.\n");
