@@ -2,6 +2,8 @@
 # The whole test suite, on a fresh machine:
 #   Rust: cargo fmt --check, cargo clippy (warnings are errors), cargo test
 #   C:    cmake configure + build in build/, then ctest (examples and tests/c)
+#   Fuzz:   scripts/fuzz.sh 30 (each libFuzzer target for 30 s; a finding fails)
+#   Soak:   scripts/soak.sh 0.5 (random maps for 30 s, every result checked)
 #   Memory: scripts/sanitize.sh (tests/c under ASan/LSan and valgrind memcheck, the Rust tests
 #           under memcheck: the CI subset; installs valgrind when missing)
 #
@@ -43,8 +45,14 @@ cd build
 # A per-test timeout for tests that set none, so a hang cannot eat CI's budget.
 ctest --output-on-failure --timeout 300
 
+# ---- Short fuzz and soak runs (issue 6); the long ones are run by hand (README, "Run the tests").
+cd ..
+step "scripts/fuzz.sh 30 (libFuzzer: argsort against a reference, every export's argument checks)"
+bash scripts/fuzz.sh 30
+step "scripts/soak.sh 0.5 (random maps, faults and regions for 30 s)"
+bash scripts/soak.sh 0.5
+
 # ---- Memory checks (issue 6): tests/c under AddressSanitizer/LeakSanitizer and valgrind memcheck,
 # and the Rust tests under memcheck; the CI subset (a few minutes).  Everything: scripts/sanitize.sh full.
-cd ..
 step "scripts/sanitize.sh (ASan + LSan, valgrind memcheck)"
 bash scripts/sanitize.sh
