@@ -14,7 +14,7 @@
 #             -Zsanitizer=address (the Rust code instrumented).  Skipped, with a note, otherwise.
 #
 #   scripts/sanitize.sh [ci]          the subset CI runs (the last step of scripts/test.sh)
-#   scripts/sanitize.sh full [REGEX]  every test under both checkers, about 20 minutes on 2 CPUs;
+#   scripts/sanitize.sh full [REGEX]  every test under both checkers, about 10 minutes on 2 CPUs;
 #                                     REGEX (a ctest -R regex, e.g. 'c\.region') narrows it
 #
 # Every report fails the test it came from, and is printed after ctest's output (the logs stay in
