@@ -462,8 +462,9 @@ impl Control {
             Some(r) if r.size() >= total => {
                 // Only the words up to the result buffers need their initial zeros back: workers
                 // zero each result buffer before every job.
-                // SAFETY: no worker uses this region any more (the previous map is over), and
-                // data_offset <= total <= its length.
+                // SAFETY: no worker uses this region any more (the previous map is over),
+                // data_offset <= total <= its length, the region is page-aligned, and data_offset
+                // is a multiple of 64 (wresult_offset and wresult_stride are rounded up to 64).
                 unsafe { zero_dirty(r.as_ptr(), data_offset) };
                 r
             }

@@ -163,7 +163,7 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
     check_out(ctl, w);
 }
 
-/// The worker is done with this map: the last one out wakes the caller.
+/// The worker is done with this map: the last one out wakes the caller if it sleeps.
 fn check_out(ctl: &Control, w: usize) {
     let h = ctl.header();
     ctl.worker(w).finished.store(1, Ordering::Release);
