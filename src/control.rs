@@ -4,7 +4,7 @@
 //! workers, so forked workers and threads use exactly the same protocol. docs/DESIGN.md explains the
 //! protocol; in short:
 //!
-//! - `next_job` hands out jobs: a worker claims a chunk `[start, start + chunk)` with one fetch_add.
+//! - `next_job` hands out jobs: a worker claims a chunk `[start, start + chunk)` with [`claim`].
 //! - `limit`: jobs with an index at or above it never start. A failing or stopping job `j` lowers it
 //!   to `j + 1`, so every job before the first failure still runs and the outcome is deterministic.
 //! - `active` counts workers still in their loop; the last one out wakes the caller.
@@ -28,8 +28,31 @@ pub(crate) const NO_JOB: u64 = u64::MAX;
 pub(crate) const STAGE_JOBS: u32 = 1;
 pub(crate) const STAGE_FINISHING: u32 = 2;
 
-/// The largest `njobs` a map accepts, so that claiming past the end can never wrap the counter.
+/// The largest `njobs` a map accepts (and trip count a work-shared loop accepts).
 pub(crate) const MAX_JOBS: u64 = 1 << 62;
+
+/// Claims the next items of a counter that hands out `[0, end)`: `size(remaining)` of them (at
+/// least one), or None once everything is claimed. The counter never moves past `end`, so no
+/// number of claims can wrap it, whatever their size: a plain `fetch_add(chunk)` did, once
+/// workers x chunk passed 2^64 (a 2^62 loop in chunks of 2^62 was handed out again on the fifth
+/// claim of a 4-worker team).
+pub(crate) fn claim(
+    counter: &AtomicU64,
+    end: u64,
+    size: impl Fn(u64) -> u64,
+) -> Option<(u64, u64)> {
+    let mut cur = counter.load(Ordering::SeqCst);
+    loop {
+        if cur >= end {
+            return None;
+        }
+        let hi = cur + size(end - cur).clamp(1, end - cur);
+        match counter.compare_exchange_weak(cur, hi, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return Some((cur, hi)),
+            Err(seen) => cur = seen,
+        }
+    }
+}
 
 /// Keeps a word on its own cache line, so that workers hammering one word do not slow the others.
 #[repr(C, align(64))]

@@ -11,7 +11,7 @@
 //! As in worker.rs, nothing here takes a lock or allocates: members may be forked children of a
 //! multi-threaded caller.
 
-use crate::control::{Control, JobEnd, Misuse, LOOP_SLOTS, NO_JOB};
+use crate::control::{claim, Control, JobEnd, Misuse, LOOP_SLOTS, NO_JOB};
 use crate::frame::{with_current, CriticalState, Frame, OrderedState};
 use crate::futex;
 use crate::status::{Error, Result};
@@ -592,20 +592,18 @@ fn next_chunk(frame: &Frame, team: &TeamFrame, run: &mut LoopRun) -> Result<Opti
             let slot = &ctl.header().loops[(d % LOOP_SLOTS as u64) as usize];
             // Publish a lower bound of the claim before claiming (see "Ordered" in DESIGN.md).
             publish(slot.next.load(Ordering::SeqCst));
-            let lo = if run.spec.schedule == Schedule::Dynamic {
-                slot.next.fetch_add(run.chunk, Ordering::SeqCst)
+            let chunk = run.chunk;
+            let claimed = if run.spec.schedule == Schedule::Dynamic {
+                claim(&slot.next, trip, |_| chunk)
             } else {
-                guided_claim(slot, trip, n, run.chunk)
+                claim(&slot.next, trip, |remaining| {
+                    guided_size(remaining, n, chunk)
+                })
             };
-            (lo < trip).then(|| {
-                let hi = lo.saturating_add(if run.spec.schedule == Schedule::Dynamic {
-                    run.chunk
-                } else {
-                    guided_size(trip - lo, n, run.chunk)
-                });
+            if let Some((lo, _)) = claimed {
                 publish(lo);
-                (lo, hi.min(trip))
-            })
+            }
+            claimed
         }
     };
     Ok(chunk)
@@ -615,23 +613,6 @@ fn next_chunk(frame: &Frame, team: &TeamFrame, run: &mut LoopRun) -> Result<Opti
 /// least `min_chunk` (the libgomp rule).
 fn guided_size(remaining: u64, n: u64, min_chunk: u64) -> u64 {
     remaining.div_ceil(n).max(min_chunk).min(remaining)
-}
-
-fn guided_claim(slot: &crate::control::LoopSlot, trip: u64, n: u64, min_chunk: u64) -> u64 {
-    let mut cur = slot.next.load(Ordering::SeqCst);
-    loop {
-        if cur >= trip {
-            return cur;
-        }
-        let size = guided_size(trip - cur, n, min_chunk);
-        match slot
-            .next
-            .compare_exchange_weak(cur, cur + size, Ordering::SeqCst, Ordering::SeqCst)
-        {
-            Ok(_) => return cur,
-            Err(seen) => cur = seen,
-        }
-    }
 }
 
 /// A team of one gets every chunk in order, sized as its schedule says.

@@ -5,7 +5,7 @@
 //! another thread at fork time would never be released.
 
 use crate::control::{
-    Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED, STAGE_FINISHING, STAGE_JOBS,
+    claim, Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED, STAGE_FINISHING, STAGE_JOBS,
 };
 use crate::frame::Frame;
 use crate::futex;
@@ -125,11 +125,9 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
         } else {
             chunk.min(chunk_cap(ctl, bound))
         };
-        let start = h.next_job.fetch_add(size, Ordering::SeqCst);
-        if start >= ctl.njobs {
+        let Some((start, end)) = claim(&h.next_job, ctl.njobs, |_| size) else {
             break;
-        }
-        let end = (start + size).min(ctl.njobs);
+        };
         record.unfinished.store(start, Ordering::Release);
         publish_ordered_pos(ctl, w, start);
 
