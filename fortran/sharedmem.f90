@@ -119,6 +119,13 @@ module sharedmem
   !> sm_status: an internal error (a Rust panic) caught at the C boundary.
   integer(c_int), parameter, public :: SM_ERR_PANIC = 9_c_int
 
+  !> The most workers a pool may have (sm_pool_new refuses more: SM_ERR_INVALID).
+  integer(c_int), parameter, public :: SM_MAX_WORKERS = 4096_c_int
+  !> The most jobs of a map and iterations of an sm_for_next loop (2**62).
+  integer(c_size_t), parameter, public :: SM_MAX_JOBS = 4611686018427387904_c_size_t
+  !> The largest result_size and wresult_size in bytes (4 GiB): larger is SM_ERR_INVALID.
+  integer(c_size_t), parameter, public :: SM_MAX_RESULT_SIZE = 4294967296_c_size_t
+
   !> SIZE_MAX as a c_size_t (same bits): pass it as sm_fromfile's count for "to the end of file".
   integer(c_size_t), parameter, public :: SM_SIZE_MAX = -1_c_size_t
 
@@ -176,7 +183,7 @@ module sharedmem
   public :: sm_critical_enter, sm_critical_leave, sm_ordered_enter, sm_ordered_leave
   public :: sm_worker_id, sm_argsort, sm_empty, sm_free, sm_fromfile
   public :: sm_parallel, sm_for_next, sm_barrier, sm_single, sm_master, sm_num_workers
-  public :: sm_last_error, sm_status_str, sm_set_debug
+  public :: sm_last_error, sm_last_status, sm_status_str, sm_set_debug
 
   interface
     !> A pool of nworkers workers (<= 0: OMP_NUM_THREADS or the CPU count); c_null_ptr on failure.
@@ -350,6 +357,12 @@ module sharedmem
     type(c_ptr) function sm_last_error() bind(C, name="sm_last_error")
       import :: c_ptr
     end function sm_last_error
+
+    !> The status of the calling thread's last failure (SM_OK if none yet): why sm_pool_new,
+    !> sm_empty or sm_fromfile returned c_null_ptr, or what a map or region returned.
+    integer(c_int) function sm_last_status() bind(C, name="sm_last_status")
+      import :: c_int
+    end function sm_last_status
 
     !> The static C string describing a status (see sm_status_string).
     type(c_ptr) function sm_status_str(status) bind(C, name="sm_status_str")

@@ -6,7 +6,8 @@
  * `SHAREDMEM_BLESS_HEADER=1 cargo build`; a test fails when this copy is stale.
  *
  * Conventions: functions return an sm_status (SM_OK = 0) or a pointer/count that is NULL/-1 on
- * failure; the reason is then in sm_last_error(), a per-thread message.
+ * failure; the status of the last failure is then sm_last_status() and the reason
+ * sm_last_error(), both per thread.
  */
 
 #ifndef SHAREDMEM_H
@@ -29,6 +30,18 @@
 // (and it) are reduced, and `sm_map` returns `SM_STOPPED`. (The value spells "STOP" in ASCII.)
 #define SM_STOP 1398034256
 
+// The most workers a pool may have: `sm_pool_new` refuses more with SM_ERR_INVALID.
+#define SM_MAX_WORKERS 4096
+
+// The most jobs a map may have (2^62), and the most iterations of a work-shared loop
+// (`sm_for_next`): more is SM_ERR_INVALID.
+#define SM_MAX_JOBS 4611686018427387904
+
+// The largest `result_size` and `wresult_size` in bytes (4 GiB): larger, and sizes whose buffers
+// would overflow size_t, are SM_ERR_INVALID, on every backend. A size within it that cannot be
+// allocated is SM_ERR_NOMEM. (Return bigger data through `sm_empty` memory.)
+#define SM_MAX_RESULT_SIZE 4294967296
+
 // `sm_for_next` flag: the loop has an ordered section (`sm_ordered_enter`/`sm_ordered_leave`
 // around part of each iteration's body), run in iteration order.
 #define SM_FOR_ORDERED 1
@@ -45,7 +58,8 @@ typedef enum {
   // A persistent set of threads: no fork, memory is shared, job code must be thread-safe, and a
   // crashing job crashes the process.
   SM_BACKEND_THREAD = 1,
-  // Every job runs in the caller, in order: for debugging.
+  // Every job runs in the caller, in order: for debugging. A serial pool has one worker
+  // (`sm_pool_nworkers` is 1 whatever was asked), and sorts and reads with one thread.
   SM_BACKEND_SERIAL = 2,
 } sm_backend;
 
@@ -169,15 +183,19 @@ extern "C" {
 
 // Creates a pool of `nworkers` workers of the given backend. `nworkers <= 0` means the default:
 // `OMP_NUM_THREADS` when set to a positive integer, else the number of CPUs this process may run
-// on. Thread pools start their threads here; process pools fork at each map.
-// Returns NULL on failure; see `sm_last_error()`.
+// on. Thread pools start their threads here; process pools fork at each map; a serial pool has
+// one worker. Returns NULL on failure, with `sm_last_status()`: SM_ERR_INVALID for a backend out
+// of range or `nworkers` above SM_MAX_WORKERS, SM_ERR_NOMEM when threads cannot be started; and
+// the reason in `sm_last_error()`.
 sm_pool *sm_pool_new(int nworkers, sm_backend backend);
 
 // Frees a pool (stopping its threads). NULL is fine. Refused, with a message, while the pool runs
 // a map or when called from inside a job.
 void sm_pool_free(sm_pool *pool);
 
-// The number of workers of `pool`, or -1 (with a message) if `pool` is NULL or not a pool.
+// The number of workers of `pool`, or -1 (with a message) if `pool` is NULL or not a pool: what
+// `sm_pool_new` was given or defaulted to for process and thread pools, always 1 for a serial
+// pool (debug mode runs maps serially but does not change this count).
 int sm_pool_nworkers(const sm_pool *pool);
 
 // Runs `work(ctx, job, result)` once for every job in [0, njobs) on the pool's workers, handing
@@ -188,9 +206,10 @@ int sm_pool_nworkers(const sm_pool *pool);
 // Returns SM_OK; SM_STOPPED if a job returned SM_STOP or reduce returned nonzero; SM_ERR_JOB if a
 // job returned another nonzero value; SM_ERR_WORKER_DIED if a worker process died;
 // SM_ERR_INTERRUPTED on SIGINT/SIGTERM; SM_ERR_STATE for critical/ordered misuse; SM_ERR_INVALID
-// or SM_ERR_NOMEM for bad arguments. In every case reduce has run for each job before the first
-// one that failed or stopped, and no worker process is left behind. Called from inside a job, the
-// map runs serially in that worker.
+// for bad arguments (NULL pool or work, njobs above SM_MAX_JOBS, result_size above
+// SM_MAX_RESULT_SIZE); SM_ERR_NOMEM when the result buffers or workers cannot be had. In every
+// case reduce has run for each job before the first one that failed or stopped, and no worker
+// process is left behind. Called from inside a job, the map runs serially in that worker.
 sm_status sm_map(sm_pool *pool,
                  size_t njobs,
                  sm_work_fn work,
@@ -206,7 +225,7 @@ sm_status sm_map(sm_pool *pool,
 // partial result per worker and combining them once is the fast way to reduce tiny jobs.
 // Returns what `sm_map` returns; a failing worker_init/worker_fini gives SM_ERR_JOB naming the
 // worker; `opts->size` smaller than its first field, or larger than this library knows with
-// nonzero bytes beyond, gives SM_ERR_INVALID.
+// nonzero bytes beyond, or `wresult_size` above SM_MAX_RESULT_SIZE, gives SM_ERR_INVALID.
 sm_status sm_map_ex(sm_pool *pool,
                     size_t njobs,
                     sm_work_fn work,
@@ -291,7 +310,9 @@ int sm_single(sm_pool *pool);
 int sm_master(void);
 
 // The number of workers running the current region (its team) or map; 1 outside any map, and in
-// a serial, debug or nested region or map.
+// a serial, debug or nested region or map. In a region it is `sm_pool_nworkers(pool)` (1 for a
+// serial pool); in a map, the same, except that a process-backend map forks no more workers than
+// it has jobs.
 int sm_num_workers(void);
 
 // Writes to `out[0..n)` the permutation that sorts `keys`, exactly as numpy's
@@ -307,8 +328,10 @@ sm_status sm_argsort(sm_pool *pool, const void *keys, size_t n, sm_dtype dtype, 
 // Allocates `count * itemsize` zero-filled bytes shared between the caller and the workers of
 // every later map: writes by a worker process are seen by the caller (ordinary memory is
 // copy-on-write in forked workers). Page-aligned; a zero size still returns a valid pointer.
-// Returns NULL on overflow or exhaustion, and inside a job (memory allocated there would not be
-// shared with the caller); see `sm_last_error()`. Release with `sm_free`.
+// Returns NULL, with `sm_last_status()` and `sm_last_error()` saying why: SM_ERR_INVALID when
+// `count * itemsize` overflows or exceeds PTRDIFF_MAX, SM_ERR_NOMEM when the memory cannot be had,
+// SM_ERR_STATE inside a job (memory allocated there would not be shared with the caller).
+// Release with `sm_free`.
 void *sm_empty(size_t count, size_t itemsize);
 
 // Releases memory from `sm_empty`. NULL is fine. Other pointers, double frees and calls inside a
@@ -321,12 +344,21 @@ void sm_free(void *ptr);
 // return `*count` holds the number of items read. Returns NULL, with a message naming the path
 // and the problem, for: a missing or unreadable file, an offset past its end, a length after
 // offset that is not a whole number of items (with SIZE_MAX), a file too short for `*count` items,
-// a short read, itemsize 0, NULL path or count, or a call inside a job.
+// a short read, itemsize 0, NULL path or count, or a call inside a job. `sm_last_status()` then
+// tells which kind: SM_ERR_IO for the file's problems, SM_ERR_INVALID for the arguments',
+// SM_ERR_NOMEM when the memory cannot be had, SM_ERR_STATE inside a job.
 void *sm_fromfile(sm_pool *pool, const char *path, size_t offset, size_t itemsize, size_t *count);
 
 // The message of the last failure on the calling thread ("" if none yet). Valid until the next
 // failing sharedmem call on this thread. Never NULL.
 const char *sm_last_error(void);
+
+// The status of the last failure on the calling thread, the one `sm_last_error()` describes
+// (SM_OK if none yet). Set together with the message by every failing call, cleared by none (as
+// errno): it tells why a call that returns a pointer or a number failed (`sm_pool_new`,
+// `sm_empty` and `sm_fromfile` return NULL, `sm_pool_nworkers` and `sm_single` -1, `sm_for_next`
+// 0), and is the status a map or region returned when it did not return SM_OK.
+sm_status sm_last_status(void);
 
 // A static description of a status, e.g. "SM_ERR_JOB: a job returned an error". Never NULL, also
 // for values that are not a status.

@@ -98,7 +98,6 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
-#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -409,16 +408,11 @@ struct region_call {
 /// A pool of workers (sm_pool_new / sm_pool_free). Move-only.
 class pool {
 public:
-    /// nworkers <= 0: OMP_NUM_THREADS or the number of CPUs. Throws sharedmem::error on failure
-    /// (the C call returns only NULL: the status is SM_ERR_INVALID for a backend out of range,
-    /// else SM_ERR_NOMEM; the message is the library's).
+    /// nworkers <= 0: OMP_NUM_THREADS or the number of CPUs. Throws sharedmem::error on failure,
+    /// with the library's status and message (sm_last_status, sm_last_error).
     explicit pool(int nworkers = 0, sm_backend backend = SM_BACKEND_PROCESS)
         : pool_(sm_pool_new(nworkers, backend)), backend_(backend) {
-        if (!pool_) {
-            bool bad_backend = backend != SM_BACKEND_PROCESS && backend != SM_BACKEND_THREAD &&
-                               backend != SM_BACKEND_SERIAL;
-            throw error(bad_backend ? SM_ERR_INVALID : SM_ERR_NOMEM);
-        }
+        if (!pool_) throw error(sm_last_status());
     }
 
     /// sm_pool_free: refused by the library (and the pool leaked) only while another thread maps
@@ -531,7 +525,7 @@ inline void barrier(pool &p) { check(sm_barrier(p.get())); }
 /// no barrier after it. Throws sharedmem::error (SM_ERR_STATE) outside a region.
 inline bool single(pool &p) {
     int r = sm_single(p.get());
-    if (r < 0) throw error(SM_ERR_STATE);
+    if (r < 0) throw error(sm_last_status());
     return r != 0;
 }
 
@@ -576,15 +570,10 @@ class shared_array {
                   "between processes as bytes, zero-filled)");
 
 public:
-    /// Throws sharedmem::error on failure (the C call returns only NULL: the status is
-    /// SM_ERR_STATE inside a job, SM_ERR_INVALID on size overflow, else SM_ERR_NOMEM).
+    /// Throws sharedmem::error on failure, with the library's status and message (SM_ERR_STATE
+    /// inside a job, SM_ERR_INVALID on size overflow, SM_ERR_NOMEM when memory is exhausted).
     explicit shared_array(std::size_t n) : data_(static_cast<T *>(sm_empty(n, sizeof(T)))), size_(n) {
-        if (!data_) {
-            sm_status s = sm_worker_id() >= 0                                   ? SM_ERR_STATE
-                          : n > std::numeric_limits<std::size_t>::max() / sizeof(T) ? SM_ERR_INVALID
-                                                                                  : SM_ERR_NOMEM;
-            throw error(s);
-        }
+        if (!data_) throw error(sm_last_status());
     }
     ~shared_array() { sm_free(data_); }
 

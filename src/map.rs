@@ -35,16 +35,34 @@ pub struct MapOptions {
     pub progress: Option<ProgressFn>,
 }
 
+/// The largest result and per-worker result, in bytes: one limit for every backend, so that a size
+/// is refused (SM_ERR_INVALID) or tried (and then maybe SM_ERR_NOMEM) the same way on each.
+pub(crate) const MAX_RESULT_SIZE: usize = 1 << 32;
+
+/// Refuses a result or per-worker result size above MAX_RESULT_SIZE.
+fn check_result_sizes(result_size: usize, wresult_size: usize) -> Result<()> {
+    for (name, size) in [("result_size", result_size), ("wresult_size", wresult_size)] {
+        if size > MAX_RESULT_SIZE {
+            return Err(Error::invalid(format!(
+                "{name} = {size} is larger than the {MAX_RESULT_SIZE} bytes (SM_MAX_RESULT_SIZE) \
+                 a result may have; return large data through sm_empty memory"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Runs the map. Ok carries SM_OK or SM_STOPPED (with a message for the latter); every failure is
 /// an Err.
 pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
     let njobs = req.njobs as u64;
     if njobs > MAX_JOBS {
         return Err(Error::invalid(format!(
-            "sm_map: njobs = {} is larger than the {MAX_JOBS} jobs a map supports",
+            "sm_map: njobs = {} is larger than the {MAX_JOBS} jobs (SM_MAX_JOBS) a map supports",
             req.njobs
         )));
     }
+    check_result_sizes(req.result_size, req.options.wresult_size)?;
     let options = &req.options;
     let task = Task {
         body: Body::Jobs(req.work),
@@ -141,7 +159,7 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
             outcome?
         }
     };
-    interpret(outcome, njobs, completed)
+    interpret(outcome, njobs, completed, req.reduce.is_some())
 }
 
 /// Runs a parallel region (`sm_parallel`): every worker runs `region(ctx)` once, as a member of
@@ -325,19 +343,30 @@ fn interpret_region(outcome: Outcome) -> Result<(Status, Option<String>)> {
     }
 }
 
-/// `completed`: how many jobs ran to their end, when the map ran on parallel workers.
+/// `completed`: how many jobs ran to their end, when the map ran on parallel workers;
+/// `reduced`: whether the map had a reduce callback (messages say what happened to the results).
 fn interpret(
     outcome: Outcome,
     njobs: u64,
     completed: Option<u64>,
+    reduced: bool,
 ) -> Result<(Status, Option<String>)> {
+    let and_reduced = if reduced { " (and was reduced)" } else { "" };
     match outcome {
         Outcome::Completed => Ok((Status::SM_OK, None)),
         Outcome::StoppedByJob(job) => Ok((
             Status::SM_STOPPED,
-            Some(format!(
-                "sm_map stopped: job {job} returned SM_STOP (it and every job before it were reduced)"
-            )),
+            Some(if reduced {
+                format!(
+                    "sm_map stopped: job {job} returned SM_STOP (it and every job before it were \
+                     reduced)"
+                )
+            } else {
+                format!(
+                    "sm_map stopped: job {job} returned SM_STOP (it and every job before it \
+                     completed)"
+                )
+            }),
         )),
         Outcome::StoppedByReduce { job, code } => Ok((
             Status::SM_STOPPED,
@@ -357,7 +386,7 @@ fn interpret(
             JobEnd::Error(code) => Error::new(
                 Status::SM_ERR_JOB,
                 format!(
-                    "job {job} failed: work() returned {code}; every job before it completed (and was reduced)"
+                    "job {job} failed: work() returned {code}; every job before it completed{and_reduced}"
                 ),
             ),
             JobEnd::Misuse(_) | JobEnd::BarrierBroken(_) => {
@@ -369,7 +398,7 @@ fn interpret(
             Status::SM_ERR_WORKER_DIED,
             match d.job.or((d.lost_from != NO_JOB).then_some(d.lost_from)) {
                 Some(first_lost) => format!(
-                    "{}; every job before {first_lost} completed (and was reduced); the other \
+                    "{}; every job before {first_lost} completed{and_reduced}; the other \
                      workers were stopped",
                     describe_death(&d)
                 ),

@@ -33,11 +33,16 @@ impl Pool {
     pub fn new(nworkers: i32, backend: Backend) -> Result<Pool> {
         if nworkers > config::MAX_WORKERS {
             return Err(Error::invalid(format!(
-                "sm_pool_new: nworkers = {nworkers} is more than the {} workers a pool may have",
+                "sm_pool_new: nworkers = {nworkers} is more than the {} workers (SM_MAX_WORKERS) a pool \
+                 may have",
                 config::MAX_WORKERS
             )));
         }
-        let n = if nworkers <= 0 {
+        // A serial pool runs everything in the calling thread: one worker, whatever was asked, so
+        // that sm_pool_nworkers, sm_num_workers and the threads of sm_argsort agree.
+        let n = if backend == Backend::Serial {
+            1
+        } else if nworkers <= 0 {
             config::default_workers()
         } else {
             nworkers

@@ -72,25 +72,49 @@ impl Progress {
         }
         if self.bar && (self.drawn.get() || self.started.elapsed() >= BAR_DELAY) {
             self.drawn.set(true);
-            let _ = std::io::stderr().write_all(self.bar_line(done).as_bytes());
+            let line = bar_line(done, self.total, self.started.elapsed());
+            let _ = std::io::stderr().write_all(line.as_bytes());
         }
     }
+}
 
-    fn bar_line(&self, done: u64) -> String {
-        let fraction = if self.total == 0 {
-            1.0
-        } else {
-            done as f64 / self.total as f64
-        };
-        let filled = ((fraction * BAR_WIDTH as f64) as usize).min(BAR_WIDTH);
-        format!(
-            "\rsharedmem [{}{}] {:3.0}% {done}/{} jobs {:.1} s",
-            "#".repeat(filled),
-            "-".repeat(BAR_WIDTH - filled),
-            fraction * 100.0,
-            self.total,
-            self.started.elapsed().as_secs_f64()
-        )
+/// The bar after `elapsed` with `done` of `total` jobs: fraction, counts, time so far and an
+/// estimate of the time left (the rate so far, applied to the jobs left), redrawn over itself.
+fn bar_line(done: u64, total: u64, elapsed: Duration) -> String {
+    let fraction = if total == 0 {
+        1.0
+    } else {
+        done as f64 / total as f64
+    };
+    let filled = ((fraction * BAR_WIDTH as f64) as usize).min(BAR_WIDTH);
+    let left = if done >= total {
+        String::new()
+    } else if done == 0 {
+        ", time left unknown".to_string()
+    } else {
+        let rate = elapsed.as_secs_f64() / done as f64;
+        format!(", ~{} left", clock((total - done) as f64 * rate))
+    };
+    // "\x1b[K" clears what a longer earlier line left on the right.
+    format!(
+        "\rsharedmem [{}{}] {:3.0}% {done}/{total} jobs, {}{left}\x1b[K",
+        "#".repeat(filled),
+        "-".repeat(BAR_WIDTH - filled),
+        fraction * 100.0,
+        clock(elapsed.as_secs_f64()),
+    )
+}
+
+/// A duration for people: "4.2 s", "3 min 07 s", "2 h 05 min".
+fn clock(seconds: f64) -> String {
+    if seconds < 60.0 {
+        format!("{seconds:.1} s")
+    } else if seconds < 3600.0 {
+        let s = seconds as u64;
+        format!("{} min {:02} s", s / 60, s % 60)
+    } else {
+        let m = (seconds / 60.0) as u64;
+        format!("{} h {:02} min", m / 60, m % 60)
     }
 }
 
@@ -104,18 +128,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bar_shows_fraction_and_counts() {
-        let p = Progress {
-            callback: None,
-            bar: true,
-            total: 200,
-            started: Instant::now(),
-            last: Cell::new(Instant::now()),
-            drawn: Cell::new(false),
-        };
-        let line = p.bar_line(50);
+    fn bar_shows_fraction_counts_and_time_left() {
+        let line = bar_line(50, 200, Duration::from_secs(10));
         assert!(line.starts_with("\rsharedmem [#######-"), "{line}");
-        assert!(line.contains(" 25% 50/200 jobs"), "{line}");
-        assert!(p.bar_line(200).contains("[##############################]"));
+        assert!(
+            line.contains(" 25% 50/200 jobs, 10.0 s, ~30.0 s left"),
+            "{line}"
+        );
+        let line = bar_line(200, 200, Duration::from_secs(75));
+        assert!(
+            line.contains("[##############################] 100%"),
+            "{line}"
+        );
+        assert!(
+            line.contains("1 min 15 s") && !line.contains("left"),
+            "{line}"
+        );
+        assert!(bar_line(0, 10, Duration::from_secs(2)).contains("time left unknown"));
+        // 1 of 1000 jobs in 9 s: 999 x 9 s left.
+        assert!(bar_line(1, 1000, Duration::from_secs(9)).contains("~2 h 29 min left"));
+    }
+
+    #[test]
+    fn clock_formats() {
+        assert_eq!(clock(4.24), "4.2 s");
+        assert_eq!(clock(187.0), "3 min 07 s");
+        assert_eq!(clock(7500.0), "2 h 05 min");
     }
 }

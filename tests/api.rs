@@ -518,8 +518,13 @@ fn bad_input_is_refused_with_a_message() {
         usize::MAX / 4,
         std::ptr::null_mut(),
     );
-    assert_eq!(status, sm_status::SM_ERR_NOMEM);
-    assert!(last_error().contains("result_size"), "{}", last_error());
+    assert_eq!(status, sm_status::SM_ERR_INVALID);
+    assert_eq!(sm_last_status(), sm_status::SM_ERR_INVALID);
+    assert!(
+        last_error().contains("SM_MAX_RESULT_SIZE"),
+        "{}",
+        last_error()
+    );
 
     assert!(sm_empty(usize::MAX, 16).is_null());
     assert!(last_error().contains("overflows"), "{}", last_error());

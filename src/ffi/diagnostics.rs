@@ -1,9 +1,9 @@
-//! `sm_last_error`, `sm_status_str`, `sm_set_debug`.
+//! `sm_last_error`, `sm_last_status`, `sm_status_str`, `sm_set_debug`.
 
 use super::types::sm_status_arg;
 use crate::config;
 use crate::last_error;
-use crate::status::Status;
+use crate::status::{sm_status, Status};
 use std::ffi::{c_char, c_int};
 
 /// The message of the last failure on the calling thread ("" if none yet). Valid until the next
@@ -11,6 +11,16 @@ use std::ffi::{c_char, c_int};
 #[no_mangle]
 pub extern "C" fn sm_last_error() -> *const c_char {
     super::call(c"".as_ptr(), || Ok(last_error::as_ptr()))
+}
+
+/// The status of the last failure on the calling thread, the one `sm_last_error()` describes
+/// (SM_OK if none yet). Set together with the message by every failing call, cleared by none (as
+/// errno): it tells why a call that returns a pointer or a number failed (`sm_pool_new`,
+/// `sm_empty` and `sm_fromfile` return NULL, `sm_pool_nworkers` and `sm_single` -1, `sm_for_next`
+/// 0), and is the status a map or region returned when it did not return SM_OK.
+#[no_mangle]
+pub extern "C" fn sm_last_status() -> sm_status {
+    super::call(Status::SM_ERR_PANIC, || Ok(last_error::status()))
 }
 
 /// A static description of a status, e.g. "SM_ERR_JOB: a job returned an error". Never NULL, also

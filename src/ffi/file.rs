@@ -15,7 +15,9 @@ use std::ffi::{c_char, c_void, CStr};
 /// return `*count` holds the number of items read. Returns NULL, with a message naming the path
 /// and the problem, for: a missing or unreadable file, an offset past its end, a length after
 /// offset that is not a whole number of items (with SIZE_MAX), a file too short for `*count` items,
-/// a short read, itemsize 0, NULL path or count, or a call inside a job.
+/// a short read, itemsize 0, NULL path or count, or a call inside a job. `sm_last_status()` then
+/// tells which kind: SM_ERR_IO for the file's problems, SM_ERR_INVALID for the arguments',
+/// SM_ERR_NOMEM when the memory cannot be had, SM_ERR_STATE inside a job.
 #[no_mangle]
 pub extern "C" fn sm_fromfile(
     pool: *mut sm_pool,

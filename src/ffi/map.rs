@@ -16,9 +16,10 @@ use std::ffi::c_void;
 /// Returns SM_OK; SM_STOPPED if a job returned SM_STOP or reduce returned nonzero; SM_ERR_JOB if a
 /// job returned another nonzero value; SM_ERR_WORKER_DIED if a worker process died;
 /// SM_ERR_INTERRUPTED on SIGINT/SIGTERM; SM_ERR_STATE for critical/ordered misuse; SM_ERR_INVALID
-/// or SM_ERR_NOMEM for bad arguments. In every case reduce has run for each job before the first
-/// one that failed or stopped, and no worker process is left behind. Called from inside a job, the
-/// map runs serially in that worker.
+/// for bad arguments (NULL pool or work, njobs above SM_MAX_JOBS, result_size above
+/// SM_MAX_RESULT_SIZE); SM_ERR_NOMEM when the result buffers or workers cannot be had. In every
+/// case reduce has run for each job before the first one that failed or stopped, and no worker
+/// process is left behind. Called from inside a job, the map runs serially in that worker.
 #[no_mangle]
 pub extern "C" fn sm_map(
     pool: *mut sm_pool,
@@ -50,7 +51,7 @@ pub extern "C" fn sm_map(
 /// partial result per worker and combining them once is the fast way to reduce tiny jobs.
 /// Returns what `sm_map` returns; a failing worker_init/worker_fini gives SM_ERR_JOB naming the
 /// worker; `opts->size` smaller than its first field, or larger than this library knows with
-/// nonzero bytes beyond, gives SM_ERR_INVALID.
+/// nonzero bytes beyond, or `wresult_size` above SM_MAX_RESULT_SIZE, gives SM_ERR_INVALID.
 #[no_mangle]
 pub extern "C" fn sm_map_ex(
     pool: *mut sm_pool,
@@ -99,7 +100,7 @@ fn run(
     };
     let (status, note) = map::run(pool, &request)?;
     if let Some(note) = note {
-        last_error::set(&note);
+        last_error::set(status, &note);
     }
     Ok(status)
 }

@@ -9,8 +9,10 @@ use std::ffi::c_void;
 /// Allocates `count * itemsize` zero-filled bytes shared between the caller and the workers of
 /// every later map: writes by a worker process are seen by the caller (ordinary memory is
 /// copy-on-write in forked workers). Page-aligned; a zero size still returns a valid pointer.
-/// Returns NULL on overflow or exhaustion, and inside a job (memory allocated there would not be
-/// shared with the caller); see `sm_last_error()`. Release with `sm_free`.
+/// Returns NULL, with `sm_last_status()` and `sm_last_error()` saying why: SM_ERR_INVALID when
+/// `count * itemsize` overflows or exceeds PTRDIFF_MAX, SM_ERR_NOMEM when the memory cannot be had,
+/// SM_ERR_STATE inside a job (memory allocated there would not be shared with the caller).
+/// Release with `sm_free`.
 #[no_mangle]
 pub extern "C" fn sm_empty(count: usize, itemsize: usize) -> *mut c_void {
     call(std::ptr::null_mut(), || {

@@ -37,14 +37,17 @@ pub(crate) fn call<T>(on_error: T, f: impl FnOnce() -> Result<T>) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
-            last_error::set(&e.message);
+            last_error::set(e.status, &e.message);
             on_error
         }
         Err(payload) => {
-            last_error::set(&format!(
-                "internal error in sharedmem (please report): {}",
-                panic_message(&*payload)
-            ));
+            last_error::set(
+                Status::SM_ERR_PANIC,
+                &format!(
+                    "internal error in sharedmem (please report): {}",
+                    panic_message(&*payload)
+                ),
+            );
             on_error
         }
     }
@@ -55,14 +58,17 @@ pub(crate) fn call_status(f: impl FnOnce() -> Result<Status>) -> Status {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(status)) => status,
         Ok(Err(e)) => {
-            last_error::set(&e.message);
+            last_error::set(e.status, &e.message);
             e.status
         }
         Err(payload) => {
-            last_error::set(&format!(
-                "internal error in sharedmem (please report): {}",
-                panic_message(&*payload)
-            ));
+            last_error::set(
+                Status::SM_ERR_PANIC,
+                &format!(
+                    "internal error in sharedmem (please report): {}",
+                    panic_message(&*payload)
+                ),
+            );
             Status::SM_ERR_PANIC
         }
     }

@@ -41,8 +41,10 @@ pub(crate) fn check_pool<'a>(pool: *const sm_pool, call: &str) -> Result<&'a Poo
 
 /// Creates a pool of `nworkers` workers of the given backend. `nworkers <= 0` means the default:
 /// `OMP_NUM_THREADS` when set to a positive integer, else the number of CPUs this process may run
-/// on. Thread pools start their threads here; process pools fork at each map.
-/// Returns NULL on failure; see `sm_last_error()`.
+/// on. Thread pools start their threads here; process pools fork at each map; a serial pool has
+/// one worker. Returns NULL on failure, with `sm_last_status()`: SM_ERR_INVALID for a backend out
+/// of range or `nworkers` above SM_MAX_WORKERS, SM_ERR_NOMEM when threads cannot be started; and
+/// the reason in `sm_last_error()`.
 #[no_mangle]
 pub extern "C" fn sm_pool_new(nworkers: c_int, backend: sm_backend_arg) -> *mut sm_pool {
     call(std::ptr::null_mut(), || {
@@ -99,7 +101,9 @@ pub extern "C" fn sm_pool_free(pool: *mut sm_pool) {
     })
 }
 
-/// The number of workers of `pool`, or -1 (with a message) if `pool` is NULL or not a pool.
+/// The number of workers of `pool`, or -1 (with a message) if `pool` is NULL or not a pool: what
+/// `sm_pool_new` was given or defaulted to for process and thread pools, always 1 for a serial
+/// pool (debug mode runs maps serially but does not change this count).
 #[no_mangle]
 pub extern "C" fn sm_pool_nworkers(pool: *const sm_pool) -> c_int {
     call(-1, || {

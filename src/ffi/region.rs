@@ -45,7 +45,7 @@ pub extern "C" fn sm_parallel(
         let region = region.ok_or_else(|| Error::invalid("sm_parallel: region is NULL"))?;
         let (status, note) = map::run_region(pool, region, ctx)?;
         if let Some(note) = note {
-            last_error::set(&note);
+            last_error::set(status, &note);
         }
         Ok(status)
     })
@@ -98,7 +98,7 @@ pub extern "C" fn sm_for_next(
         }
         if end.saturating_sub(start) as u64 > crate::control::MAX_JOBS {
             return Err(bad_loop(format!(
-                "sm_for_next: the loop [{start}, {end}) has more than {} iterations",
+                "sm_for_next: the loop [{start}, {end}) has more than {} iterations (SM_MAX_JOBS)",
                 crate::control::MAX_JOBS
             )));
         }
@@ -178,7 +178,9 @@ pub extern "C" fn sm_master() -> c_int {
 }
 
 /// The number of workers running the current region (its team) or map; 1 outside any map, and in
-/// a serial, debug or nested region or map.
+/// a serial, debug or nested region or map. In a region it is `sm_pool_nworkers(pool)` (1 for a
+/// serial pool); in a map, the same, except that a process-backend map forks no more workers than
+/// it has jobs.
 #[no_mangle]
 pub extern "C" fn sm_num_workers() -> c_int {
     call(1, || Ok(region::team_size() as c_int))

@@ -6,6 +6,23 @@ use std::ffi::{c_int, c_void};
 /// (and it) are reduced, and `sm_map` returns `SM_STOPPED`. (The value spells "STOP" in ASCII.)
 pub const SM_STOP: c_int = 0x5354_4f50;
 
+/// The most workers a pool may have: `sm_pool_new` refuses more with SM_ERR_INVALID.
+pub const SM_MAX_WORKERS: c_int = 4096;
+
+/// The most jobs a map may have (2^62), and the most iterations of a work-shared loop
+/// (`sm_for_next`): more is SM_ERR_INVALID.
+pub const SM_MAX_JOBS: u64 = 4_611_686_018_427_387_904;
+
+/// The largest `result_size` and `wresult_size` in bytes (4 GiB): larger, and sizes whose buffers
+/// would overflow size_t, are SM_ERR_INVALID, on every backend. A size within it that cannot be
+/// allocated is SM_ERR_NOMEM. (Return bigger data through `sm_empty` memory.)
+pub const SM_MAX_RESULT_SIZE: u64 = 4_294_967_296;
+
+// The header's limits are the engine's.
+const _: () = assert!(SM_MAX_WORKERS == crate::config::MAX_WORKERS);
+const _: () = assert!(SM_MAX_JOBS == crate::control::MAX_JOBS);
+const _: () = assert!(SM_MAX_RESULT_SIZE == crate::map::MAX_RESULT_SIZE as u64);
+
 /// Which kind of workers a pool uses.
 #[allow(non_camel_case_types)]
 #[repr(C)]
@@ -18,7 +35,8 @@ pub enum sm_backend {
     /// A persistent set of threads: no fork, memory is shared, job code must be thread-safe, and a
     /// crashing job crashes the process.
     SM_BACKEND_THREAD = 1,
-    /// Every job runs in the caller, in order: for debugging.
+    /// Every job runs in the caller, in order: for debugging. A serial pool has one worker
+    /// (`sm_pool_nworkers` is 1 whatever was asked), and sorts and reads with one thread.
     SM_BACKEND_SERIAL = 2,
 }
 

@@ -41,7 +41,12 @@ impl<T: Zeroable> Buffer<T> {
         };
         let bytes = len
             .checked_mul(std::mem::size_of::<T>())
-            .ok_or_else(|| fail("size overflows".into()))?
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "sm_argsort: a work buffer of {len} x {} bytes overflows size_t",
+                    std::mem::size_of::<T>()
+                ))
+            })?
             .max(1);
         // SAFETY: a fresh anonymous private mapping touches no existing memory; the result is
         // checked against MAP_FAILED.

@@ -7,6 +7,7 @@
  * - a map of 0 jobs: exactly one call, (0, 0);
  * - a failing job (SM_ERR_JOB) and SM_STOP: a final call with done < njobs, total == njobs;
  * - opts.size not covering the progress field: the callback (beyond size) is not called;
+ * - SM_PROGRESS=1 on a terminal: a bar with the time left, ending at 100%;
  * - SM_PROGRESS=1 with stderr a regular file (in a subprocess): a map of > 1 s writes nothing to stderr;
  *   with stderr a pseudo-terminal: it draws something there. */
 #include "testutil.h"
@@ -240,6 +241,9 @@ static void test_env_bar(sm_backend b) {
   check_exit(pid, "SM_PROGRESS=1, stderr a terminal");
   printf("SM_PROGRESS=1 on a terminal: %zu bytes\n", n);
   CHECK(n > 0, "SM_PROGRESS=1 with stderr a terminal: a map of over a second drew nothing");
+  /* While it runs, the bar estimates the time left; at the end it shows every job done. */
+  CHECK(strstr(out, " left") != NULL, "SM_PROGRESS=1: the bar never showed the time left: \"%s\"", out);
+  CHECK(strstr(out, "100%") != NULL, "SM_PROGRESS=1: the bar never reached 100%%: \"%s\"", out);
 }
 
 int main(int argc, char **argv) {

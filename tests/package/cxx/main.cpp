@@ -52,7 +52,7 @@ struct square {
 
 void typed_map_with_reduce(sm_backend backend) {
     sharedmem::pool pool(3, backend);
-    CHECK(pool.nworkers() == 3);
+    CHECK(pool.nworkers() == (backend == SM_BACKEND_SERIAL ? 1 : 3));  // a serial pool has one
     CHECK(pool.get() != nullptr);
     const std::size_t njobs = 10000;
     double sum = 0;
@@ -317,6 +317,32 @@ void misuse() {
         caught = true;
         CHECK(e.status() == SM_ERR_INVALID);
         CHECK(std::strstr(e.message(), "99") != nullptr);
+    }
+    CHECK(caught);
+
+    // The status of a failed constructor is the library's (sm_last_status), not a guess.
+    caught = false;
+    try {
+        sharedmem::pool too_many(SM_MAX_WORKERS + 1, SM_BACKEND_THREAD);
+    } catch (const sharedmem::error &e) {
+        caught = true;
+        CHECK(e.status() == SM_ERR_INVALID && std::strstr(e.message(), "SM_MAX_WORKERS") != nullptr);
+    }
+    CHECK(caught);
+    caught = false;
+    try {
+        sharedmem::shared_array<double> huge(std::size_t(1) << 61);  // 2^64 bytes: overflows
+    } catch (const sharedmem::error &e) {
+        caught = true;
+        CHECK(e.status() == SM_ERR_INVALID);
+    }
+    CHECK(caught);
+    caught = false;
+    try {
+        sharedmem::shared_array<char> too_big(std::size_t(1) << 62);  // 4 EiB: cannot be had
+    } catch (const sharedmem::error &e) {
+        caught = true;
+        CHECK(e.status() == SM_ERR_NOMEM);
     }
     CHECK(caught);
 

@@ -240,7 +240,7 @@ program fortran_consumer
 
   ! --- The module's constants and types match the header, as compiled by the C compiler -------
   nheader = sm_test_header_values(header, size(header, kind=c_int))
-  call check(nheader == 35, "header_values.c and main.f90 disagree on the number of values")
+  call check(nheader == 38, "header_values.c and main.f90 disagree on the number of values")
   if (any(header(1:nheader) /= [integer(c_int64_t) :: SM_STOP, &
           SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL, &
           SM_DTYPE_F64, SM_DTYPE_F32, SM_DTYPE_I64, SM_DTYPE_I32, SM_DTYPE_I16, &
@@ -250,7 +250,9 @@ program fortran_consumer
           SM_SCHEDULE_STATIC, SM_SCHEDULE_DYNAMIC, SM_SCHEDULE_GUIDED, SM_FOR_ORDERED, &
           SM_FOR_NOWAIT, &
           c_sizeof(0_c_size_t), c_sizeof(0_c_int), c_sizeof(0_c_int), c_sizeof(0_c_int), &
-          c_sizeof(0_c_int), c_sizeof(opts_probe)])) then
+          c_sizeof(0_c_int), c_sizeof(opts_probe), &
+          int(SM_MAX_WORKERS, c_int64_t), int(SM_MAX_JOBS, c_int64_t), &
+          int(SM_MAX_RESULT_SIZE, c_int64_t)])) then
     write (error_unit, '(a,*(1x,i0))') "sharedmem.h gives", header(1:nheader)
     call fail("a constant or type size of the sharedmem module differs from sharedmem.h")
   end if
@@ -266,7 +268,14 @@ program fortran_consumer
   ! --- Pool and shared memory ----------------------------------------------------------------
   pool = sm_pool_new(int(NWORKERS, c_int), backend)
   if (.not. c_associated(pool)) call fail("sm_pool_new: " // sm_last_error_string())
-  call check(sm_pool_nworkers(pool) == NWORKERS, "sm_pool_nworkers")
+  if (backend == SM_BACKEND_SERIAL) then                  ! a serial pool has one worker
+    call check(sm_pool_nworkers(pool) == 1, "sm_pool_nworkers of a serial pool")
+  else
+    call check(sm_pool_nworkers(pool) == NWORKERS, "sm_pool_nworkers")
+  end if
+  call check(.not. c_associated(sm_pool_new(SM_MAX_WORKERS + 1_c_int, backend)), &
+             "sm_pool_new(SM_MAX_WORKERS + 1)")
+  call check(sm_last_status() == SM_ERR_INVALID, "sm_last_status after sm_pool_new(SM_MAX_WORKERS + 1)")
   call check(sm_pool_nworkers(c_null_ptr) == -1, "sm_pool_nworkers(c_null_ptr)")
   call check(len(sm_last_error_string()) > 0, "sm_last_error_string after a failure is empty")
   call check(sm_worker_id() == -1, "sm_worker_id outside a map")
