@@ -17,8 +17,8 @@
 # no_fortran     a build without the Fortran module (as without gfortran) installs and says so
 # fortran_only   a Fortran-only project (project(x Fortran)): the module, and the static library
 # cxx_only       a C++-only project (project(x CXX)): shared and static library
-# multiarch      a build with CMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu (Debian's multiarch layout):
-#                pkg-config and find_package consumers
+# multiarch      builds with CMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu (Debian's multiarch layout)
+#                and lib64: pkg-config and find_package consumers
 # usr_destdir    a build for the prefix /usr (GNUInstallDirs picks the libdir: lib/<multiarch> on
 #                Debian), staged with DESTDIR=<work>/stage: pkg-config and find_package consumers
 # embed          sharedmem embedded with add_subdirectory (not the top-level project) builds the
@@ -92,23 +92,35 @@ check_pkgconfig() {
   cc -std=c11 -Wall -Wextra -Werror $cflags "$here/c/consumer.c" -o "$dir/consumer" $libs \
      -Wl,-rpath,"$lib"
   run_expect "C OK" "$dir/consumer"
-  ldd "$dir/consumer" | grep -qF "$lib/libsharedmem.so" \
+  loads "$dir/consumer" "$lib/libsharedmem.so" \
     || { echo "FAIL: the program does not load $lib/libsharedmem.so"; ldd "$dir/consumer"; exit 1; }
 }
 
 # check_find_package <prefix> <libdir> <tag>: C (shared and static) and, with the Fortran module,
 # Fortran-only consumers find the package under <prefix>, build and run.
 check_find_package() {
-  local pfx=$1 libdir=$2 tag=$3
+  local pfx=$1 libdir=$2 tag=$3 dir=()
   prefix=$pfx
-  configure_build_run "consumer_$tag" "$here/c" "C OK" -DSM_LINK=shared
-  ldd "$work/consumer_$tag/consumer" | grep -qF "$pfx/$libdir/libsharedmem.so" \
+  # CMake looks in <prefix>/lib64 only where the platform says so (not on Debian, which has
+  # multiarch): there, name the package's directory, whose relative paths are what is tested.
+  [ "$libdir" = lib64 ] && dir=(-Dsharedmem_DIR="$pfx/lib64/cmake/sharedmem")
+  configure_build_run "consumer_$tag" "$here/c" "C OK" -DSM_LINK=shared "${dir[@]}"
+  loads "$work/consumer_$tag/consumer" "$pfx/$libdir/libsharedmem.so" \
     || { echo "FAIL: the consumer does not load $pfx/$libdir/libsharedmem.so"; exit 1; }
-  configure_build_run "consumer_${tag}_static" "$here/c" "C OK" -DSM_LINK=static
+  configure_build_run "consumer_${tag}_static" "$here/c" "C OK" -DSM_LINK=static "${dir[@]}"
   if [ "${SM_FORTRAN:-0}" = 1 ]; then
-    configure_build "fortran_only_$tag" "$here/fortran_only"
+    configure_build "fortran_only_$tag" "$here/fortran_only" "${dir[@]}"
     run_expect "sum = 332833500, squares(1000) = 998001" "$work/fortran_only_$tag/fortran_only_module"
   fi
+}
+
+# loads <program> <text>: whether ldd lists a library of <program> containing <text>. (ldd's output
+# is taken first: in `ldd | grep -q` under pipefail, grep quitting at its match can kill ldd with
+# SIGPIPE and make the pipeline fail.)
+loads() {
+  local out
+  out=$(ldd "$1") || { echo "ldd $1 failed"; exit 1; }
+  grep -qF -- "$2" <<<"$out"
 }
 
 run_expect() {
@@ -160,12 +172,12 @@ C
   ;;
 c_shared)
   configure_build_run consumer_shared "$here/c" "C OK" -DSM_LINK=shared
-  ldd "$work/consumer_shared/consumer" | grep -q "$prefix/lib/libsharedmem.so" \
+  loads "$work/consumer_shared/consumer" "$prefix/lib/libsharedmem.so" \
     || { echo "FAIL: the consumer does not load the installed library"; ldd "$work/consumer_shared/consumer"; exit 1; }
   ;;
 c_static)
   configure_build_run consumer_static "$here/c" "C OK" -DSM_LINK=static
-  if ldd "$work/consumer_static/consumer" | grep -q libsharedmem; then
+  if loads "$work/consumer_static/consumer" libsharedmem; then
     echo "FAIL: the static consumer still needs libsharedmem.so"; exit 1
   fi
   ;;
@@ -260,7 +272,7 @@ fortran_only)
   configure_build fortran_only "$here/fortran_only"
   run_expect "sum = 332833500, squares(1000) = 998001" "$work/fortran_only/fortran_only_module"
   run_expect "static workers = 3" "$work/fortran_only/fortran_only_static"
-  if ldd "$work/fortran_only/fortran_only_static" | grep -q libsharedmem; then
+  if loads "$work/fortran_only/fortran_only_static" libsharedmem; then
     echo "FAIL: the static program still needs libsharedmem.so"; exit 1
   fi
   ;;
@@ -270,18 +282,20 @@ cxx_only)
   for kind in shared static; do
     run_expect "sum = 332833500, squares[999] = 998001" "$work/cxx_only/cxx_only_$kind"
   done
-  if ldd "$work/cxx_only/cxx_only_static" | grep -q libsharedmem; then
+  if loads "$work/cxx_only/cxx_only_static" libsharedmem; then
     echo "FAIL: the static program still needs libsharedmem.so"; exit 1
   fi
   ;;
 multiarch)
-  libdir=lib/x86_64-linux-gnu
-  build_library "$work/multiarch-build" -DCMAKE_INSTALL_LIBDIR=$libdir
-  pfx=$work/prefix-multiarch
-  install_into "$pfx" "$work/multiarch-build"
-  [ -f "$pfx/$libdir/libsharedmem.so.$(cargo_version)" ] || { echo "FAIL: not installed in $libdir"; exit 1; }
-  check_pkgconfig "$pfx" "$libdir"
-  check_find_package "$pfx" "$libdir" multiarch
+  for libdir in lib/x86_64-linux-gnu lib64; do
+    tag=$(tr / - <<<"$libdir")
+    build_library "$work/build-$tag" -DCMAKE_INSTALL_LIBDIR=$libdir
+    pfx=$work/prefix-$tag
+    install_into "$pfx" "$work/build-$tag"
+    [ -f "$pfx/$libdir/libsharedmem.so.$(cargo_version)" ] || { echo "FAIL: not installed in $libdir"; exit 1; }
+    check_pkgconfig "$pfx" "$libdir"
+    check_find_package "$pfx" "$libdir" "$tag"
+  done
   ;;
 usr_destdir)
   dir=$work/usr-build

@@ -26,7 +26,10 @@ case $1 in
         echo "test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out" ;;
 esac'
 fake cmake 'echo "cmake $*" >> "$LOG"
-if [ "$1" = -S ]; then [ "${FAIL_CONFIGURE:-0}" = 0 ] && mkdir -p build; exit; fi
+if [ "$1" = -S ]; then
+  [ "${FAIL_CONFIGURE:-0}" = 0 ] || exit 1
+  mkdir -p build && echo "CMAKE_GENERATOR:INTERNAL=Unix Makefiles" > build/CMakeCache.txt; exit
+fi
 [ "${FAIL_BUILD:-0}" = 0 ]'
 fake ctest 'echo "ctest $*" >> "$LOG"
 echo "2/10 Test  #2: c.argsort_numpy ...***Skipped   0.01 sec"
@@ -93,6 +96,11 @@ if grep -qE '^ctest' "$work/configure_fails/calls.log"; then
 fi
 grep -qE '^  build +not run' "$work/configure_fails.out" \
   || { echo "FAIL configure_fails: build not reported as not run"; failures=$((failures + 1)); }
+
+# build fails: ctest still runs (the tests whose programs were built give their results).
+# Passed: 1 + 1 + 1 + 7 + 1 + 0 + 8 + 1 + 1 + 4 = 25; failed: build, ctest 1, sanitize 1 = 3.
+run build_fails FAIL_BUILD=1
+expect build_fails 1 "sharedmem tests: 25 passed, 3 failed" '^cmake --build build .* -k' '^ctest' '^sanitize'
 
 if [ $failures -gt 0 ]; then echo "$failures failed"; exit 1; fi
 echo "all passed"
