@@ -24,8 +24,8 @@
 # does not (fmt, clippy, setup, configure, build, fuzz, soak).  A step that fails without a count
 # of failed tests counts as one failure.  Exits nonzero when M > 0.
 set -uo pipefail
-cd "$(dirname "$0")/.."
-. scripts/common.sh
+cd "$(dirname "$0")/.." || exit 1
+. scripts/common.sh || exit 1
 
 jobs="$(nproc 2>/dev/null || echo 2)"
 logs=target/test-logs
@@ -99,7 +99,7 @@ setup() {
     readelf:binutils || return 1
   ensure_cargo || return 1
   # numpy is the reference of tests/c/argsort_numpy.py; never fails (the test then skips).
-  ensure_numpy
+  ensure_numpy python3
 }
 echo "==> setup (tools, cargo, numpy)"
 t0=$SECONDS

@@ -86,7 +86,8 @@ check_pkgconfig() {
   [ "$(cd "$lib" && pwd -P)" = "$(cd "$pfx/$libdir" && pwd -P)" ] \
     || { echo "FAIL: the library directory is not $pfx/$libdir"; exit 1; }
   [ "$(pkg-config --modversion sharedmem)" = "$(cargo_version)" ] || { echo "FAIL: pkg-config version"; exit 1; }
-  local dir=$work/pkgconfig-$(basename "$pfx")
+  local dir
+  dir=$work/pkgconfig-$(basename "$pfx")
   rm -rf "$dir"; mkdir -p "$dir"
   # shellcheck disable=SC2086
   cc -std=c11 -Wall -Wextra -Werror $cflags "$here/c/consumer.c" -o "$dir/consumer" $libs \
@@ -99,17 +100,17 @@ check_pkgconfig() {
 # check_find_package <prefix> <libdir> <tag>: C (shared and static) and, with the Fortran module,
 # Fortran-only consumers find the package under <prefix>, build and run.
 check_find_package() {
-  local pfx=$1 libdir=$2 tag=$3 dir=()
+  local pfx=$1 libdir=$2 tag=$3 pkg_dir=()
   prefix=$pfx
   # CMake looks in <prefix>/lib64 only where the platform says so (not on Debian, which has
   # multiarch): there, name the package's directory, whose relative paths are what is tested.
-  [ "$libdir" = lib64 ] && dir=(-Dsharedmem_DIR="$pfx/lib64/cmake/sharedmem")
-  configure_build_run "consumer_$tag" "$here/c" "C OK" -DSM_LINK=shared "${dir[@]}"
+  [ "$libdir" = lib64 ] && pkg_dir=(-Dsharedmem_DIR="$pfx/lib64/cmake/sharedmem")
+  configure_build_run "consumer_$tag" "$here/c" "C OK" -DSM_LINK=shared "${pkg_dir[@]}"
   loads "$work/consumer_$tag/consumer" "$pfx/$libdir/libsharedmem.so" \
     || { echo "FAIL: the consumer does not load $pfx/$libdir/libsharedmem.so"; exit 1; }
-  configure_build_run "consumer_${tag}_static" "$here/c" "C OK" -DSM_LINK=static "${dir[@]}"
+  configure_build_run "consumer_${tag}_static" "$here/c" "C OK" -DSM_LINK=static "${pkg_dir[@]}"
   if [ "${SM_FORTRAN:-0}" = 1 ]; then
-    configure_build "fortran_only_$tag" "$here/fortran_only" "${dir[@]}"
+    configure_build "fortran_only_$tag" "$here/fortran_only" "${pkg_dir[@]}"
     run_expect "sum = 332833500, squares(1000) = 998001" "$work/fortran_only_$tag/fortran_only_module"
   fi
 }

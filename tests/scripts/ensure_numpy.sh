@@ -75,7 +75,7 @@ scenario() {
   [ "$present" = 1 ] && touch "$dir/numpy"
   local out rc
   out=$(cd "$dir" && env PATH="$work/bin:$PATH" STATE="$dir" SM_NUMPY_VENV="$dir/venv" \
-        FAKE_PIP=$pip FAKE_APT=$apt FAKE_VENV=$venv COMMON="$common" ARG="$arg" \
+        FAKE_PIP="$pip" FAKE_APT="$apt" FAKE_VENV="$venv" COMMON="$common" ARG="$arg" \
         bash -c 'set -euo pipefail
                  . "$COMMON"
                  as_root() { "$@"; }      # the fake apt-get needs no root

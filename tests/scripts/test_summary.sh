@@ -61,7 +61,7 @@ run() {
 # expect <name> <exit status: 0 or nonzero> <last line> <calls that must be in the log...>
 expect() {
   local name=$1 rc=$2 last=$3; shift 3
-  local why= got
+  local why='' got
   got=$(cat "$work/$name.rc")
   if [ "$rc" = 0 ]; then [ "$got" = 0 ] || why="exit status $got, expected 0"
   else [ "$got" != 0 ] || why="exit status 0, expected nonzero"; fi
