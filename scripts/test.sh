@@ -93,13 +93,16 @@ step() {
   record "$name" "$([ "$rc" -eq 0 ] && echo ok || echo FAILED)" "$p" "$f" "$s" $((SECONDS - t0))
 }
 
-# Setup runs in this shell (ensure_cargo and ensure_numpy set PATH and SM_NUMPY_PYTHON).
+# Setup runs in this shell (ensure_cargo and ensure_numpy set PATH and SM_NUMPY_PYTHON), each part
+# even when another failed.
 setup() {
+  local rc=0
   ensure_tools cmake:cmake cc:gcc gcc:gcc c++:g++ gfortran:gfortran pkg-config:pkg-config \
-    readelf:binutils || return 1
-  ensure_cargo || return 1
+    readelf:binutils || rc=1
+  ensure_cargo || rc=1
   # numpy is the reference of tests/c/argsort_numpy.py; never fails (the test then skips).
   ensure_numpy python3
+  return $rc
 }
 echo "==> setup (tools, cargo, numpy)"
 t0=$SECONDS
