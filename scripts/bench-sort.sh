@@ -11,7 +11,7 @@
 # About 5-8 minutes on 2 cores; needs ~3.5 GB free in $TMPDIR (or /tmp) and ~3 GB of memory.
 #
 # Build: target sharedmem_sort_bench of the top-level CMake build in build-bench/ (bench/CMakeLists.txt);
-# otherwise g++ by hand against target/release/libsharedmem.so. Installs numpy with pip if missing.
+# otherwise g++ by hand against target/release/libsharedmem.so. Installs numpy if missing (ensure_numpy).
 # Forces 2 workers/threads: OMP_NUM_THREADS=2, OMP_PROC_BIND and the other libgomp placement/wait
 # variables unset. Environment: SM_BENCH_NO_CMAKE=1 forces the g++ build; SM_SORT_BENCH_SIZES and
 # SM_SORT_BENCH_FILE_GB shrink the run for development (the report then says it is not standard).
@@ -52,10 +52,8 @@ if [[ -z "$BIN" ]]; then
       -L"$LIBDIR" -lsharedmem -Wl,-rpath,"$LIBDIR"
 fi
 
-if ! "$PY" -c 'import numpy' 2>/dev/null; then
-  echo "bench-sort.sh: installing numpy (pip)" >&2
-  "$PY" -m pip install --quiet numpy >&2
-fi
+ensure_numpy "$PY" >&2
+PY=${SM_NUMPY_PYTHON:-$PY}
 
 export OMP_NUM_THREADS=2
 unset OMP_PROC_BIND OMP_PLACES GOMP_CPU_AFFINITY OMP_WAIT_POLICY GOMP_SPINCOUNT OMP_DYNAMIC OMP_SCHEDULE

@@ -53,3 +53,57 @@ configure_build() {
   fi
   cmake -S . -B build "$@"
 }
+
+# ensure_numpy [PYTHON]: makes numpy importable for the tests that compare with it, and sets
+# SM_NUMPY_PYTHON to the interpreter that has it (PYTHON, default python3, or a virtual
+# environment's).  Tries, in order: numpy already there; pip; the distribution's python3-numpy
+# (apt-get), when pip refuses (PEP 668: "externally-managed-environment", the default of Debian
+# 12 and Ubuntu 24.04) or is missing; a virtual environment in target/numpy-venv with pip.  Never
+# fails: when all of that fails, it says so and returns 0, and the numpy tests skip with their
+# reason (SM_NUMPY_PYTHON is then PYTHON, or empty without any python).
+ensure_numpy() {
+  local py out venv=${SM_NUMPY_VENV:-$PWD/target/numpy-venv}
+  SM_NUMPY_PYTHON=
+  if ! py=$(command -v "${1:-python3}"); then
+    echo "note: no ${1:-python3}: the tests that compare with numpy will be skipped" >&2
+    return 0
+  fi
+  SM_NUMPY_PYTHON=$py
+  "$py" -c 'import numpy' 2>/dev/null && return 0
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import numpy' 2>/dev/null; then
+    SM_NUMPY_PYTHON=$venv/bin/python
+    echo "==> numpy: using the virtual environment $venv"
+    return 0
+  fi
+
+  echo "==> numpy: installing it for $py (pip)"
+  if out=$("$py" -m pip install --quiet numpy 2>&1) && "$py" -c 'import numpy' 2>/dev/null; then
+    return 0
+  fi
+  printf '%s\n' "$out" | tail -n 4 >&2
+
+  if command -v apt-get >/dev/null 2>&1 \
+     && { grep -q 'externally-managed-environment' <<<"$out" \
+          || ! "$py" -m pip --version >/dev/null 2>&1; }; then
+    echo "==> numpy: pip cannot install it here; installing the distribution's python3-numpy (apt-get)"
+    if as_root env DEBIAN_FRONTEND=noninteractive apt-get update \
+       && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-numpy \
+       && "$py" -c 'import numpy' 2>/dev/null; then
+      return 0
+    fi
+  fi
+
+  echo "==> numpy: trying a virtual environment in $venv"
+  # (Debian's python3 makes a venv only with python3-venv installed; a failed one is removed.)
+  if { [ -x "$venv/bin/python" ] || "$py" -m venv "$venv" || { rm -rf "$venv"; false; }; } \
+     && "$venv/bin/python" -m pip install --quiet numpy \
+     && "$venv/bin/python" -c 'import numpy' 2>/dev/null; then
+    SM_NUMPY_PYTHON=$venv/bin/python
+    return 0
+  fi
+
+  echo "warning: numpy could not be installed (no network? no root?); the tests that compare" \
+       "with numpy (c.argsort_numpy) will be skipped.  Install python3-numpy, or numpy with pip," \
+       "to run them." >&2
+  return 0
+}

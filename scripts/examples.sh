@@ -4,8 +4,9 @@
 #   scripts/examples.sh
 #
 # Installs cmake and a C compiler with apt-get when they are missing, builds
-# the Rust library and the examples in build/, then runs every example once
-# per backend through ctest and prints their output.
+# the Rust library and the examples (target sharedmem_examples: not the tests)
+# in build/, then runs every example once per backend through ctest and prints
+# their output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/common.sh
@@ -14,9 +15,9 @@ ensure_tools cmake:cmake cc:gcc
 ensure_cargo
 
 echo "==> configure (build/)"
-configure_build
+configure_build -DSM_BUILD_EXAMPLES=ON
 echo "==> build"
-cmake --build build -j "$(nproc 2>/dev/null || echo 2)"
+cmake --build build -j "$(nproc 2>/dev/null || echo 2)" --target sharedmem_examples
 echo "==> run the examples"
 cd build
 ctest -L example --output-on-failure -V

@@ -11,8 +11,18 @@
 # cxx            a C++17 consumer of sharedmem.hpp through find_package
 # fortran        a Fortran consumer of the `sharedmem` module through find_package
 # fortran_moved  the Fortran consumer against its own prefix, installed and then moved elsewhere
-# python         a Python program that dlopens the installed .so with ctypes
+# c_pkgconfig_moved  the pkg-config build against its own prefix, installed and then moved elsewhere
+# python         a Python program that dlopens the installed .so with ctypes; the README's example
+#                finds it through SHAREDMEM_LIB, SHAREDMEM_PREFIX or the loader's path
 # no_fortran     a build without the Fortran module (as without gfortran) installs and says so
+# fortran_only   a Fortran-only project (project(x Fortran)): the module, and the static library
+# cxx_only       a C++-only project (project(x CXX)): shared and static library
+# multiarch      builds with CMAKE_INSTALL_LIBDIR=lib/x86_64-linux-gnu (Debian's multiarch layout)
+#                and lib64: pkg-config and find_package consumers
+# usr_destdir    a build for the prefix /usr (GNUInstallDirs picks the libdir: lib/<multiarch> on
+#                Debian), staged with DESTDIR=<work>/stage: pkg-config and find_package consumers
+# embed          sharedmem embedded with add_subdirectory (not the top-level project) builds the
+#                library alone, no test, example or benchmark; top-level, it registers them
 #
 # Exit 77 = skipped (ctest SKIP_RETURN_CODE), with the reason printed.
 set -euo pipefail
@@ -24,17 +34,94 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 skip() { echo "SKIPPED: $*"; exit 77; }
 
-# configure_build_run <name> <source> <expected output> [cmake args...]: builds a consumer project
-# from scratch against the prefix and runs the executable of the same name.
-configure_build_run() {
-  local name=$1 src=$2 expect=$3; shift 3
+# configure_build <name> <source> [cmake args...]: builds a consumer project from scratch against
+# the prefix, in <work>/<name>.
+configure_build() {
+  local name=$1 src=$2; shift 2
   local dir=$work/$name
   rm -rf "$dir"
   cmake -S "$src" -B "$dir" -DCMAKE_PREFIX_PATH="$prefix" "$@"
   cmake --build "$dir" -j "$jobs"
+}
+
+# configure_build_run <name> <source> <expected output> [cmake args...]: configure_build, then runs
+# the executable of the same name.
+configure_build_run() {
+  local name=$1 src=$2 expect=$3; shift 3
+  configure_build "$name" "$src" "$@"
   local exe
-  exe=$(find "$dir" -maxdepth 1 -type f -perm -u+x -name "${name%%_*}*" | head -n 1)
+  exe=$(find "$work/$name" -maxdepth 1 -type f -perm -u+x -name "${name%%_*}*" | head -n 1)
   run_expect "$expect" "$exe"
+}
+
+cargo_version() { sed -n 's/^version = "\([0-9.]*\)"/\1/p' "$source_dir/Cargo.toml" | head -n 1; }
+
+# build_library <dir> [cmake args...]: configures and builds sharedmem itself (the library alone)
+# in <dir>, from scratch.
+build_library() {
+  local dir=$1; shift
+  rm -rf "$dir"
+  cmake -S "$source_dir" -B "$dir" -DSM_BUILD_TESTS=OFF -DSM_BUILD_BENCH=OFF -DSM_BUILD_EXAMPLES=OFF "$@"
+  cmake --build "$dir" -j "$jobs"
+}
+
+# check_pkgconfig <prefix> <libdir>: pkg-config, through <prefix>/<libdir>/pkgconfig, names
+# directories that exist and hold the header and the library, and a C program built with its flags
+# (and no other) runs.
+check_pkgconfig() {
+  local pfx=$1 libdir=$2 cflags libs
+  command -v pkg-config >/dev/null || skip "pkg-config is not installed"
+  export PKG_CONFIG_PATH=$pfx/$libdir/pkgconfig
+  cflags=$(pkg-config --cflags sharedmem)
+  libs=$(pkg-config --libs sharedmem)
+  echo "pkg-config --cflags: $cflags"
+  echo "pkg-config --libs:   $libs"
+  local inc lib
+  inc=$(sed -n 's/^-I\([^ ]*\).*/\1/p' <<<"$cflags")
+  lib=$(sed -n 's/^-L\([^ ]*\) .*/\1/p' <<<"$libs")
+  [ -f "$inc/sharedmem.h" ] || { echo "FAIL: --cflags names '$inc', which has no sharedmem.h"; exit 1; }
+  [ -f "$lib/libsharedmem.so" ] || { echo "FAIL: --libs names '$lib', which has no libsharedmem.so"; exit 1; }
+  [ "$(cd "$inc" && pwd -P)" = "$(cd "$pfx/include" && pwd -P)" ] \
+    || { echo "FAIL: the include directory is not $pfx/include"; exit 1; }
+  [ "$(cd "$lib" && pwd -P)" = "$(cd "$pfx/$libdir" && pwd -P)" ] \
+    || { echo "FAIL: the library directory is not $pfx/$libdir"; exit 1; }
+  [ "$(pkg-config --modversion sharedmem)" = "$(cargo_version)" ] || { echo "FAIL: pkg-config version"; exit 1; }
+  local dir
+  dir=$work/pkgconfig-$(basename "$pfx")
+  rm -rf "$dir"; mkdir -p "$dir"
+  # shellcheck disable=SC2086
+  cc -std=c11 -Wall -Wextra -Werror $cflags "$here/c/consumer.c" -o "$dir/consumer" $libs \
+     -Wl,-rpath,"$lib"
+  run_expect "C OK" "$dir/consumer"
+  loads "$dir/consumer" "$lib/libsharedmem.so" \
+    || { echo "FAIL: the program does not load $lib/libsharedmem.so"; ldd "$dir/consumer"; exit 1; }
+}
+
+# check_find_package <prefix> <libdir> <tag>: C (shared and static) and, with the Fortran module,
+# Fortran-only consumers find the package under <prefix>, build and run.
+check_find_package() {
+  local pfx=$1 libdir=$2 tag=$3 pkg_dir=()
+  prefix=$pfx
+  # CMake looks in <prefix>/lib64 only where the platform says so (not on Debian, which has
+  # multiarch): there, name the package's directory, whose relative paths are what is tested.
+  [ "$libdir" = lib64 ] && pkg_dir=(-Dsharedmem_DIR="$pfx/lib64/cmake/sharedmem")
+  configure_build_run "consumer_$tag" "$here/c" "C OK" -DSM_LINK=shared "${pkg_dir[@]}"
+  loads "$work/consumer_$tag/consumer" "$pfx/$libdir/libsharedmem.so" \
+    || { echo "FAIL: the consumer does not load $pfx/$libdir/libsharedmem.so"; exit 1; }
+  configure_build_run "consumer_${tag}_static" "$here/c" "C OK" -DSM_LINK=static "${pkg_dir[@]}"
+  if [ "${SM_FORTRAN:-0}" = 1 ]; then
+    configure_build "fortran_only_$tag" "$here/fortran_only" "${pkg_dir[@]}"
+    run_expect "sum = 332833500, squares(1000) = 998001" "$work/fortran_only_$tag/fortran_only_module"
+  fi
+}
+
+# loads <program> <text>: whether ldd lists a library of <program> containing <text>. (ldd's output
+# is taken first: in `ldd | grep -q` under pipefail, grep quitting at its match can kill ldd with
+# SIGPIPE and make the pipeline fail.)
+loads() {
+  local out
+  out=$(ldd "$1") || { echo "ldd $1 failed"; exit 1; }
+  grep -qF -- "$2" <<<"$out"
 }
 
 run_expect() {
@@ -86,12 +173,12 @@ C
   ;;
 c_shared)
   configure_build_run consumer_shared "$here/c" "C OK" -DSM_LINK=shared
-  ldd "$work/consumer_shared/consumer" | grep -q "$prefix/lib/libsharedmem.so" \
+  loads "$work/consumer_shared/consumer" "$prefix/lib/libsharedmem.so" \
     || { echo "FAIL: the consumer does not load the installed library"; ldd "$work/consumer_shared/consumer"; exit 1; }
   ;;
 c_static)
   configure_build_run consumer_static "$here/c" "C OK" -DSM_LINK=static
-  if ldd "$work/consumer_static/consumer" | grep -q libsharedmem; then
+  if loads "$work/consumer_static/consumer" libsharedmem; then
     echo "FAIL: the static consumer still needs libsharedmem.so"; exit 1
   fi
   ;;
@@ -132,11 +219,35 @@ fortran_moved)
   prefix=$moved
   configure_build_run fortran_moved "$here/fortran" "FORTRAN OK"
   ;;
+c_pkgconfig_moved)
+  prefix=$work/prefix-pc-before-move
+  install_into "$prefix"
+  moved=$work/prefix-pc-after-move
+  rm -rf "$moved"
+  mv "$prefix" "$moved"
+  check_pkgconfig "$moved" lib
+  ;;
 python)
   py=${SM_PYTHON3:-}
   [ -n "$py" ] && [ -x "$py" ] || skip "python3 is not installed"
   run_expect "PYTHON OK" "$py" "$here/python/ctypes_test.py" "$prefix/lib/libsharedmem.so"
-  run_expect "sum = 332833500" "$py" "$here/python/readme_example.py" "$prefix/lib/libsharedmem.so"
+  # The README's example, as a user runs it: the library's path from the environment, or found on
+  # the loader's path.
+  example=$here/python/readme_example.py
+  run_expect "sum = 332833500" env -u SHAREDMEM_PREFIX SHAREDMEM_LIB="$prefix/lib/libsharedmem.so.0" "$py" "$example"
+  run_expect "sum = 332833500" env -u SHAREDMEM_LIB SHAREDMEM_PREFIX="$prefix" "$py" "$example"
+  run_expect "sum = 332833500" env -u SHAREDMEM_LIB -u SHAREDMEM_PREFIX LD_LIBRARY_PATH="$prefix/lib" \
+    "$py" "$example"
+  # Nowhere to be found: a message saying what to set, not a traceback.
+  cache=$(ldconfig -p 2>/dev/null || true)
+  if ! grep -q libsharedmem <<<"$cache"; then
+    if out=$(env -u SHAREDMEM_LIB -u SHAREDMEM_PREFIX -u LD_LIBRARY_PATH "$py" "$example" 2>&1); then
+      echo "FAIL: the example ran without the library"; exit 1
+    fi
+    echo "$out"
+    grep -q "SHAREDMEM_LIB" <<<"$out" && ! grep -q Traceback <<<"$out" \
+      || { echo "FAIL: no clear message when the library is not found"; exit 1; }
+  fi
   ;;
 no_fortran)
   # The branch a machine without gfortran takes (SM_WITH_FORTRAN=OFF skips the compiler search).
@@ -157,6 +268,71 @@ no_fortran)
     echo "FAIL: find_package(sharedmem COMPONENTS fortran) succeeded without the module"; exit 1
   fi
   grep -q "fortran" "$work/fortran-without-module.log" || { cat "$work/fortran-without-module.log"; exit 1; }
+  ;;
+fortran_only)
+  [ "${SM_FORTRAN:-0}" = 1 ] || skip "sharedmem was configured without a Fortran compiler (install gfortran)"
+  configure_build fortran_only "$here/fortran_only"
+  run_expect "sum = 332833500, squares(1000) = 998001" "$work/fortran_only/fortran_only_module"
+  run_expect "static workers = 3" "$work/fortran_only/fortran_only_static"
+  if loads "$work/fortran_only/fortran_only_static" libsharedmem; then
+    echo "FAIL: the static program still needs libsharedmem.so"; exit 1
+  fi
+  ;;
+cxx_only)
+  command -v c++ >/dev/null || skip "no C++ compiler"
+  configure_build cxx_only "$here/cxx_only"
+  for kind in shared static; do
+    run_expect "sum = 332833500, squares[999] = 998001" "$work/cxx_only/cxx_only_$kind"
+  done
+  if loads "$work/cxx_only/cxx_only_static" libsharedmem; then
+    echo "FAIL: the static program still needs libsharedmem.so"; exit 1
+  fi
+  ;;
+multiarch)
+  for libdir in lib/x86_64-linux-gnu lib64; do
+    tag=$(tr / - <<<"$libdir")
+    build_library "$work/build-$tag" -DCMAKE_INSTALL_LIBDIR=$libdir
+    pfx=$work/prefix-$tag
+    install_into "$pfx" "$work/build-$tag"
+    [ -f "$pfx/$libdir/libsharedmem.so.$(cargo_version)" ] || { echo "FAIL: not installed in $libdir"; exit 1; }
+    check_pkgconfig "$pfx" "$libdir"
+    check_find_package "$pfx" "$libdir" "$tag"
+  done
+  ;;
+usr_destdir)
+  dir=$work/usr-build
+  build_library "$dir" -DCMAKE_INSTALL_PREFIX=/usr
+  libdir=$(sed -n 's/^CMAKE_INSTALL_LIBDIR:PATH=//p' "$dir/CMakeCache.txt")
+  echo "GNUInstallDirs chose CMAKE_INSTALL_LIBDIR=$libdir for the prefix /usr"
+  stage=$work/stage
+  rm -rf "$stage"
+  DESTDIR=$stage cmake --install "$dir"
+  [ -f "$stage/usr/$libdir/libsharedmem.so.$(cargo_version)" ] || { echo "FAIL: not staged in $stage/usr/$libdir"; exit 1; }
+  [ -z "$(find "$stage" -mindepth 1 -maxdepth 1 ! -name usr)" ] || { echo "FAIL: files staged outside usr/"; exit 1; }
+  check_pkgconfig "$stage/usr" "$libdir"
+  check_find_package "$stage/usr" "$libdir" usr_destdir
+  ;;
+embed)
+  dir=$work/embed
+  rm -rf "$dir"
+  cmake -S "$here/embed" -B "$dir" -DSM_SOURCE_DIR="$source_dir"
+  tests=$(cd "$dir" && ctest -N | sed -n 's/^Total Tests: //p')
+  [ "$tests" = 0 ] || { echo "FAIL: embedded, sharedmem registers $tests tests"; (cd "$dir" && ctest -N); exit 1; }
+  cmake --build "$dir" -j "$jobs"
+  built=$(cd "$dir" && find . -path ./sharedmem/fortran-modules -prune -o -name CMakeFiles -prune -o \
+            -type f -perm -u+x -print | sort)
+  echo "executables built: $built"
+  [ "$built" = "./embed_consumer" ] || { echo "FAIL: more than the consumer was built"; exit 1; }
+  run_expect "C OK" "$dir/embed_consumer"
+  # Top-level (configured only), the same source tree registers its tests and examples.
+  top=$work/toplevel
+  rm -rf "$top"
+  cmake -S "$source_dir" -B "$top" > "$work/toplevel-configure.log"
+  (cd "$top" && ctest -N) > "$work/toplevel-tests.txt"
+  for t in example_readme package.install; do
+    grep -q ": $t\$" "$work/toplevel-tests.txt" || { echo "FAIL: top-level, $t is not registered"; exit 1; }
+  done
+  echo "top-level: $(sed -n 's/^Total Tests: //p' "$work/toplevel-tests.txt") tests registered"
   ;;
 *)
   echo "unknown step $step"; exit 2

@@ -1,8 +1,16 @@
 # The Python example for README.md, verbatim below this line (run by tests/package/run.sh).
-import ctypes, sys
+import ctypes, ctypes.util, os, sys
 from ctypes import CFUNCTYPE, c_double, c_int, c_size_t, c_void_p, c_char_p
 
-lib = ctypes.CDLL(sys.argv[1] if len(sys.argv) > 1 else "libsharedmem.so.0")
+# The library: $SHAREDMEM_LIB (its path), else $SHAREDMEM_PREFIX/lib (the install prefix), else the
+# loader's search path (LD_LIBRARY_PATH, ldconfig).
+path = os.environ.get("SHAREDMEM_LIB") or (
+    os.path.join(os.environ["SHAREDMEM_PREFIX"], "lib", "libsharedmem.so.0")
+    if os.environ.get("SHAREDMEM_PREFIX") else ctypes.util.find_library("sharedmem"))
+if not path:
+    sys.exit("libsharedmem not found: set SHAREDMEM_LIB=/path/to/libsharedmem.so.0 "
+             "or SHAREDMEM_PREFIX=<the install prefix>")
+lib = ctypes.CDLL(path)
 callback = CFUNCTYPE(c_int, c_void_p, c_size_t, c_void_p)   # int (*)(void *ctx, size_t job, void *result)
 lib.sm_pool_new.restype = c_void_p
 lib.sm_pool_free.argtypes = [c_void_p]
