@@ -227,7 +227,15 @@ fn hook_failed(ctl: &Control, w: usize, failure: HookFailure) {
     ctl.worker(w)
         .hook_failure
         .store(failure.pack(), Ordering::Release);
-    ctl.header().limit.store(0, Ordering::SeqCst);
+    let h = ctl.header();
+    if ctl.is_region {
+        // The region reports the first worker that stopped it: this hook, if nobody before it.
+        let _ =
+            h.team
+                .stopped_by
+                .compare_exchange(0, w as u32 + 1, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    h.limit.store(0, Ordering::SeqCst);
     if ctl.is_region {
         // Members waiting at a barrier or for a turn look at the limit once woken.
         ctl.wake_region_waiters();

@@ -10,7 +10,8 @@
  *     and the job's own comes back after it.
  *  5. SM_STOP (from a job, from the region) and worker_reduce returning nonzero: SM_STOPPED,
  *     worker_reduce ran; failing worker_init / worker_fini in a region: SM_ERR_JOB naming the
- *     worker, worker_reduce not run, the pool still works.
+ *     worker (also when the other workers then fail because of it), worker_reduce not run, the
+ *     pool still works.
  *  6. process backend: a worker that dies in a map or region with per-worker results gives
  *     SM_ERR_WORKER_DIED, and worker_reduce does not run.
  *  7. sm_parallel_ex argument checks: NULL pool / region, opts->size too small or with unknown
@@ -40,6 +41,7 @@ typedef struct {
   int die_in;         /* process backend: worker (region) or job (map) that kills itself (-1) */
   int wreduce_stop;   /* worker_reduce returns 5 for this worker (-1: none) */
   int nest;           /* jobs 0..nest-1 run nested maps/regions */
+  int barrier_failed; /* what the region returns when its barrier fails (the region is stopped) */
   sm_schedule sched;
   /* caller side */
   int64_t total, count;
@@ -170,7 +172,7 @@ static int region(void *vctx) {
       a->count++;
     }
   if (w == c->die_in) raise(SIGKILL);
-  if (sm_barrier(c->pool) != SM_OK) return 0;
+  if (sm_barrier(c->pool) != SM_OK) return c->barrier_failed;
   return w == c->stop_job ? SM_STOP : 0;
 }
 
@@ -296,9 +298,10 @@ int main(int argc, char **argv) {
   }
   for (int which = 0; which < 2; which++) {
     ctx_t c = new_ctx(pool, team);
-    if (which == 0)
+    if (which == 0) {
       c.fail_init_in = team - 1;
-    else
+      c.barrier_failed = 55; /* a consequence of the failed init: not what the region reports */
+    } else
       c.fail_fini_in = team - 1;
     sm_map_opts o = opts_for(0);
     sm_status s = sm_parallel_ex(pool, region, &c, &o);
