@@ -358,6 +358,10 @@ pub struct Control {
     pub interrupt_baseline: Option<u64>,
     /// More workers than CPUs: waits inside a region spin only briefly before sleeping.
     pub oversubscribed: bool,
+    /// A region with per-worker hooks: when a member returns SM_STOP, the others are not killed
+    /// (process workers) but return at their next construct and run worker_fini, so that
+    /// worker_reduce combines every worker's result, as after a map's SM_STOP.
+    pub finish_on_stop: bool,
 }
 
 // SAFETY: every field shared between workers is an atomic or is partitioned among them by the
@@ -491,6 +495,7 @@ impl Control {
             is_region: false,
             interrupt_baseline: None,
             oversubscribed: false,
+            finish_on_stop: false,
         };
         ctl.init();
         Ok(ctl)

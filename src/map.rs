@@ -202,6 +202,9 @@ pub fn run_region(
             let mut ctl = Control::new(n as u64, n, 0, false, options.wresult_size, spare)?;
             ctl.is_region = true;
             ctl.oversubscribed = pool.oversubscribed();
+            ctl.finish_on_stop = options.worker_fini.is_some()
+                || options.worker_reduce.is_some()
+                || options.wresult_size > 0;
             let duties = CallerDuties {
                 reducer: None,
                 interrupt: Some(&interrupt),

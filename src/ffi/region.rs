@@ -49,7 +49,9 @@ pub extern "C" fn sm_parallel(
 /// `worker_fini(ctx, worker, wresult)` after it, with its own zeroed per-worker result of
 /// `wresult_size` bytes, which the region reaches through `sm_worker_local()`; `worker_reduce`
 /// then runs on the caller once per worker, in worker order, after every worker returned, only
-/// when the region succeeded or stopped on request (SM_STOP). So `omp parallel for
+/// when the region succeeded or stopped on request (SM_STOP: then process workers are not
+/// killed, but, like threads, return at their next construct and run worker_fini, so that every
+/// worker's result is combined). So `omp parallel for
 /// reduction(+:sx, sy)` becomes a `struct {double sx, sy;}` per-worker result that the region
 /// adds into and worker_reduce adds into ctx. `opts->chunk` must be 0 and `opts->progress` NULL
 /// (a region has no jobs to count or chunk; loops take their chunk in `sm_for_next`).

@@ -9,7 +9,7 @@
  *  4. nesting: a map or region inside a job has its own per-worker result (or NULL without one),
  *     and the job's own comes back after it.
  *  5. SM_STOP (from a job, from the region) and worker_reduce returning nonzero: SM_STOPPED,
- *     worker_reduce ran; failing worker_init / worker_fini in a region: SM_ERR_JOB naming the
+ *     worker_reduce ran (for every worker, also process workers busy when the stop came); failing worker_init / worker_fini in a region: SM_ERR_JOB naming the
  *     worker (also when the other workers then fail because of it), worker_reduce not run, the
  *     pool still works.
  *  6. process backend: a worker that dies in a map or region with per-worker results gives
@@ -176,6 +176,18 @@ static int region(void *vctx) {
   return w == c->stop_job ? SM_STOP : 0;
 }
 
+/* Worker stop_job stops the region at once; the others are busy (no construct to notice the
+ * stop at) and must still finish with their per-worker results combined. */
+static int region_stop_early(void *vctx) {
+  ctx_t *c = vctx;
+  acc_t *a = sm_worker_local();
+  JCHECK(a != NULL, "region_stop_early: sm_worker_local() is NULL: %s", last_err());
+  if (sm_worker_id() == c->stop_job) return SM_STOP;
+  msleep(150);
+  a->count++;
+  return 0;
+}
+
 static int region_without(void *vctx) {
   (void)vctx;
   JCHECK(sm_worker_local() == NULL, "sm_parallel: sm_worker_local() is not NULL");
@@ -287,6 +299,16 @@ int main(int argc, char **argv) {
     CHECK_STATUS(sm_parallel_ex(pool, region, &c, &o), SM_STOPPED, "region, SM_STOP");
     CHECK(icontains(sm_last_error(), "SM_STOP"), "region, SM_STOP: \"%s\"", last_err());
     check_reduced_all(&c, LOOP_N, "region, SM_STOP");
+  }
+  {
+    /* Process workers are not killed by a stop request when the region has per-worker results. */
+    ctx_t c = new_ctx(pool, team);
+    c.stop_job = 0;
+    sm_map_opts o = opts_for(0);
+    CHECK_STATUS(sm_parallel_ex(pool, region_stop_early, &c, &o), SM_STOPPED, "region stopped at once");
+    CHECK(c.nreduced == team && c.count == team - 1,
+          "region stopped at once: worker_reduce ran %d times for a team of %d, %lld busy workers counted",
+          c.nreduced, team, (long long)c.count);
   }
   {
     ctx_t c = new_ctx(pool, team);
