@@ -15,8 +15,9 @@
  *  6. process backend: a worker that dies in a map or region with per-worker results gives
  *     SM_ERR_WORKER_DIED, and worker_reduce does not run.
  *  7. sm_parallel_ex argument checks: NULL pool / region, opts->size too small or with unknown
- *     nonzero fields, chunk != 0, a progress callback: SM_ERR_INVALID with a message; NULL opts is
- *     sm_parallel (sm_worker_local() NULL inside). */
+ *     nonzero fields, chunk != 0, a progress callback: SM_ERR_INVALID with a message; a per-worker
+ *     result too large to allocate: SM_ERR_NOMEM before anything runs; NULL opts is sm_parallel
+ *     (sm_worker_local() NULL inside). */
 #include "testutil.h"
 
 #define NJOBS 20011
@@ -382,6 +383,12 @@ int main(int argc, char **argv) {
     bigger.newer = 1;
     CHECK(sm_parallel_ex(pool, region, &c, &bigger.o) == SM_ERR_INVALID && icontains(sm_last_error(), "newer"),
           "a newer caller's struct: \"%s\"", last_err());
+    sm_map_opts huge = opts_for(0);
+    huge.wresult_size = SIZE_MAX / 2;
+    CHECK(sm_parallel_ex(pool, region, &c, &huge) == SM_ERR_NOMEM && icontains(sm_last_error(), "wresult_size"),
+          "sm_parallel_ex, wresult_size SIZE_MAX / 2: \"%s\"", last_err());
+    CHECK(sm_map_ex(pool, 10, job, NULL, 0, &c, &huge) == SM_ERR_NOMEM && icontains(sm_last_error(), "wresult_size"),
+          "sm_map_ex, wresult_size SIZE_MAX / 2: \"%s\"", last_err());
     CHECK(c.nreduced == 0 && atomic_load(&g_jf->nfail) == 0, "a refused call ran something");
     bigger.newer = 0; /* unknown fields left zero are fine */
     CHECK_STATUS(sm_parallel_ex(pool, region, &c, &bigger.o), SM_OK, "a newer caller's struct, extra fields 0");
