@@ -129,6 +129,9 @@ module sharedmem
   !> SIZE_MAX as a c_size_t (same bits): pass it as sm_fromfile's count for "to the end of file".
   integer(c_size_t), parameter, public :: SM_SIZE_MAX = -1_c_size_t
 
+  !> Every result and per-worker result (and sm_worker_local()) is aligned to this many bytes.
+  integer(c_size_t), parameter, public :: SM_RESULT_ALIGN = 16_c_size_t
+
   ! --- Callbacks -------------------------------------------------------------------------------
 
   ! Write each callback as a bind(C) module function with exactly these arguments and pass
@@ -162,7 +165,8 @@ module sharedmem
     end function sm_region
   end interface
 
-  !> Options of sm_map_ex (C struct sm_map_opts). Set size = c_sizeof(opts) and every field:
+  !> Options of sm_map_ex and sm_parallel_ex (C struct sm_map_opts). Set size = c_sizeof(opts)
+  !> and every field:
   !> chunk (0: adaptive), worker_init / worker_fini / worker_reduce (c_funloc(...) or
   !> c_null_funptr), wresult_size (bytes of each worker's result) and progress (a subroutine
   !> progress(ctx, done, total) with value arguments, called on the caller, or c_null_funptr).
@@ -183,6 +187,7 @@ module sharedmem
   public :: sm_critical_enter, sm_critical_leave, sm_ordered_enter, sm_ordered_leave
   public :: sm_worker_id, sm_argsort, sm_empty, sm_free, sm_fromfile
   public :: sm_parallel, sm_for_next, sm_barrier, sm_single, sm_master, sm_num_workers
+  public :: sm_worker_local, sm_parallel_ex
   public :: sm_last_error, sm_last_status, sm_status_str, sm_set_debug
 
   interface
@@ -262,6 +267,15 @@ module sharedmem
       import :: c_int
     end function sm_worker_id
 
+    !> The calling worker's per-worker result (opts%wresult_size bytes, zeroed at the start):
+    !> inside a job of sm_map_ex or the region of sm_parallel_ex, and their worker_init and
+    !> worker_fini, when wresult_size > 0. c_f_pointer it to your accumulator (OpenMP's
+    !> reduction variables); worker_reduce gets it on the caller. c_null_ptr (with a message)
+    !> outside a job or region, or without a per-worker result.
+    type(c_ptr) function sm_worker_local() bind(C, name="sm_worker_local")
+      import :: c_ptr
+    end function sm_worker_local
+
     !> Runs region(ctx) once in every worker of the pool at the same time (OpenMP `parallel`):
     !> region is c_funloc of an sm_region function. Inside, the workers share loops with
     !> sm_for_next and synchronise with sm_barrier, sm_single, sm_master and sm_critical_*.
@@ -272,6 +286,18 @@ module sharedmem
       type(c_funptr), value :: region
       type(c_ptr), value :: ctx
     end function sm_parallel
+
+    !> sm_parallel with sm_map_opts: worker_init before the region and worker_fini after it in
+    !> every worker, with its per-worker result (sm_worker_local), and worker_reduce on the caller
+    !> once per worker, in worker order. opts%chunk must be 0 and opts%progress c_null_funptr.
+    integer(c_int) function sm_parallel_ex(pool, region, ctx, opts) &
+        bind(C, name="sm_parallel_ex")
+      import :: c_ptr, c_funptr, c_int, sm_map_opts
+      type(c_ptr), value :: pool
+      type(c_funptr), value :: region
+      type(c_ptr), value :: ctx
+      type(sm_map_opts), intent(in) :: opts
+    end function sm_parallel_ex
 
     !> The work-shared loop over [start, end) in a region (OpenMP `do`): every worker calls
     !> `do while (sm_for_next(pool, start, end, schedule, chunk, flags, lo, hi) == 1)` with the

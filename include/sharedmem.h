@@ -42,6 +42,11 @@
 // allocated is SM_ERR_NOMEM. (Return bigger data through `sm_empty` memory.)
 #define SM_MAX_RESULT_SIZE 4294967296
 
+// Every `result` and `wresult` pointer sharedmem hands to a callback (and `sm_worker_local()`)
+// is aligned to at least this many bytes, `alignof(max_align_t)` on x86_64 and aarch64 Linux,
+// whatever `result_size` / `wresult_size` is: cast it to a struct of yours freely.
+#define SM_RESULT_ALIGN 16
+
 // `sm_for_next` flag: the loop has an ordered section (`sm_ordered_enter`/`sm_ordered_leave`
 // around part of each iteration's body), run in iteration order.
 #define SM_FOR_ORDERED 1
@@ -128,20 +133,23 @@ typedef enum {
 typedef struct sm_pool sm_pool;
 
 // A job: `work(ctx, job, result)` for `job` in [0, njobs). `result` points to `result_size` zeroed
-// bytes the job may fill (NULL when result_size is 0). Return 0 on success, `SM_STOP` to stop the
-// map early, any other value to fail the map with `SM_ERR_JOB`.
+// bytes the job may fill, aligned to `SM_RESULT_ALIGN` (NULL when result_size is 0). Return 0 on
+// success, `SM_STOP` to stop the map early, any other value to fail the map with `SM_ERR_JOB`.
 typedef int (*sm_work_fn)(void *ctx, size_t job, void *result);
 
-// Called on the caller, in increasing job order, once per completed job, with that job's result.
-// Return 0 to go on, nonzero to stop the map (`SM_STOPPED`).
+// Called on the caller, in increasing job order, once per completed job, with that job's result
+// (aligned to `SM_RESULT_ALIGN`). Return 0 to go on, nonzero to stop the map (`SM_STOPPED`).
 typedef int (*sm_reduce_fn)(void *ctx, size_t job, void *result);
 
 // `worker_init(ctx, worker)`: runs in each worker before its first job (every worker of the map
-// runs it once). Return 0 to go on; nonzero stops the map with `SM_ERR_JOB`.
+// runs it once; in `sm_parallel_ex`, before the region). It reaches the worker's per-worker
+// result, to set it up, with `sm_worker_local()`. Return 0 to go on; nonzero stops the map with
+// `SM_ERR_JOB`.
 typedef int (*sm_worker_init_fn)(void *ctx, int worker);
 
 // `worker_fini(ctx, worker, wresult)`: runs in each worker after its last job and fills that
-// worker's result (`wresult_size` bytes, zeroed at the start of the map). Also the type of
+// worker's result (`wresult_size` bytes, zeroed at the start of the map, aligned to
+// `SM_RESULT_ALIGN`; the same bytes jobs reach with `sm_worker_local()`). Also the type of
 // `worker_reduce(ctx, worker, wresult)`, which runs on the caller once per worker, in worker
 // order, after the jobs. Return 0 to go on; nonzero from worker_fini fails the map
 // (`SM_ERR_JOB`), from worker_reduce stops the combining (`SM_STOPPED`).
@@ -153,9 +161,9 @@ typedef int (*sm_worker_fini_fn)(void *ctx, int worker, void *wresult);
 // draws a progress bar on stderr when stderr is a terminal.)
 typedef void (*sm_progress_fn)(void *ctx, size_t done, size_t total);
 
-// Options of `sm_map_ex`. Zero-initialise it, set `size = sizeof(sm_map_opts)`, then the fields
-// you need: `size` lets later versions add fields without breaking programs built against this
-// one (fields beyond `size` are taken as zero).
+// Options of `sm_map_ex` and `sm_parallel_ex`. Zero-initialise it, set
+// `size = sizeof(sm_map_opts)`, then the fields you need: `size` lets later versions add fields
+// without breaking programs built against this one (fields beyond `size` are taken as zero).
 typedef struct {
   // `sizeof(sm_map_opts)` as the caller's header has it.
   size_t size;
@@ -167,7 +175,8 @@ typedef struct {
   sm_worker_fini_fn worker_fini;
   // On the caller, once per worker in worker order, with that worker's `wresult` (may be NULL).
   sm_worker_fini_fn worker_reduce;
-  // Bytes of each worker's result (0: `wresult` is NULL).
+  // Bytes of each worker's result (0: `wresult` is NULL), aligned to `SM_RESULT_ALIGN`: jobs,
+  // regions and hooks reach theirs with `sm_worker_local()`.
   size_t wresult_size;
   // On the caller, about every 0.1 s while the map runs and once at its end (may be NULL).
   sm_progress_fn progress;
@@ -200,8 +209,9 @@ int sm_pool_nworkers(const sm_pool *pool);
 
 // Runs `work(ctx, job, result)` once for every job in [0, njobs) on the pool's workers, handing
 // jobs out dynamically in increasing order. Each job's `result` points to `result_size` zeroed
-// bytes. `reduce` (may be NULL) runs in the calling thread, once per completed job, in increasing
-// job order, while the workers go on; results wait in a bounded window, whatever njobs is.
+// bytes aligned to `SM_RESULT_ALIGN`. `reduce` (may be NULL) runs in the calling thread, once
+// per completed job, in increasing job order, while the workers go on; results wait in a
+// bounded window, whatever njobs is.
 //
 // Returns SM_OK; SM_STOPPED if a job returned SM_STOP or reduce returned nonzero; SM_ERR_JOB if a
 // job returned another nonzero value; SM_ERR_WORKER_DIED if a worker process died;
@@ -222,7 +232,8 @@ sm_status sm_map(sm_pool *pool,
 // filling a per-worker result that `worker_reduce` combines on the caller, once per worker, in
 // worker order, after the jobs (only when the map succeeded or stopped on request; with SM_STOP,
 // a worker's result may include jobs after the stopping one that had already started). Keeping a
-// partial result per worker and combining them once is the fast way to reduce tiny jobs.
+// partial result per worker and combining them once is the fast way to reduce tiny jobs: jobs
+// add into their worker's result through `sm_worker_local()`.
 // Returns what `sm_map` returns; a failing worker_init/worker_fini gives SM_ERR_JOB naming the
 // worker; `opts->size` smaller than its first field, or larger than this library knows with
 // nonzero bytes beyond, or `wresult_size` above SM_MAX_RESULT_SIZE, gives SM_ERR_INVALID.
@@ -254,6 +265,19 @@ sm_status sm_ordered_leave(sm_pool *pool);
 // map keeps the enclosing worker's index); -1 outside any map.
 int sm_worker_id(void);
 
+// The calling worker's per-worker result (`wresult_size` bytes, aligned to `SM_RESULT_ALIGN`):
+// inside a job, `worker_init` or `worker_fini` of `sm_map_ex`, or inside the region (and its
+// hooks) of `sm_parallel_ex`, when `opts->wresult_size > 0`. It is zeroed at the start of the
+// call, stays this worker's for the whole call (every job the worker runs sees the same bytes),
+// is the `wresult` that `worker_fini` gets, and is handed to `worker_reduce` on the caller, once
+// per worker in worker order, after the workers are done. So `reduction(+:sum)` becomes
+// `((struct acc *)sm_worker_local())->sum += x` in the body and one addition in worker_reduce.
+// A map or region inside a job runs in that worker with its own per-worker result (NULL if it
+// has none); the enclosing one's comes back when it returns.
+// NULL, with a message in `sm_last_error()`, outside a job or region, or when the running map or
+// region has no per-worker result (wresult_size 0).
+void *sm_worker_local(void);
+
 // Runs a parallel region: every worker of the pool runs `region(ctx)` once, at the same time,
 // and the call returns when all have returned. Inside, `sm_worker_id()` is the worker's rank
 // (0..nworkers-1) and `sm_num_workers()` the team's size; the workers share loops with
@@ -271,6 +295,22 @@ int sm_worker_id(void);
 // `sm_for_next`, `sm_barrier` or ordered section (which then return 0 / SM_STOPPED), so a region
 // should return when they do.
 sm_status sm_parallel(sm_pool *pool, sm_region_fn region, void *ctx);
+
+// `sm_parallel` with the per-worker options of `sm_map_ex` (`opts` may be NULL: then exactly
+// `sm_parallel`): each worker runs `worker_init(ctx, worker)` before the region and
+// `worker_fini(ctx, worker, wresult)` after it, with its own zeroed per-worker result of
+// `wresult_size` bytes, which the region reaches through `sm_worker_local()`; `worker_reduce`
+// then runs on the caller once per worker, in worker order, after every worker returned, only
+// when the region succeeded or stopped on request (SM_STOP: then process workers are not
+// killed, but, like threads, return at their next construct and run worker_fini, so that every
+// worker's result is combined). So `omp parallel for
+// reduction(+:sx, sy)` becomes a `struct {double sx, sy;}` per-worker result that the region
+// adds into and worker_reduce adds into ctx. `opts->chunk` must be 0 and `opts->progress` NULL
+// (a region has no jobs to count or chunk; loops take their chunk in `sm_for_next`).
+// Returns what `sm_parallel` returns; a failing worker_init/worker_fini gives SM_ERR_JOB naming
+// the worker; SM_STOPPED if worker_reduce returned nonzero; SM_ERR_INVALID for a NULL pool or
+// region, a bad `opts->size` (as in sm_map_ex), a nonzero chunk or a progress callback.
+sm_status sm_parallel_ex(sm_pool *pool, sm_region_fn region, void *ctx, const sm_map_opts *opts);
 
 // The work-shared loop over [start, end) in a region: every worker calls
 // `while (sm_for_next(pool, start, end, schedule, chunk, flags, &lo, &hi)) for (i = lo; i < hi;

@@ -73,6 +73,23 @@
  *   barrier(pool), single(pool),           sm_barrier, sm_single (true for one worker),
  *   master(), num_workers()                sm_master, sm_num_workers
  *   critical_section / ordered_section     work in regions too
+ * Per-worker results, the OpenMP `reduction(+: ...)` clause: each worker gets its own T (trivially
+ * copyable, zero bytes at the start), reached with sharedmem::worker_local<T>() in the region or
+ * job, and combine(T &) runs on the caller once per worker, in worker order, afterwards:
+ *
+ *   struct sums { double sx, sy; } total{};
+ *   pool.parallel<sums>([&] {
+ *       sums &s = sharedmem::worker_local<sums>();
+ *       sharedmem::for_loop(pool, 0, n, [&](size_t i) { s.sx += x(i); s.sy += y(i); });
+ *   }, [&](sums &s) { total.sx += s.sx; total.sy += s.sy; });
+ *
+ *   pool.parallel<T>(region, combine)      sm_parallel_ex with wresult_size = sizeof(T)
+ *   pool.map_local<T>(njobs, work, combine)  sm_map_ex likewise; work: (size_t job) -> void or int
+ *   worker_local<T>()                      sm_worker_local() as a T &; throws sharedmem::error
+ *                                          (SM_ERR_STATE) outside a map or region that has one
+ * combine runs only when the map or region succeeded or stopped; an exception from it is thrown by
+ * parallel() / map_local() once the call is over.
+ *
  * What a region writes follows map()'s rules: on SM_BACKEND_PROCESS the workers are forked
  * processes (only shared_array memory is shared; the lambda's captured locals are the caller's as
  * they were at the call), on SM_BACKEND_THREAD they are threads (the caller is worker 0).
@@ -149,6 +166,19 @@ inline int worker_id() noexcept { return sm_worker_id(); }
 
 /// Debug mode: every later map runs serially in the calling thread (sm_set_debug).
 inline void set_debug(bool on) noexcept { sm_set_debug(on ? 1 : 0); }
+
+/// The calling worker's per-worker result as a T (sm_worker_local), inside the region of
+/// pool.parallel<T> or a job of pool.map_local<T> (or of any map or region whose wresult_size is
+/// at least sizeof(T)). Throws sharedmem::error (SM_ERR_STATE) where there is none.
+template <class T>
+T &worker_local() {
+    static_assert(std::is_trivially_copyable<T>::value,
+                  "sharedmem: a per-worker result must be trivially copyable (it starts as zero bytes)");
+    static_assert(alignof(T) <= SM_RESULT_ALIGN, "sharedmem: per-worker results are aligned to SM_RESULT_ALIGN");
+    void *p = sm_worker_local();
+    if (!p) throw error(SM_ERR_STATE);
+    return *static_cast<T *>(p);
+}
 
 namespace detail {
 
@@ -403,6 +433,50 @@ struct region_call {
     }
 };
 
+/// A map's or region's call object (`Inner`: plain_map or region_call) with a combine(T &) for the
+/// per-worker results: sm_map_ex / sm_parallel_ex get this as ctx.
+template <class T, class Combine, class Inner>
+struct with_combine {
+    Inner inner;
+    Combine *combine;
+
+    static int work_trampoline(void *ctx, std::size_t job, void *result) noexcept {
+        return Inner::work_trampoline(&static_cast<with_combine *>(ctx)->inner, job, result);
+    }
+    static int region_trampoline(void *ctx) noexcept {
+        return Inner::trampoline(&static_cast<with_combine *>(ctx)->inner);
+    }
+    static int combine_trampoline(void *ctx, int, void *wresult) noexcept {
+        with_combine &c = *static_cast<with_combine *>(ctx);
+        try {
+            (*c.combine)(*static_cast<T *>(wresult));
+            return 0;
+        } catch (...) {
+            c.inner.log->record_reduce(std::current_exception());
+        }
+        return 1;
+    }
+    static sm_map_opts options() noexcept {
+        sm_map_opts o;
+        std::memset(&o, 0, sizeof o);
+        o.size = sizeof o;
+        o.wresult_size = sizeof(T);
+        o.worker_reduce = &combine_trampoline;
+        return o;
+    }
+};
+
+template <class T, class Combine>
+struct valid_local {
+    static_assert(std::is_trivially_copyable<T>::value && !std::is_const<T>::value,
+                  "sharedmem: the per-worker type T must be trivially copyable (it starts as zero "
+                  "bytes and crosses process boundaries as bytes)");
+    static_assert(alignof(T) <= SM_RESULT_ALIGN, "sharedmem: per-worker results are aligned to SM_RESULT_ALIGN");
+    static_assert(std::is_void<call_result_t<Combine, T &>>::value,
+                  "sharedmem: combine(T &partial) must return void");
+    static constexpr bool value = true;
+};
+
 }  // namespace detail
 
 /// A pool of workers (sm_pool_new / sm_pool_free). Move-only.
@@ -496,6 +570,42 @@ public:
         detail::region_call<region_type> r{&region, &log};
         sm_status s = sm_parallel(pool_, &detail::region_call<region_type>::trampoline, &r);
         return log.finish(s);
+    }
+
+    /// parallel(region) with a per-worker T (sm_parallel_ex): region reaches its worker's T,
+    /// zeroed at the start, with worker_local<T>(); combine(T &) then runs on the caller once per
+    /// worker, in worker order, when the region succeeded or stopped.
+    template <class T, class Region, class Combine>
+    outcome parallel(Region &&region, Combine &&combine) {
+        typedef typename std::remove_reference<Region>::type region_type;
+        typedef typename std::remove_reference<Combine>::type combine_type;
+        static_assert(detail::valid_local<T, combine_type>::value, "");
+        static_assert(detail::valid_work_return<detail::call_result_t<region_type>>::value,
+                      "sharedmem: region() must return void or int");
+        typedef detail::with_combine<T, combine_type, detail::region_call<region_type>> call_type;
+        detail::failure_log log(true);
+        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
+        call_type c{{&region, &log}, &combine};
+        sm_map_opts o = call_type::options();
+        return log.finish(sm_parallel_ex(pool_, &call_type::region_trampoline, &c, &o));
+    }
+
+    /// map(njobs, work) with a per-worker T (sm_map_ex): jobs reach their worker's T, zeroed at
+    /// the start, with worker_local<T>(); combine(T &) then runs on the caller once per worker,
+    /// in worker order, when the map succeeded or stopped.
+    template <class T, class Work, class Combine>
+    outcome map_local(std::size_t njobs, Work &&work, Combine &&combine) {
+        typedef typename std::remove_reference<Work>::type work_type;
+        typedef typename std::remove_reference<Combine>::type combine_type;
+        static_assert(detail::valid_local<T, combine_type>::value, "");
+        static_assert(detail::valid_work_return<detail::call_result_t<work_type, std::size_t>>::value,
+                      "sharedmem: work(size_t job) must return void or int");
+        typedef detail::with_combine<T, combine_type, detail::plain_map<work_type>> call_type;
+        detail::failure_log log;
+        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
+        call_type c{{&work, &log}, &combine};
+        sm_map_opts o = call_type::options();
+        return log.finish(sm_map_ex(pool_, njobs, &call_type::work_trampoline, nullptr, 0, &c, &o));
     }
 
 private:

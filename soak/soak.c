@@ -85,6 +85,7 @@ typedef struct {
   int loop_sched[NLOOPS], loop_chunk[NLOOPS], loop_flags[NLOOPS];
   int singles;
   int rfail_worker, rfail_at, rfail_kind, rfail_code;
+  int local; /* the region counts its iterations in per-worker results (sm_parallel_ex) */
   /* observations (shared with process workers: this lives in sm_empty memory) */
   unsigned runs[MAX_JOBS];
   size_t next_reduce;
@@ -259,6 +260,8 @@ static int region(void *ctx) {
   int me = sm_worker_id(), team = sm_num_workers();
   int expect = R->serial_like ? 1 : R->nworkers;
   if (team != expect || me < 0 || me >= team) R->region_bad = 1;
+  wres_t *mine = sm_worker_local();
+  if ((mine != NULL) != R->local || (mine && (mine->count || mine->sum))) R->region_bad = 6;
   int step = 0;
 #define MAYBE_FAIL()                                                   \
   do {                                                                 \
@@ -276,6 +279,10 @@ static int region(void *ctx) {
       if (lo >= hi || hi > R->loop_n[l]) R->region_bad = 2;
       for (size_t i = lo; i < hi && i < LOOP_MAX; i++) {
         if (__atomic_fetch_add(&R->hits[l][i], 1, __ATOMIC_SEQ_CST) != 0) R->region_bad = 3;
+        if (mine) {
+          mine->count++;
+          mine->sum += value(i);
+        }
         if (R->loop_flags[l] & SM_FOR_ORDERED) {
           if (sm_ordered_enter(p) == SM_OK) {
             if (R->ordered_next[l] > (int)i) R->region_bad = 4;
@@ -587,22 +594,44 @@ static void run_region(rng_t *r) {
     R->rfail_code = (int)(rnext(r) % 1000) + 1;
     if (R->rfail_code == SM_STOP) R->rfail_code = 5;
   }
+  R->local = chance(r, 50);
   snprintf(desc, sizeof desc,
            "round %" PRIu64 ": sm_parallel, %s pool of %d, loops [0,%zu) sched %d chunk %d flags %d / [0,%zu) %d %d %d / [0,%zu) %d %d %d, "
-           "%d singles, failure: worker %d at step %d: %s (code %d)",
+           "%d singles, failure: worker %d at step %d: %s (code %d)%s",
            round_index, backend_names[R->backend], R->nworkers, R->loop_n[0], R->loop_sched[0], R->loop_chunk[0],
            R->loop_flags[0], R->loop_n[1], R->loop_sched[1], R->loop_chunk[1], R->loop_flags[1],
            R->loop_n[2], R->loop_sched[2], R->loop_chunk[2], R->loop_flags[2], R->singles, R->rfail_worker,
-           R->rfail_at, ev_names[R->rfail_kind], R->rfail_code);
+           R->rfail_at, ev_names[R->rfail_kind], R->rfail_code,
+           R->local ? ", sm_parallel_ex with per-worker results" : "");
   sm_pool *p = pools[R->backend][R->nworkers];
-  sm_status s = sm_parallel(p, region, NULL);
+  sm_map_opts o;
+  memset(&o, 0, sizeof o);
+  o.size = sizeof o;
+  o.worker_reduce = worker_reduce;
+  o.wresult_size = sizeof(wres_t);
+  sm_status s = R->local ? sm_parallel_ex(p, region, NULL, &o) : sm_parallel(p, region, NULL);
   check_no_children("sm_parallel");
   const char *msg = sm_last_error();
   sm_status want = SM_OK;
   if (R->rfail_worker >= 0)
     want = R->rfail_kind == EV_STOP ? SM_STOPPED : R->rfail_kind == EV_ERROR ? SM_ERR_JOB : SM_ERR_WORKER_DIED;
   if (s != want) fail("status %d (%s), expected %d (%s)", s, sm_status_str(s), want, sm_status_str(want));
-  if (R->region_bad) fail("region check %d failed (team, chunk bounds, iteration twice, ordered order, barrier, master)", R->region_bad);
+  if (R->region_bad)
+    fail("region check %d failed (team, chunk bounds, iteration twice, ordered order, barrier, master, "
+         "sm_worker_local)", R->region_bad);
+  if (R->wreduce_bad) fail("worker_reduce out of worker order in the region");
+  int combined = R->local && (s == SM_OK || s == SM_STOPPED);
+  if (R->wreduce_calls != (combined ? team : 0))
+    fail("worker_reduce ran %d times after the region (%s), expected %d", R->wreduce_calls, sm_status_str(s),
+         combined ? team : 0);
+  if (R->local && s == SM_OK) {
+    uint64_t count = 0, sum = 0;
+    for (int l = 0; l < NLOOPS; l++)
+      for (size_t i = 0; i < R->loop_n[l]; i++) count++, sum += value(i);
+    if (R->wtotal_count != count || R->wtotal_sum != sum)
+      fail("per-worker results combine to %" PRIu64 " iterations (sum %" PRIx64 "), expected %" PRIu64
+           " (sum %" PRIx64 ")", R->wtotal_count, R->wtotal_sum, count, sum);
+  }
   if (R->crit_counter != R->crit_runs) fail("critical sections overlapped in the region");
   if (want != SM_OK) {
     if (!names_number(msg, "worker", R->rfail_worker)) fail("the message does not name worker %d: %s", R->rfail_worker, msg);

@@ -28,6 +28,11 @@ pub(crate) const NO_JOB: u64 = u64::MAX;
 pub(crate) const STAGE_JOBS: u32 = 1;
 pub(crate) const STAGE_FINISHING: u32 = 2;
 
+/// Every result and per-worker result handed to a callback is aligned to this (`SM_RESULT_ALIGN`,
+/// `alignof(max_align_t)` on the supported platforms): programs cast them to structs.
+pub(crate) const RESULT_ALIGN: usize = 16;
+const _: () = assert!(std::mem::align_of::<libc::max_align_t>() <= RESULT_ALIGN);
+
 /// The largest `njobs` a map accepts (and trip count a work-shared loop accepts).
 pub(crate) const MAX_JOBS: u64 = 1 << 62;
 
@@ -376,6 +381,10 @@ pub struct Control {
     pub interrupt_baseline: Option<u64>,
     /// More workers than CPUs: waits inside a region spin only briefly before sleeping.
     pub oversubscribed: bool,
+    /// A region with per-worker hooks: when a member returns SM_STOP, the others are not killed
+    /// (process workers) but return at their next construct and run worker_fini, so that
+    /// worker_reduce combines every worker's result, as after a map's SM_STOP.
+    pub finish_on_stop: bool,
 }
 
 // SAFETY: every field shared between workers is an atomic or is partitioned among them by the
@@ -430,18 +439,10 @@ impl Control {
                 "result_size {result_size} is too large to allocate result buffers for {nworkers} workers"
             ))
         };
-        // Result slots are packed at the results' natural alignment (up to 16) so that a cache line
-        // carries as many results as possible to the caller; per-worker scratch buffers get lines
-        // of their own, so that workers do not write into each other's lines.
-        let align = if with_reduce {
-            result_size
-                .max(1)
-                .checked_next_power_of_two()
-                .unwrap_or(16)
-                .min(16)
-        } else {
-            64
-        };
+        // Result slots are packed as tightly as the promised alignment allows (so that a cache
+        // line carries as many results as possible to the caller); per-worker scratch buffers get
+        // lines of their own, so that workers do not write into each other's lines.
+        let align = if with_reduce { RESULT_ALIGN } else { 64 };
         let stride = round_up(result_size, align).ok_or_else(too_big)?;
         let window = if with_reduce {
             let per_worker_min = 4 * nworkers as u64;
@@ -517,6 +518,7 @@ impl Control {
             is_region: false,
             interrupt_baseline: None,
             oversubscribed: false,
+            finish_on_stop: false,
         };
         ctl.init();
         Ok(ctl)

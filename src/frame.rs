@@ -37,6 +37,9 @@ pub struct Frame {
     pub ordered: Cell<OrderedState>,
     /// Set when this frame runs a parallel region (`sm_parallel`) rather than a map's jobs.
     pub team: Option<crate::region::TeamFrame>,
+    /// This worker's per-worker result in the map or region this frame runs (`sm_worker_local`);
+    /// null when it has none. Never inherited from a parent: a nested map has its own or none.
+    pub wresult: *mut u8,
 }
 
 thread_local! {
@@ -54,7 +57,13 @@ impl Frame {
             critical: Cell::new(CriticalState::NotHeld),
             ordered: Cell::new(OrderedState::NotEntered),
             team: None,
+            wresult: std::ptr::null_mut(),
         }
+    }
+
+    /// The same frame, handing `wresult` (null: none) to `sm_worker_local`.
+    pub fn with_wresult(self, wresult: *mut u8) -> Frame {
+        Frame { wresult, ..self }
     }
 
     /// The frame of a worker running a parallel region as member `team.rank` of its team.
@@ -118,6 +127,16 @@ pub fn with_current<R>(f: impl FnOnce(Option<&Frame>) -> R) -> R {
     // SAFETY: CURRENT only ever holds the address of a frame that is live on this thread's stack
     // (run_job restores the previous value before the frame goes away).
     f(unsafe { ptr.as_ref() })
+}
+
+/// `sm_worker_local`: the per-worker result of the innermost map or region the calling thread
+/// works for; Err(true) outside any, Err(false) when that map or region has none.
+pub fn worker_local() -> Result<*mut u8, bool> {
+    with_current(|f| match f {
+        None => Err(true),
+        Some(frame) if frame.wresult.is_null() => Err(false),
+        Some(frame) => Ok(frame.wresult),
+    })
 }
 
 /// True when the calling thread is running a job.

@@ -6,7 +6,7 @@ use crate::frame::{self, with_current};
 use crate::interrupt::InterruptWatch;
 use crate::pool::{Backend, Pool};
 use crate::progress::{Progress, ProgressFn};
-use crate::region::{self, RegionFn};
+use crate::region::RegionFn;
 use crate::status::{Error, Result, Status};
 use crate::supervise::{with_hook_failures, CallerDuties, Cause, Death, Outcome, Reducer};
 use crate::worker::{Body, JobFn, Task, WorkerFiniFn, WorkerHooks, WorkerInitFn};
@@ -148,11 +148,7 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
                     },
                     _ => outcome,
                 };
-                let outcome = with_hook_failures(&ctl, outcome);
-                let finished = (0..ctl.nworkers)
-                    .filter(|&w| ctl.worker(w).fini_done.load(Ordering::Acquire) == 1)
-                    .map(|w| (w, ctl.worker_result(w)));
-                hooks.combine(outcome, req.ctx, finished)
+                finish_workers(&ctl, outcome, &hooks, req.ctx)
             });
             completed = Some(ctl.completed());
             pool.keep_spare_region(ctl.into_region());
@@ -162,45 +158,72 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
     interpret(outcome, njobs, completed, req.reduce.is_some())
 }
 
-/// Runs a parallel region (`sm_parallel`): every worker runs `region(ctx)` once, as a member of
-/// one team. Ok carries SM_OK or SM_STOPPED (with a message); every failure is an Err.
+/// After the parallel workers of a map or region are done: a failed hook fails it, else
+/// worker_reduce runs for every worker whose worker_fini succeeded, in worker order.
+fn finish_workers(
+    ctl: &Control,
+    outcome: Outcome,
+    hooks: &WorkerHooks,
+    ctx: *mut c_void,
+) -> Outcome {
+    let outcome = with_hook_failures(ctl, outcome);
+    let finished = (0..ctl.nworkers)
+        .filter(|&w| ctl.worker(w).fini_done.load(Ordering::Acquire) == 1)
+        .map(|w| (w, ctl.worker_result(w)));
+    hooks.combine(outcome, ctx, finished)
+}
+
+/// Runs a parallel region (`sm_parallel`, `sm_parallel_ex`): every worker runs `region(ctx)` once,
+/// as a member of one team, between the options' worker_init and worker_fini (the options' chunk
+/// and progress are not used: the ffi refuses them). Ok carries SM_OK or SM_STOPPED (with a
+/// message); every failure is an Err.
 pub fn run_region(
     pool: &Pool,
     region: RegionFn,
     ctx: *mut c_void,
+    options: &MapOptions,
 ) -> Result<(Status, Option<String>)> {
+    check_result_sizes(0, options.wresult_size)?;
     let task = Task {
         body: Body::Region(region),
         ctx,
         pool: pool as *const Pool as usize,
         chunk: 0,
-        init: None,
-        fini: None,
+        init: options.worker_init,
+        fini: options.worker_fini,
     };
-    let alone = |worker: i32| match region::run_alone(&task, region, worker) {
-        JobEnd::Done => Outcome::Completed,
-        JobEnd::Stop => Outcome::StoppedByJob(worker as u64),
-        end => Outcome::JobFailed {
-            job: worker as u64,
-            end,
-        },
+    let hooks = WorkerHooks {
+        wresult_size: options.wresult_size,
+        worker_reduce: options.worker_reduce,
+    };
+    let alone = |worker: i32, interrupt: Option<&InterruptWatch>| {
+        let duties = CallerDuties {
+            reducer: None,
+            interrupt,
+            progress: None,
+        };
+        serial::run(1, &task, 0, worker, &hooks, duties)
     };
     let outcome = if frame::in_job() {
         // A region inside a job or region runs as a team of one in that worker, keeping its id.
-        alone(with_current(|f| f.map_or(0, |f| f.worker)))
+        alone(with_current(|f| f.map_or(0, |f| f.worker)), None)?
     } else {
         let _busy = pool.claim()?;
         let interrupt = InterruptWatch::start();
-        let outcome = if pool.backend() == Backend::Serial || config::debug() {
-            alone(0)
+        if pool.backend() == Backend::Serial || config::debug() {
+            alone(0, Some(&interrupt))?
         } else {
             if let Some(threads) = pool.threads() {
                 threads.check_owner("sm_parallel")?;
             }
             let n = pool.nworkers();
-            let mut ctl = Control::new(n as u64, n, 0, false, 0, pool.take_spare_region())?;
+            let spare = pool.take_spare_region();
+            let mut ctl = Control::new(n as u64, n, 0, false, options.wresult_size, spare)?;
             ctl.is_region = true;
             ctl.oversubscribed = pool.oversubscribed();
+            ctl.finish_on_stop = options.worker_fini.is_some()
+                || options.worker_reduce.is_some()
+                || options.wresult_size > 0;
             let duties = CallerDuties {
                 reducer: None,
                 interrupt: Some(&interrupt),
@@ -213,17 +236,19 @@ pub fn run_region(
                 }
                 None => process::run(&ctl, &task, duties),
             }
-            .map(|outcome| first_region_failure(&ctl, outcome));
+            .map(|outcome| {
+                let outcome = match (first_region_failure(&ctl, outcome), interrupt.interrupted()) {
+                    (o @ (Outcome::Interrupted { .. } | Outcome::WorkerDied(_)), _) => o,
+                    (_, Some(signal)) => Outcome::Interrupted {
+                        signal,
+                        death: None,
+                    },
+                    (o, None) => o,
+                };
+                finish_workers(&ctl, outcome, &hooks, ctx)
+            });
             pool.keep_spare_region(ctl.into_region());
             outcome?
-        };
-        match (outcome, interrupt.interrupted()) {
-            (o @ (Outcome::Interrupted { .. } | Outcome::WorkerDied(_)), _) => o,
-            (_, Some(signal)) => Outcome::Interrupted {
-                signal,
-                death: None,
-            },
-            (o, None) => o,
         }
     };
     interpret_region(outcome)
@@ -243,6 +268,9 @@ fn first_region_failure(ctl: &Control, outcome: Outcome) -> Outcome {
         return outcome;
     }
     let w = stopped_by - 1;
+    if let Some(failure) = HookFailure::unpack(ctl.worker(w).hook_failure.load(Ordering::Acquire)) {
+        return Outcome::HookFailed { worker: w, failure };
+    }
     match JobEnd::unpack(ctl.worker(w).failed_end.load(Ordering::Acquire)) {
         JobEnd::Stop => Outcome::StoppedByJob(w as u64),
         end => Outcome::JobFailed { job: w as u64, end },
@@ -317,12 +345,25 @@ fn interpret_region(outcome: Outcome) -> Result<(Status, Option<String>)> {
         Outcome::WorkerDied(d) => Err(Error::new(
             Status::SM_ERR_WORKER_DIED,
             format!(
-                "sm_parallel: worker {} (pid {}) {} inside the parallel region; the other \
-                 workers were stopped",
+                "sm_parallel: worker {} (pid {}) {} {}; the other workers were stopped",
                 d.worker,
                 d.pid,
-                describe_cause(d.cause)
+                describe_cause(d.cause),
+                match d.stage {
+                    0 => "in worker_init",
+                    STAGE_FINISHING => "in worker_fini",
+                    _ => "inside the parallel region",
+                }
             ),
+        )),
+        Outcome::HookFailed { worker, failure } => {
+            Err(hook_failure_error(worker, failure, "region"))
+        }
+        Outcome::StoppedByWorkerReduce { worker, code } => Ok((
+            Status::SM_STOPPED,
+            Some(format!(
+                "sm_parallel stopped: worker_reduce returned {code} for worker {worker}"
+            )),
         )),
         Outcome::Interrupted { signal, death } => Err(Error::new(
             Status::SM_ERR_INTERRUPTED,
@@ -421,25 +462,7 @@ fn interpret(
                 "sm_map stopped: worker_reduce returned {code} for worker {worker}"
             )),
         )),
-        Outcome::HookFailed { worker, failure } => Err(Error::new(
-            Status::SM_ERR_JOB,
-            match failure {
-                HookFailure::Init(code) => format!(
-                    "worker_init returned {code} in worker {worker}; the map was stopped"
-                ),
-                HookFailure::Fini(code) => format!(
-                    "worker_fini returned {code} in worker {worker}; no worker result was reduced"
-                ),
-                HookFailure::InitLeftSection => format!(
-                    "worker_init returned in worker {worker} while still inside its critical or \
-                     ordered section; sharedmem closed it and stopped the map"
-                ),
-                HookFailure::FiniLeftSection => format!(
-                    "worker_fini returned in worker {worker} while still inside its critical or \
-                     ordered section; sharedmem closed it, and no worker result was reduced"
-                ),
-            },
-        )),
+        Outcome::HookFailed { worker, failure } => Err(hook_failure_error(worker, failure, "map")),
         Outcome::Interrupted { signal, death } => Err(Error::new(
             Status::SM_ERR_INTERRUPTED,
             match death {
@@ -454,6 +477,29 @@ fn interpret(
             },
         )),
     }
+}
+
+/// A failed worker_init/worker_fini of a map or region (`what`).
+fn hook_failure_error(worker: usize, failure: HookFailure, what: &str) -> Error {
+    Error::new(
+        Status::SM_ERR_JOB,
+        match failure {
+            HookFailure::Init(code) => {
+                format!("worker_init returned {code} in worker {worker}; the {what} was stopped")
+            }
+            HookFailure::Fini(code) => format!(
+                "worker_fini returned {code} in worker {worker}; no worker result was reduced"
+            ),
+            HookFailure::InitLeftSection => format!(
+                "worker_init returned in worker {worker} while still inside its critical or \
+                 ordered section; sharedmem closed it and stopped the {what}"
+            ),
+            HookFailure::FiniLeftSection => format!(
+                "worker_fini returned in worker {worker} while still inside its critical or \
+                 ordered section; sharedmem closed it, and no worker result was reduced"
+            ),
+        },
+    )
 }
 
 fn describe_cause(cause: Cause) -> String {

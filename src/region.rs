@@ -131,24 +131,31 @@ pub enum BarrierError {
     Broken(u32),
 }
 
-/// Runs worker `w`'s member of the region (in a forked child, a pool thread or the caller).
-pub fn run_member(ctl: &Control, task: &Task, region: RegionFn, w: usize) {
+/// Runs worker `w`'s member of the region (in a forked child, a pool thread or the caller), or, when
+/// its worker_init failed (`started` false), only leaves the region, so that the team's barriers
+/// and turns do not wait for it.
+pub fn run_member(ctl: &Control, task: &Task, region: RegionFn, w: usize, started: bool) {
     let team = TeamFrame::new(w, ctl.nworkers);
-    let frame = Frame::for_region(Some(ctl), w as i32, task.pool, std::ptr::null(), team);
-    // SAFETY: the caller's region function, called as the API documents.
-    let code = frame.run_job(w as u64, || unsafe { region(task.ctx) });
-    let end = crate::sync::finish_job(&frame, code);
-    if end != JobEnd::Done {
-        fail(&frame, end);
+    let frame = Frame::for_region(Some(ctl), w as i32, task.pool, std::ptr::null(), team)
+        .with_wresult(ctl.worker_result(w));
+    if started {
+        // SAFETY: the caller's region function, called as the API documents.
+        let code = frame.run_job(w as u64, || unsafe { region(task.ctx) });
+        let end = crate::sync::finish_job(&frame, code);
+        if end != JobEnd::Done {
+            fail(&frame, end);
+        }
     }
     leave_region(ctl, &frame);
 }
 
 /// Runs the region as a team of one in the calling thread (serial backend, debug mode, or a
-/// region inside a job, which keeps the enclosing worker's id). Returns how it ended.
-pub fn run_alone(task: &Task, region: RegionFn, worker: i32) -> JobEnd {
+/// region inside a job, which keeps the enclosing worker's id), with `wresult` (null: none) as the
+/// member's per-worker result. Returns how it ended.
+pub fn run_alone(task: &Task, region: RegionFn, worker: i32, wresult: *mut u8) -> JobEnd {
     let parent = with_current(|f| f.map_or(std::ptr::null(), |f| f as *const Frame));
-    let frame = Frame::for_region(None, worker, task.pool, parent, TeamFrame::new(0, 1));
+    let frame = Frame::for_region(None, worker, task.pool, parent, TeamFrame::new(0, 1))
+        .with_wresult(wresult);
     // SAFETY: the caller's region function, called as the API documents.
     let code = frame.run_job(0, || unsafe { region(task.ctx) });
     let end = crate::sync::finish_job(&frame, code);

@@ -1,12 +1,14 @@
 //! Serial maps: the serial backend, debug mode, and maps called from inside a job. Jobs run one
 //! after the other in the calling thread, with the same outcomes a parallel map would report.
+//! Regions run here too, as a team of one, with the same per-worker hooks.
 
-use crate::control::{JobEnd, NO_JOB};
+use crate::control::{JobEnd, NO_JOB, RESULT_ALIGN};
 use crate::frame::{with_current, Frame};
 use crate::status::{Error, Result};
 use crate::supervise::{CallerDuties, Outcome};
 use crate::sync::{finish_hook, finish_job};
 use crate::worker::{Body, Task, WorkerHooks};
+use std::alloc::Layout;
 
 /// Runs `njobs` jobs in order in the calling thread. `worker` is the id jobs see (the enclosing
 /// job's for a nested map).
@@ -21,15 +23,16 @@ pub fn run(
     let progress = duties.progress;
     // Both buffers are allocated before any callback runs: a map that cannot have them is
     // refused before worker_init or a job runs, as on the other backends.
-    let mut result = zeroed_buffer(result_size).map_err(|_| {
+    let result = ResultBuffer::zeroed(result_size).ok_or_else(|| {
         Error::nomem(format!(
             "result_size {result_size} is too large to allocate a result buffer"
         ))
     })?;
-    let mut wresult = zeroed_buffer(hooks.wresult_size)
-        .map_err(|_| Error::nomem(format!("wresult_size {} is too large", hooks.wresult_size)))?;
+    let wresult = ResultBuffer::zeroed(hooks.wresult_size)
+        .ok_or_else(|| Error::nomem(format!("wresult_size {} is too large", hooks.wresult_size)))?;
+    let wresult_ptr = wresult.ptr;
     let parent = with_current(|f| f.map_or(std::ptr::null(), |f| f as *const Frame));
-    let frame = Frame::new(None, worker, task.pool, parent);
+    let frame = Frame::new(None, worker, task.pool, parent).with_wresult(wresult_ptr);
     if let Some(init) = task.init {
         // SAFETY: the caller's hook, called as the API documents.
         let code = frame.run_job(NO_JOB, || unsafe { init(task.ctx, worker) });
@@ -44,16 +47,31 @@ pub fn run(
         }
     }
     let mut completed = 0;
-    let outcome = run_jobs(njobs, task, &mut result, &frame, duties, &mut completed);
+    let outcome = match task.body {
+        Body::Jobs(work) => run_jobs(njobs, task, work, &result, &frame, duties, &mut completed),
+        Body::Region(region) => {
+            let end = crate::region::run_alone(task, region, worker, wresult_ptr);
+            // A signal caught while the region ran stops it (as a parallel region would be).
+            Ok(match duties.interrupt.and_then(|i| i.interrupted()) {
+                Some(signal) => Outcome::Interrupted {
+                    signal,
+                    death: None,
+                },
+                None => match end {
+                    JobEnd::Done => Outcome::Completed,
+                    JobEnd::Stop => Outcome::StoppedByJob(worker as u64),
+                    end => Outcome::JobFailed {
+                        job: worker as u64,
+                        end,
+                    },
+                },
+            })
+        }
+    };
     if let Some(p) = progress {
         p.finish(completed);
     }
     let outcome = outcome?;
-    let wresult_ptr = if wresult.is_empty() {
-        std::ptr::null_mut()
-    } else {
-        wresult.as_mut_ptr()
-    };
     if let Some(fini) = task.fini {
         // SAFETY: the caller's hook, with this worker's result buffer of wresult_size bytes.
         let code = frame.run_job(NO_JOB, || unsafe {
@@ -73,7 +91,8 @@ pub fn run(
 fn run_jobs(
     njobs: u64,
     task: &Task,
-    result: &mut [u8],
+    work: crate::worker::JobFn,
+    result: &ResultBuffer,
     frame: &Frame,
     duties: CallerDuties,
     completed: &mut u64,
@@ -83,14 +102,7 @@ fn run_jobs(
         interrupt,
         progress,
     } = duties;
-    let Body::Jobs(work) = task.body else {
-        unreachable!("a region runs through region::run_alone")
-    };
-    let buffer = if result.is_empty() {
-        std::ptr::null_mut()
-    } else {
-        result.as_mut_ptr()
-    };
+    let buffer = result.ptr;
     for job in 0..njobs {
         if let Some(signal) = interrupt.and_then(|i| i.interrupted()) {
             return Ok(Outcome::Interrupted {
@@ -101,7 +113,7 @@ fn run_jobs(
         if let Some(p) = progress.filter(|_| job & 63 == 0) {
             p.tick(job);
         }
-        result.fill(0);
+        result.clear();
         let code = frame.run_job(job, || {
             // SAFETY: the caller's work function, called as the API documents.
             unsafe { work(task.ctx, job as usize, buffer.cast()) }
@@ -133,10 +145,46 @@ fn run_jobs(
     Ok(Outcome::Completed)
 }
 
-/// `size` zero bytes, or an error when they cannot be had (instead of aborting the process).
-fn zeroed_buffer(size: usize) -> std::result::Result<Vec<u8>, std::collections::TryReserveError> {
-    let mut buffer = Vec::new();
-    buffer.try_reserve_exact(size)?;
-    buffer.resize(size, 0u8);
-    Ok(buffer)
+/// `size` zeroed bytes aligned to `RESULT_ALIGN` (a Vec<u8> promises alignment 1 only); a null
+/// pointer when `size` is 0.
+struct ResultBuffer {
+    ptr: *mut u8,
+    size: usize,
+}
+
+impl ResultBuffer {
+    /// None when the memory cannot be had (instead of aborting the process).
+    fn zeroed(size: usize) -> Option<ResultBuffer> {
+        if size == 0 {
+            return Some(ResultBuffer {
+                ptr: std::ptr::null_mut(),
+                size,
+            });
+        }
+        let layout = Layout::from_size_align(size, RESULT_ALIGN).ok()?;
+        // SAFETY: the layout has a nonzero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        (!ptr.is_null()).then_some(ResultBuffer { ptr, size })
+    }
+
+    fn clear(&self) {
+        if !self.ptr.is_null() {
+            // SAFETY: ptr points to `size` bytes we allocated, used by one job at a time.
+            unsafe { std::ptr::write_bytes(self.ptr, 0, self.size) };
+        }
+    }
+}
+
+impl Drop for ResultBuffer {
+    fn drop(&mut self) {
+        if !self.ptr.is_null() {
+            // SAFETY: allocated in `zeroed` with exactly this layout (which was valid then).
+            unsafe {
+                std::alloc::dealloc(
+                    self.ptr,
+                    Layout::from_size_align_unchecked(self.size, RESULT_ALIGN),
+                )
+            };
+        }
+    }
 }

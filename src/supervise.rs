@@ -322,7 +322,7 @@ impl Supervisor<'_> {
             h.sleep_while_active(active, self.workers.poll_interval());
             // A region that failed in one worker is lost: stop the others now rather than let
             // them run on (or wait at a barrier) for nothing.
-            if self.ctl.is_region && h.team.stopped_by.load(Ordering::SeqCst) != 0 && !self.killed {
+            if self.ctl.is_region && !self.killed && self.region_lost() {
                 self.killed = self.workers.kill_all();
                 if self.killed {
                     break;
@@ -338,6 +338,19 @@ impl Supervisor<'_> {
         if self.death.is_some() {
             self.workers.kill_all();
         }
+    }
+
+    /// True once a member of the region stopped it, unless it asked to stop (SM_STOP) and the
+    /// others are to finish with their worker_fini (`finish_on_stop`).
+    fn region_lost(&self) -> bool {
+        let stopped_by = self.ctl.header().team.stopped_by.load(Ordering::SeqCst) as usize;
+        if stopped_by == 0 {
+            return false;
+        }
+        let record = self.ctl.worker(stopped_by - 1);
+        let requested = record.hook_failure.load(Ordering::Acquire) == 0
+            && JobEnd::unpack(record.failed_end.load(Ordering::Acquire)) == JobEnd::Stop;
+        !(requested && self.ctl.finish_on_stop)
     }
 
     fn check_interrupt(&mut self) {

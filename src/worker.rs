@@ -89,23 +89,30 @@ const MAX_CHUNK: u64 = 1 << 16;
 const SLOT_SPIN: Duration = Duration::from_micros(20);
 
 /// Runs jobs for worker `w` until none are left (or the map was stopped), or its member of the
-/// region, then checks out.
+/// region, between its worker_init and worker_fini, then checks out.
 pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
+    let record = ctl.worker(w);
+    // Hooks and jobs reach this worker's result through sm_worker_local.
+    let frame = Frame::new(Some(ctl), w as i32, task.pool, std::ptr::null())
+        .with_wresult(ctl.worker_result(w));
     let work = match task.body {
         Body::Jobs(work) => work,
         Body::Region(region) => {
-            let record = ctl.worker(w);
             // If this worker dies, the region is lost from its start.
             record.unfinished.store(0, Ordering::Release);
-            crate::region::run_member(ctl, task, region, w);
+            let started = run_init(ctl, task, &frame, w);
+            record.stage.store(STAGE_JOBS, Ordering::Release);
+            crate::region::run_member(ctl, task, region, w, started);
             record.unfinished.store(NO_JOB, Ordering::Release);
+            record.stage.store(STAGE_FINISHING, Ordering::Release);
+            if started {
+                run_fini(ctl, task, &frame, w);
+            }
             check_out(ctl, w);
             return;
         }
     };
     let h = ctl.header();
-    let record = ctl.worker(w);
-    let frame = Frame::new(Some(ctl), w as i32, task.pool, std::ptr::null());
     let started = run_init(ctl, task, &frame, w);
     record.stage.store(STAGE_JOBS, Ordering::Release);
     let mut chunk: u64 = task.chunk.max(1);
@@ -218,8 +225,21 @@ fn hook_failed(ctl: &Control, w: usize, failure: HookFailure) {
     ctl.worker(w)
         .hook_failure
         .store(failure.pack(), Ordering::Release);
-    ctl.header().limit.store(0, Ordering::SeqCst);
-    wake_slot_waiters(ctl);
+    let h = ctl.header();
+    if ctl.is_region {
+        // The region reports the first worker that stopped it: this hook, if nobody before it.
+        let _ =
+            h.team
+                .stopped_by
+                .compare_exchange(0, w as u32 + 1, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    h.limit.store(0, Ordering::SeqCst);
+    if ctl.is_region {
+        // Members waiting at a barrier or for a turn look at the limit once woken.
+        ctl.wake_region_waiters();
+    } else {
+        wake_slot_waiters(ctl);
+    }
 }
 
 /// The largest chunk worth claiming now: small enough that the remaining jobs still spread over

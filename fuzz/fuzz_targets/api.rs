@@ -268,6 +268,7 @@ const ANOMALIES: &[&str] = &[
     "a failure came with an empty sm_last_error() in a worker",
     "sm_for_next returned a chunk outside the loop",
     "a region worker id / team size is wrong",
+    "sm_worker_local in a region: NULL with a per-worker result, set without one, misaligned or not zeroed",
 ];
 
 fn sh_addr() -> usize {
@@ -783,6 +784,21 @@ unsafe extern "C" fn region(_ctx: *mut c_void) -> c_int {
     let expect_team = if s.serial != 0 { 1 } else { s.nworkers };
     if team != expect_team || me < 0 || me >= team {
         anomaly(31, me as u64);
+    }
+    let local = sm_worker_local();
+    let ws = s.wresult_size.min(64) as usize;
+    let local_ok = if s.wresult_size == 0 {
+        local.is_null()
+    } else {
+        // SAFETY: a non-NULL per-worker result has wresult_size bytes (we read at most 64).
+        !local.is_null()
+            && local as usize % SM_RESULT_ALIGN == 0
+            && unsafe { std::slice::from_raw_parts(local as *const u8, ws) }
+                .iter()
+                .all(|&b| b == 0)
+    };
+    if !local_ok {
+        anomaly(32, me as u64);
     }
     for (k, op) in s.rops[..s.nrops as usize].iter().enumerate() {
         if me == s.early_worker && k as u32 == s.early_at {
@@ -1557,8 +1573,44 @@ fn op_parallel(st: &mut State, inp: &mut In) {
         }
         _ => {}
     }
+    // sm_parallel; sm_parallel_ex with NULL options, with valid options and a per-worker result
+    // (which sm_worker_local must hand to the members, see `region`), or with options a region
+    // refuses (a chunk, a progress callback, a size shorter than its first field).
+    let flavour = inp.below(4);
+    let mut opts = sm_map_opts {
+        size: std::mem::size_of::<sm_map_opts>(),
+        chunk: 0,
+        worker_init: None,
+        worker_fini: None,
+        worker_reduce: None,
+        wresult_size: inp.below(200) as usize,
+        progress: None,
+    };
+    if flavour == 3 {
+        match inp.below(3) {
+            0 => opts.chunk = 1 + inp.below(100) as usize,
+            1 => opts.progress = Some(progress),
+            _ => opts.size = inp.below(8) as usize,
+        }
+    }
+    s.wresult_size = if flavour == 2 {
+        opts.wresult_size as u64
+    } else {
+        0
+    };
     let call = format!(
-        "sm_parallel(pool {}, region {}) ops {:?} early {}@{} ret {}:{}",
+        "{}(pool {}, region {}) ops {:?} early {}@{} ret {}:{}",
+        match flavour {
+            0 => "sm_parallel".to_string(),
+            1 => "sm_parallel_ex(NULL opts)".to_string(),
+            _ => format!(
+                "sm_parallel_ex(size {} chunk {} progress {} wresult_size {})",
+                opts.size,
+                opts.chunk,
+                opts.progress.is_some(),
+                opts.wresult_size
+            ),
+        },
         match live {
             Some((n, b)) => format!("{b:?} {n}{}", if st.debug { " debug" } else { "" }),
             None => format!("{p:p} (not a pool)"),
@@ -1585,17 +1637,18 @@ fn op_parallel(st: &mut State, inp: &mut In) {
         eprintln!("  {call}");
     }
     let marker = prime();
-    let status = sm_parallel(
-        p,
-        if region_null { None } else { Some(region) },
-        std::ptr::null_mut(),
-    );
+    let region_fn: sm_region_fn = if region_null { None } else { Some(region) };
+    let status = match flavour {
+        0 => sm_parallel(p, region_fn, std::ptr::null_mut()),
+        1 => sm_parallel_ex(p, region_fn, std::ptr::null_mut(), std::ptr::null()),
+        _ => sm_parallel_ex(p, region_fn, std::ptr::null_mut(), &opts),
+    };
     assert!(
         status != SM_ERR_PANIC,
         "{call}: SM_ERR_PANIC: {}",
         last_error()
     );
-    if live.is_none() || region_null {
+    if live.is_none() || region_null || flavour == 3 {
         check_status(status, &[SM_ERR_INVALID], &marker, &call);
         return;
     }
@@ -1730,6 +1783,9 @@ fn op_sections_outside(st: &mut State, inp: &mut In) {
 }
 
 fn op_ids_outside() {
+    let marker = prime();
+    assert!(sm_worker_local().is_null(), "sm_worker_local outside a map");
+    fresh_error(&marker, "sm_worker_local outside a map");
     assert_eq!(sm_worker_id(), -1, "sm_worker_id outside a map");
     assert_eq!(sm_master(), 1, "sm_master outside a map");
     assert_eq!(sm_num_workers(), 1, "sm_num_workers outside a map");

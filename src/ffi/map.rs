@@ -10,8 +10,9 @@ use std::ffi::c_void;
 
 /// Runs `work(ctx, job, result)` once for every job in [0, njobs) on the pool's workers, handing
 /// jobs out dynamically in increasing order. Each job's `result` points to `result_size` zeroed
-/// bytes. `reduce` (may be NULL) runs in the calling thread, once per completed job, in increasing
-/// job order, while the workers go on; results wait in a bounded window, whatever njobs is.
+/// bytes aligned to `SM_RESULT_ALIGN`. `reduce` (may be NULL) runs in the calling thread, once
+/// per completed job, in increasing job order, while the workers go on; results wait in a
+/// bounded window, whatever njobs is.
 ///
 /// Returns SM_OK; SM_STOPPED if a job returned SM_STOP or reduce returned nonzero; SM_ERR_JOB if a
 /// job returned another nonzero value; SM_ERR_WORKER_DIED if a worker process died;
@@ -48,7 +49,8 @@ pub extern "C" fn sm_map(
 /// filling a per-worker result that `worker_reduce` combines on the caller, once per worker, in
 /// worker order, after the jobs (only when the map succeeded or stopped on request; with SM_STOP,
 /// a worker's result may include jobs after the stopping one that had already started). Keeping a
-/// partial result per worker and combining them once is the fast way to reduce tiny jobs.
+/// partial result per worker and combining them once is the fast way to reduce tiny jobs: jobs
+/// add into their worker's result through `sm_worker_local()`.
 /// Returns what `sm_map` returns; a failing worker_init/worker_fini gives SM_ERR_JOB naming the
 /// worker; `opts->size` smaller than its first field, or larger than this library knows with
 /// nonzero bytes beyond, or `wresult_size` above SM_MAX_RESULT_SIZE, gives SM_ERR_INVALID.
@@ -63,7 +65,7 @@ pub extern "C" fn sm_map_ex(
     opts: *const sm_map_opts,
 ) -> sm_status {
     call_status(|| {
-        let options = read_options(opts)?;
+        let options = read_options(opts, "sm_map_ex")?;
         run(
             "sm_map_ex",
             pool,
@@ -106,8 +108,9 @@ fn run(
 }
 
 /// Reads the caller's options, as many bytes of them as its `size` says (a caller built against
-/// an older, shorter struct gets zero for the fields it does not know).
-fn read_options(opts: *const sm_map_opts) -> Result<MapOptions> {
+/// an older, shorter struct gets zero for the fields it does not know). `call` names the export
+/// in messages.
+pub(super) fn read_options(opts: *const sm_map_opts, call: &str) -> Result<MapOptions> {
     if opts.is_null() {
         return Ok(MapOptions::default());
     }
@@ -116,7 +119,7 @@ fn read_options(opts: *const sm_map_opts) -> Result<MapOptions> {
     let known = std::mem::size_of::<sm_map_opts>();
     if size < std::mem::size_of::<usize>() {
         return Err(Error::invalid(format!(
-            "sm_map_ex: opts->size is {size}; set it to sizeof(sm_map_opts) ({known})"
+            "{call}: opts->size is {size}; set it to sizeof(sm_map_opts) ({known})"
         )));
     }
     let mut copy = [0u8; std::mem::size_of::<sm_map_opts>()];
@@ -129,7 +132,7 @@ fn read_options(opts: *const sm_map_opts) -> Result<MapOptions> {
             unsafe { std::slice::from_raw_parts((opts as *const u8).add(known), size - known) };
         if extra.iter().any(|&b| b != 0) {
             return Err(Error::invalid(format!(
-                "sm_map_ex: opts->size is {size}, larger than the {known} bytes this library \
+                "{call}: opts->size is {size}, larger than the {known} bytes this library \
                  knows, and the extra fields are set: the program needs a newer sharedmem"
             )));
         }

@@ -1,13 +1,14 @@
 //! `sm_parallel` and what its region calls: `sm_for_next`, `sm_barrier`, `sm_single`,
 //! `sm_master`, `sm_num_workers`.
 
+use super::map::read_options;
 use super::pool::check_pool;
 use super::sections::pool_identity;
-use super::types::{sm_pool, sm_region_fn, sm_schedule, sm_schedule_arg};
+use super::types::{sm_map_opts, sm_pool, sm_region_fn, sm_schedule, sm_schedule_arg};
 use super::{call, call_status};
 use crate::control::{JobEnd, Misuse};
 use crate::last_error;
-use crate::map;
+use crate::map::{self, MapOptions};
 use crate::region::{self, BarrierError, LoopSpec, Schedule};
 use crate::status::{sm_status, Error, Status};
 use std::ffi::{c_int, c_void};
@@ -40,15 +41,63 @@ pub extern "C" fn sm_parallel(
     region: sm_region_fn,
     ctx: *mut c_void,
 ) -> sm_status {
+    call_status(|| run_region("sm_parallel", pool, region, ctx, MapOptions::default()))
+}
+
+/// `sm_parallel` with the per-worker options of `sm_map_ex` (`opts` may be NULL: then exactly
+/// `sm_parallel`): each worker runs `worker_init(ctx, worker)` before the region and
+/// `worker_fini(ctx, worker, wresult)` after it, with its own zeroed per-worker result of
+/// `wresult_size` bytes, which the region reaches through `sm_worker_local()`; `worker_reduce`
+/// then runs on the caller once per worker, in worker order, after every worker returned, only
+/// when the region succeeded or stopped on request (SM_STOP: then process workers are not
+/// killed, but, like threads, return at their next construct and run worker_fini, so that every
+/// worker's result is combined). So `omp parallel for
+/// reduction(+:sx, sy)` becomes a `struct {double sx, sy;}` per-worker result that the region
+/// adds into and worker_reduce adds into ctx. `opts->chunk` must be 0 and `opts->progress` NULL
+/// (a region has no jobs to count or chunk; loops take their chunk in `sm_for_next`).
+/// Returns what `sm_parallel` returns; a failing worker_init/worker_fini gives SM_ERR_JOB naming
+/// the worker; SM_STOPPED if worker_reduce returned nonzero; SM_ERR_INVALID for a NULL pool or
+/// region, a bad `opts->size` (as in sm_map_ex), a nonzero chunk or a progress callback.
+#[no_mangle]
+pub extern "C" fn sm_parallel_ex(
+    pool: *mut sm_pool,
+    region: sm_region_fn,
+    ctx: *mut c_void,
+    opts: *const sm_map_opts,
+) -> sm_status {
     call_status(|| {
-        let pool = check_pool(pool, "sm_parallel")?;
-        let region = region.ok_or_else(|| Error::invalid("sm_parallel: region is NULL"))?;
-        let (status, note) = map::run_region(pool, region, ctx)?;
-        if let Some(note) = note {
-            last_error::set(status, &note);
+        let options = read_options(opts, "sm_parallel_ex")?;
+        if options.chunk != 0 {
+            return Err(Error::invalid(format!(
+                "sm_parallel_ex: opts->chunk is {}; it must be 0 for a region (pass the chunk \
+                 of each loop to sm_for_next)",
+                options.chunk
+            )));
         }
-        Ok(status)
+        if options.progress.is_some() {
+            return Err(Error::invalid(
+                "sm_parallel_ex: opts->progress must be NULL for a region (it has no jobs to \
+                 count)",
+            ));
+        }
+        run_region("sm_parallel_ex", pool, region, ctx, options)
     })
+}
+
+fn run_region(
+    call: &str,
+    pool: *mut sm_pool,
+    region: sm_region_fn,
+    ctx: *mut c_void,
+    options: MapOptions,
+) -> crate::status::Result<Status> {
+    let pool = check_pool(pool, call)?;
+    let region = region.ok_or_else(|| Error::invalid(format!("{call}: region is NULL")))?;
+    let (status, note) = map::run_region(pool, region, ctx, &options)?;
+    if let Some(note) = note {
+        last_error::set(status, &note);
+    }
+    Ok(status)
 }
 
 /// The work-shared loop over [start, end) in a region: every worker calls

@@ -23,6 +23,12 @@ const _: () = assert!(SM_MAX_WORKERS == crate::config::MAX_WORKERS);
 const _: () = assert!(SM_MAX_JOBS == crate::control::MAX_JOBS);
 const _: () = assert!(SM_MAX_RESULT_SIZE == crate::map::MAX_RESULT_SIZE as u64);
 
+/// Every `result` and `wresult` pointer sharedmem hands to a callback (and `sm_worker_local()`)
+/// is aligned to at least this many bytes, `alignof(max_align_t)` on x86_64 and aarch64 Linux,
+/// whatever `result_size` / `wresult_size` is: cast it to a struct of yours freely.
+pub const SM_RESULT_ALIGN: usize = 16;
+const _: () = assert!(SM_RESULT_ALIGN == crate::control::RESULT_ALIGN);
+
 /// Which kind of workers a pool uses.
 #[allow(non_camel_case_types)]
 #[repr(C)]
@@ -110,19 +116,22 @@ pub struct sm_pool {
 }
 
 /// A job: `work(ctx, job, result)` for `job` in [0, njobs). `result` points to `result_size` zeroed
-/// bytes the job may fill (NULL when result_size is 0). Return 0 on success, `SM_STOP` to stop the
-/// map early, any other value to fail the map with `SM_ERR_JOB`.
+/// bytes the job may fill, aligned to `SM_RESULT_ALIGN` (NULL when result_size is 0). Return 0 on
+/// success, `SM_STOP` to stop the map early, any other value to fail the map with `SM_ERR_JOB`.
 #[allow(non_camel_case_types)]
 pub type sm_work_fn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int>;
 
 /// `worker_init(ctx, worker)`: runs in each worker before its first job (every worker of the map
-/// runs it once). Return 0 to go on; nonzero stops the map with `SM_ERR_JOB`.
+/// runs it once; in `sm_parallel_ex`, before the region). It reaches the worker's per-worker
+/// result, to set it up, with `sm_worker_local()`. Return 0 to go on; nonzero stops the map with
+/// `SM_ERR_JOB`.
 #[allow(non_camel_case_types)]
 pub type sm_worker_init_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, worker: c_int) -> c_int>;
 
 /// `worker_fini(ctx, worker, wresult)`: runs in each worker after its last job and fills that
-/// worker's result (`wresult_size` bytes, zeroed at the start of the map). Also the type of
+/// worker's result (`wresult_size` bytes, zeroed at the start of the map, aligned to
+/// `SM_RESULT_ALIGN`; the same bytes jobs reach with `sm_worker_local()`). Also the type of
 /// `worker_reduce(ctx, worker, wresult)`, which runs on the caller once per worker, in worker
 /// order, after the jobs. Return 0 to go on; nonzero from worker_fini fails the map
 /// (`SM_ERR_JOB`), from worker_reduce stops the combining (`SM_STOPPED`).
@@ -130,9 +139,9 @@ pub type sm_worker_init_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, worke
 pub type sm_worker_fini_fn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, worker: c_int, wresult: *mut c_void) -> c_int>;
 
-/// Options of `sm_map_ex`. Zero-initialise it, set `size = sizeof(sm_map_opts)`, then the fields
-/// you need: `size` lets later versions add fields without breaking programs built against this
-/// one (fields beyond `size` are taken as zero).
+/// Options of `sm_map_ex` and `sm_parallel_ex`. Zero-initialise it, set
+/// `size = sizeof(sm_map_opts)`, then the fields you need: `size` lets later versions add fields
+/// without breaking programs built against this one (fields beyond `size` are taken as zero).
 #[allow(non_camel_case_types)]
 #[repr(C)]
 pub struct sm_map_opts {
@@ -146,7 +155,8 @@ pub struct sm_map_opts {
     pub worker_fini: sm_worker_fini_fn,
     /// On the caller, once per worker in worker order, with that worker's `wresult` (may be NULL).
     pub worker_reduce: sm_worker_fini_fn,
-    /// Bytes of each worker's result (0: `wresult` is NULL).
+    /// Bytes of each worker's result (0: `wresult` is NULL), aligned to `SM_RESULT_ALIGN`: jobs,
+    /// regions and hooks reach theirs with `sm_worker_local()`.
     pub wresult_size: usize,
     /// On the caller, about every 0.1 s while the map runs and once at its end (may be NULL).
     pub progress: sm_progress_fn,
@@ -159,8 +169,8 @@ pub struct sm_map_opts {
 #[allow(non_camel_case_types)]
 pub type sm_progress_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, done: usize, total: usize)>;
 
-/// Called on the caller, in increasing job order, once per completed job, with that job's result.
-/// Return 0 to go on, nonzero to stop the map (`SM_STOPPED`).
+/// Called on the caller, in increasing job order, once per completed job, with that job's result
+/// (aligned to `SM_RESULT_ALIGN`). Return 0 to go on, nonzero to stop the map (`SM_STOPPED`).
 #[allow(non_camel_case_types)]
 pub type sm_reduce_fn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int>;

@@ -414,6 +414,29 @@ static void case_as(void) {
     /* (the header promises a message naming the path for file problems; this one is about memory) */
     CHECK(msg[0] && (icontains(msg, "memory") || strstr(msg, path)),
           "sm_fromfile of 200 MB under RLIMIT_AS failed without a message about memory: \"%s\"", msg);
+    /* A result or per-worker result within SM_MAX_RESULT_SIZE that cannot be allocated now is
+     * SM_ERR_NOMEM (above the limit it would be SM_ERR_INVALID), on every backend, and nothing runs. */
+    const sm_backend backends[3] = {SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL};
+    for (int k = 0; k < 3; k++) {
+      sm_pool *bp = k == 0 ? pool : new_pool(2, backends[k]);
+      memset(g_rec, 0, sizeof *g_rec);
+      int nred = 0;
+      st = sm_map(bp, 10, work_rec, reduce_count, (size_t)SM_MAX_RESULT_SIZE, &nred);
+      CHECK(st == SM_ERR_NOMEM && icontains(last_err(), "result_size"),
+            "backend %d: sm_map with result_size SM_MAX_RESULT_SIZE under RLIMIT_AS: %s (%s), expected "
+            "SM_ERR_NOMEM", (int)backends[k], sm_status_str(st), last_err());
+      sm_map_opts o;
+      memset(&o, 0, sizeof o);
+      o.size = sizeof o;
+      o.wresult_size = (size_t)1 << 30;
+      st = sm_map_ex(bp, 10, work_rec, NULL, 0, &nred, &o);
+      CHECK(st == SM_ERR_NOMEM && sm_last_status() == SM_ERR_NOMEM,
+            "backend %d: sm_map_ex with wresult_size 1 GiB under RLIMIT_AS: %s (%s), expected SM_ERR_NOMEM",
+            (int)backends[k], sm_status_str(st), last_err());
+      CHECK(atomic_load(&g_rec->jobs) == 0 && nred == 0, "backend %d: a refused map ran %d jobs",
+            (int)backends[k], atomic_load(&g_rec->jobs));
+      if (k) sm_pool_free(bp);
+    }
     memset(g_rec, 0, sizeof *g_rec);
     g_rec->caller = (int)getpid();
     int nreduced = 0;

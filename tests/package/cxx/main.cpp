@@ -572,6 +572,76 @@ void argsorts() {
     CHECK(sharedmem::argsort(&pool, sk) == (std::vector<std::int64_t>{4, 1, 3, 2, 0}));
 }
 
+// Per-worker results: pool.parallel<T> and pool.map_local<T> with worker_local<T>(), a struct
+// whose members need SM_RESULT_ALIGN, and combine in worker order on the caller.
+struct alignas(16) sums {
+    long double sx;
+    std::int64_t n;
+};
+
+void per_worker(sm_backend backend) {
+    sharedmem::pool pool(3, backend);
+    const int team = backend == SM_BACKEND_SERIAL || debug_mode() ? 1 : 3;
+    const std::size_t n = 10007;
+    const long double want = (long double)(n - 1) * n / 2;
+    sums total{0, 0};
+    std::vector<int> order;
+    auto combine = [&](sums &s) {
+        total.sx += s.sx;
+        total.n += s.n;
+        order.push_back(static_cast<int>(order.size()));
+    };
+    sharedmem::outcome o = pool.parallel<sums>(
+        [&] {
+            sums &s = sharedmem::worker_local<sums>();
+            if (reinterpret_cast<std::uintptr_t>(&s) % SM_RESULT_ALIGN != 0) throw std::runtime_error("alignment");
+            sharedmem::for_loop(pool, 0, n, [&](std::size_t i) {
+                s.sx += i;
+                s.n += 1;
+            }, SM_SCHEDULE_DYNAMIC, 13);
+        },
+        combine);
+    CHECK(o == sharedmem::outcome::completed);
+    CHECK(total.sx == want && total.n == (std::int64_t)n && (int)order.size() == team);
+
+    total = sums{0, 0};
+    order.clear();
+    o = pool.map_local<sums>(n, [&](std::size_t job) {
+        sums &s = sharedmem::worker_local<sums>();
+        s.sx += job;
+        s.n += 1;
+    }, combine);
+    CHECK(o == sharedmem::outcome::completed);
+    CHECK(total.sx == want && total.n == (std::int64_t)n && (int)order.size() == team);
+
+    // An exception from combine is thrown once the call is over.
+    bool threw = false;
+    try {
+        pool.map_local<sums>(10, [](std::size_t) {}, [](sums &) { throw std::logic_error("combine"); });
+    } catch (const std::logic_error &e) {
+        threw = std::string(e.what()) == "combine";
+    }
+    CHECK(threw);
+
+    // Outside a map or region, and in a map without per-worker results: sharedmem::error.
+    threw = false;
+    try {
+        sharedmem::worker_local<sums>();
+    } catch (const sharedmem::error &e) {
+        threw = e.status() == SM_ERR_STATE;
+    }
+    CHECK(threw);
+    sharedmem::shared_array<std::int32_t> refused(1);
+    pool.map(1, [&](std::size_t) {
+        try {
+            sharedmem::worker_local<sums>();
+        } catch (const sharedmem::error &) {
+            refused[0] = 1;
+        }
+    });
+    CHECK(refused[0] == 1);
+}
+
 }  // namespace
 
 int main() {
@@ -582,6 +652,7 @@ int main() {
         exception_from_job(b);
         stops(b);
         regions(b);
+        per_worker(b);
     }
     misuse();
     argsorts();

@@ -15,7 +15,7 @@ int sm_test_header_values(int64_t *v, int n) {
       SM_SCHEDULE_STATIC, SM_SCHEDULE_DYNAMIC, SM_SCHEDULE_GUIDED, SM_FOR_ORDERED, SM_FOR_NOWAIT,
       (int64_t)sizeof(size_t), (int64_t)sizeof(sm_status), (int64_t)sizeof(sm_backend),
       (int64_t)sizeof(sm_dtype), (int64_t)sizeof(sm_schedule), (int64_t)sizeof(sm_map_opts),
-      SM_MAX_WORKERS, (int64_t)SM_MAX_JOBS, (int64_t)SM_MAX_RESULT_SIZE,
+      SM_MAX_WORKERS, (int64_t)SM_MAX_JOBS, (int64_t)SM_MAX_RESULT_SIZE, SM_RESULT_ALIGN,
   };
   const int count = (int)(sizeof values / sizeof values[0]);
   if (n < count) return -1;

@@ -11,7 +11,8 @@
 !   - returns job**2 + 1 through `result`, which a reduce callback sums in the caller, checking
 !     that it sees every job once, in increasing order.
 ! Then a parallel region (sm_parallel: a dynamic sm_for_next loop, sm_single, sm_master,
-! sm_barrier, sm_num_workers), early stop (SM_STOP), a failing job (SM_ERR_JOB and its message),
+! sm_barrier, sm_num_workers), a sum reduction through per-worker results (sm_parallel_ex,
+! sm_worker_local), early stop (SM_STOP), a failing job (SM_ERR_JOB and its message),
 ! misuse outside a map,
 ! sm_argsort on real(c_double) keys (0-based permutation), and sm_fromfile. Every value is
 ! checked exactly; prints "FORTRAN OK" at the end, and stops with `error stop 1` on any failure.
@@ -22,7 +23,7 @@ module sm_test_jobs
   public :: NJOBS, NBINS, PER_JOB, NWORKERS, job_bin
   public :: map_context, hist, worker_of, seq
   public :: fill_work, sum_reduce, stop_work, fail_work
-  public :: region_hits, region_counts, region_work
+  public :: region_hits, region_counts, region_work, region_sum, add_partial
 
   integer, parameter :: NJOBS = 300, NBINS = 13, PER_JOB = 40, NWORKERS = 4
 
@@ -179,6 +180,41 @@ contains
     if (sm_critical_leave(ctx) /= SM_OK) region_work = 203_c_int
   end function region_work
 
+  ! `!$omp parallel do reduction(+:total)` with a per-worker result (ctx is a map_context): the
+  ! worker's partial sum is sm_worker_local(), add_partial adds each one into ctx%total.
+  recursive integer(c_int) function region_sum(ctx) bind(C)
+    type(c_ptr), value :: ctx
+    type(map_context), pointer :: c
+    integer(c_int64_t), pointer :: partial
+    integer(c_size_t) :: lo, hi, i
+
+    call c_f_pointer(ctx, c)
+    region_sum = 301_c_int
+    if (.not. c_associated(sm_worker_local())) return
+    call c_f_pointer(sm_worker_local(), partial)
+    do while (sm_for_next(c%pool, 1_c_size_t, int(NJOBS + 1, c_size_t), SM_SCHEDULE_STATIC, &
+                          0_c_size_t, 0_c_int, lo, hi) == 1)
+      do i = lo, hi - 1
+        partial = partial + int(i, c_int64_t)
+      end do
+    end do
+    region_sum = 0
+  end function region_sum
+
+  recursive integer(c_int) function add_partial(ctx, worker, wresult) bind(C)
+    type(c_ptr), value :: ctx, wresult
+    integer(c_int), value :: worker
+    type(map_context), pointer :: c
+    integer(c_int64_t), pointer :: partial
+
+    call c_f_pointer(ctx, c)
+    call c_f_pointer(wresult, partial)
+    c%total = c%total + partial
+    if (worker /= c%next_job) c%errors = c%errors + 1   ! workers come in order
+    c%next_job = c%next_job + 1
+    add_partial = 0
+  end function add_partial
+
 end module sm_test_jobs
 
 
@@ -200,7 +236,7 @@ program fortran_consumer
   character(len=:), allocatable :: data_file
   integer(c_int64_t) :: header(64)
   integer(c_int) :: nheader
-  type(sm_map_opts) :: opts_probe  ! only its size is used
+  type(sm_map_opts) :: opts_probe  ! its size is compared with the header, then sm_parallel_ex uses it
   ! Each callback assigned to a pointer with the C callback's interface: the compiler checks them.
   procedure(sm_work), pointer :: work_check
   procedure(sm_reduce), pointer :: reduce_check
@@ -240,7 +276,7 @@ program fortran_consumer
 
   ! --- The module's constants and types match the header, as compiled by the C compiler -------
   nheader = sm_test_header_values(header, size(header, kind=c_int))
-  call check(nheader == 38, "header_values.c and main.f90 disagree on the number of values")
+  call check(nheader == 39, "header_values.c and main.f90 disagree on the number of values")
   if (any(header(1:nheader) /= [integer(c_int64_t) :: SM_STOP, &
           SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL, &
           SM_DTYPE_F64, SM_DTYPE_F32, SM_DTYPE_I64, SM_DTYPE_I32, SM_DTYPE_I16, &
@@ -252,7 +288,7 @@ program fortran_consumer
           c_sizeof(0_c_size_t), c_sizeof(0_c_int), c_sizeof(0_c_int), c_sizeof(0_c_int), &
           c_sizeof(0_c_int), c_sizeof(opts_probe), &
           int(SM_MAX_WORKERS, c_int64_t), int(SM_MAX_JOBS, c_int64_t), &
-          int(SM_MAX_RESULT_SIZE, c_int64_t)])) then
+          int(SM_MAX_RESULT_SIZE, c_int64_t), int(SM_RESULT_ALIGN, c_int64_t)])) then
     write (error_unit, '(a,*(1x,i0))') "sharedmem.h gives", header(1:nheader)
     call fail("a constant or type size of the sharedmem module differs from sharedmem.h")
   end if
@@ -346,6 +382,27 @@ program fortran_consumer
   call check(sm_parallel(pool, c_null_funptr, c_null_ptr) == SM_ERR_INVALID, &
              "sm_parallel without a region")
   call sm_free(region_mem)
+
+  ! --- Per-worker results: sm_parallel_ex and sm_worker_local ----------------------------------
+  opts_probe%size = c_sizeof(opts_probe)
+  opts_probe%chunk = 0
+  opts_probe%worker_init = c_null_funptr
+  opts_probe%worker_fini = c_null_funptr
+  opts_probe%worker_reduce = c_funloc(add_partial)
+  opts_probe%wresult_size = c_sizeof(0_c_int64_t)
+  opts_probe%progress = c_null_funptr
+  ctx = map_context(pool, int(NWORKERS, c_int), 0, 0, 0)
+  st = sm_parallel_ex(pool, c_funloc(region_sum), c_loc(ctx), opts_probe)
+  if (st /= SM_OK) &
+    call fail("sm_parallel_ex: " // sm_status_string(st) // ": " // sm_last_error_string())
+  j = NWORKERS
+  if (backend == SM_BACKEND_SERIAL) j = 1
+  call check(ctx%total == int(NJOBS, c_int64_t) * (NJOBS + 1) / 2 .and. ctx%errors == 0 .and. &
+             ctx%next_job == j, "sm_parallel_ex: the per-worker sums add up to the serial sum")
+  call check(.not. c_associated(sm_worker_local()), "sm_worker_local outside a region")
+  opts_probe%chunk = 3
+  call check(sm_parallel_ex(pool, c_funloc(region_sum), c_loc(ctx), opts_probe) == &
+             SM_ERR_INVALID, "sm_parallel_ex with a chunk")
 
   ! --- Early stop and a failing job ----------------------------------------------------------
   ctx = map_context(pool, int(NWORKERS, c_int), 0, 0, 0)
