@@ -1,0 +1,528 @@
+//! The presorted cases of `sm_argsort`, tried before the radix sort: catalogs that are already in
+//! order, or nearly, are common, and numpy's stable argsort (timsort) does them in one or two
+//! passes where a radix sort always does several.
+//!
+//! 1. Scan (all threads, read only): count descents (key[i] < key[i-1]) and ascents.
+//!    - no descent: the identity (sorted, or all keys equal);
+//!    - no ascent: non-increasing. The answer is the groups of equal keys in reverse order, each
+//!      in input order (a strictly decreasing input is the plain reversal);
+//!    - few descents (at most n / 4): step 2; otherwise the radix sort.
+//! 2. Split off the outliers (all threads, each on its slice): walk the keys keeping a
+//!    non-decreasing subsequence, "kept"; a key below the last kept one is an outlier, unless only
+//!    a few of the latest kept keys are above it (they were the outliers: a displaced large key
+//!    followed by the run it interrupts), in which case those become outliers instead. Then make
+//!    the slices' kept sequences one non-decreasing sequence (a slice's kept keys below the
+//!    previous slice's last become outliers). More than n / 2 outliers: give up, radix sort.
+//! 3. Sort the outliers with the radix sort (stable by position, since they are listed in
+//!    position order), and merge them with the kept sequence, ordering by (key, position): that is
+//!    the stable order. The merge is split between the threads at kept elements.
+//!
+//! Extra memory of step 2 and 3: outlier positions (m indices), their radix sort (2 m (keysize +
+//! indexsize)) and their sorted order (8 m bytes), m <= n / 2: within the radix sort's 2 n
+//! (keysize + indexsize) for keys of 4 bytes or more, the dtypes this path serves (numpy itself
+//! radix-sorts 1- and 2-byte keys, and so do we: step 1 only for them).
+
+use super::keys::{Key, Source};
+use super::radix::{self, chunk_len, Index, PARALLEL_MIN};
+use crate::spawn::spawn_or_run;
+use crate::status::Result;
+
+/// Which way the sort went (for tests, which check that the presorted paths are taken).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    Identity,
+    NonIncreasing,
+    /// Merged with this many outliers.
+    Outliers(usize),
+    Radix,
+}
+
+/// Descents above n / DESCENTS_DIV: not presorted, radix sort without trying step 2.
+const DESCENTS_DIV: usize = 4;
+/// Outliers above n / OUTLIERS_DIV: step 2 gives up (sorting them costs about what the whole
+/// radix sort would, plus the merge).
+const OUTLIERS_DIV: usize = 8;
+/// At most this many of the latest kept keys are demoted to let a smaller key in.
+const POP_MAX: usize = 8;
+/// How far back (in positions) step 2 looks for kept keys to demote.
+const WALK_MAX: usize = 64;
+
+/// Sorts `src` into `out`: a presorted path when the keys are, else the radix sort.
+pub fn argsort<S: Source, I: Index>(
+    src: &S,
+    n: usize,
+    out: &mut [i64],
+    threads: usize,
+) -> Result<Path> {
+    let threads = if n < PARALLEL_MIN { 1 } else { threads.max(1) };
+    // only keys of 4 bytes or more try step 2 (see the module comment)
+    let split = std::mem::size_of::<S::K>() >= 4;
+    let slices = scan::<S, I>(src, out, threads, split);
+    let descents: usize = slices.iter().map(|s| s.descents).sum();
+    let ascents: usize = slices.iter().map(|s| s.ascents).sum();
+    if descents == 0 {
+        return Ok(Path::Identity);
+    }
+    if descents == n - 1 {
+        // strictly decreasing (no equal keys): the plain reversal
+        let per = chunk_len(n, threads);
+        per_chunk(out, threads, |t, chunk| {
+            for (j, o) in chunk.iter_mut().enumerate() {
+                *o = (n - 1 - (t * per + j)) as i64;
+            }
+        });
+        return Ok(Path::NonIncreasing);
+    }
+    if ascents == 0 {
+        reverse_groups(src, out, threads);
+        return Ok(Path::NonIncreasing);
+    }
+    if split && descents <= n / DESCENTS_DIV {
+        if let Some(m) = merge_outliers::<S, I>(src, n, slices, out, threads)? {
+            return Ok(Path::Outliers(m));
+        }
+    }
+    radix::argsort::<S, I>(src, n, out, threads)?;
+    Ok(Path::Radix)
+}
+
+/// Runs `work(t, chunk)` on every chunk t of `out`, one per thread.
+fn per_chunk(out: &mut [i64], threads: usize, work: impl Fn(usize, &mut [i64]) + Sync) {
+    let per = chunk_len(out.len(), threads);
+    if threads == 1 {
+        work(0, out);
+        return;
+    }
+    let work = &work;
+    std::thread::scope(|s| {
+        let mut chunks = out.chunks_mut(per).enumerate();
+        let first = chunks.next();
+        for (t, chunk) in chunks {
+            spawn_or_run(s, move || work(t, chunk));
+        }
+        if let Some((t, chunk)) = first {
+            work(t, chunk);
+        }
+    });
+}
+
+/// Runs `work(lo, hi)` on every slice of 0..n, one per thread, and returns the results in order.
+fn per_slice<T: Send>(n: usize, threads: usize, work: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
+    let per = chunk_len(n, threads);
+    if threads == 1 || n <= per {
+        return vec![work(0, n)];
+    }
+    let work = &work;
+    std::thread::scope(|s| {
+        let started: Vec<_> = (per..n)
+            .step_by(per)
+            .map(|lo| spawn_or_run(s, move || work(lo, (lo + per).min(n))))
+            .collect();
+        let mut all = vec![work(0, per)];
+        all.extend(started.into_iter().map(|h| h.join()));
+        all
+    })
+}
+
+/// What step 1 (and step 2, done in the same pass) found in one slice.
+struct SliceScan<K, I> {
+    /// Positions i of the slice with key[i] < key[i-1] (i-1 may be in the slice before).
+    descents: usize,
+    /// Positions i with key[i] > key[i-1].
+    ascents: usize,
+    /// Step 2 on the slice: None when it had too many outliers or was not tried.
+    split: Option<SliceSplit<K, I>>,
+}
+
+/// Steps 1 and 2 in one pass over each slice: counts descents and ascents, writes the identity
+/// to `out` as far as the slice is sorted (so that sorted keys are done in this one pass), and,
+/// from the slice's first descent on, splits off the outliers (`split`), until there are too many.
+fn scan<S: Source, I: Index>(
+    src: &S,
+    out: &mut [i64],
+    threads: usize,
+    split: bool,
+) -> Vec<SliceScan<S::K, I>> {
+    let n = out.len();
+    let dst = SharedMut(out.as_mut_ptr());
+    per_slice(n, threads, |lo, hi| {
+        let key = |i: usize| {
+            // SAFETY: every caller passes i < hi <= n.
+            unsafe { src.key(i) }
+        };
+        let (mut down, mut up) = (0usize, 0usize);
+        // 1: the sorted prefix
+        let mut i = lo;
+        let mut prev = key(lo.saturating_sub(1));
+        while i < hi {
+            let k = key(i);
+            if k < prev {
+                break;
+            }
+            up += (k > prev) as usize;
+            // SAFETY: i is in this thread's slice [lo, hi) of out.
+            unsafe { *dst.at(i) = i as i64 };
+            prev = k;
+            i += 1;
+        }
+        // 2: split off the outliers while they are few (its prefix is all kept)
+        let mut splitter = if split {
+            let last = (i > lo).then(|| key(i - 1));
+            Some(Splitter::new(lo, i, last, (hi - lo) / OUTLIERS_DIV))
+        } else {
+            None
+        };
+        if let Some(sp) = splitter.as_mut() {
+            while i < hi {
+                let k = key(i);
+                down += (k < prev) as usize;
+                up += (k > prev) as usize;
+                prev = k;
+                // too many outliers, or descents too frequent to be worth it: give up
+                if !sp.step(k, i, key) || down * DESCENTS_DIV > i - lo + 1024 {
+                    break;
+                }
+                i += 1;
+            }
+            if i < hi {
+                splitter = None;
+                i += 1;
+            }
+        }
+        // 3: count only
+        while i < hi {
+            let k = key(i);
+            down += (k < prev) as usize;
+            up += (k > prev) as usize;
+            prev = k;
+            i += 1;
+        }
+        SliceScan {
+            descents: down,
+            ascents: up,
+            split: splitter.map(|sp| SliceSplit {
+                last_kept: sp.last,
+                outliers: sp.outliers,
+            }),
+        }
+    })
+}
+
+/// A pointer that threads may write through at disjoint positions.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut i64);
+// SAFETY: used only to write disjoint elements of `out` from different threads (see callers).
+unsafe impl Send for SharedMut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// Element i (a method, so that closures capture the whole Send + Sync wrapper).
+    fn at(&self, i: usize) -> *mut i64 {
+        self.0.wrapping_add(i)
+    }
+}
+
+/// Non-increasing keys: the group of equal keys at input [s, e) goes to out[n-e .. n-s), in input
+/// order. Each thread writes the groups that start in its slice (to their end, past the slice if
+/// need be), so every group is written once.
+fn reverse_groups<S: Source>(src: &S, out: &mut [i64], threads: usize) {
+    let n = out.len();
+    let dst = SharedMut(out.as_mut_ptr());
+    per_slice(n, threads, |lo, hi| {
+        let key = |i: usize| {
+            // SAFETY: every caller passes i < n.
+            unsafe { src.key(i) }
+        };
+        // the first group starting at or after lo
+        let mut s = lo;
+        let mut k = key(s);
+        if s > 0 {
+            let before = key(s - 1);
+            while k == before {
+                s += 1;
+                if s == hi {
+                    return;
+                }
+                k = key(s);
+            }
+        }
+        while s < hi {
+            let mut e = s + 1;
+            let mut next = k;
+            while e < n {
+                next = key(e);
+                if next != k {
+                    break;
+                }
+                e += 1;
+            }
+            for i in s..e {
+                // SAFETY: n - e + (i - s) < n - s <= n; the groups are disjoint and each is
+                // written by the one thread in whose slice it starts, so no element is written
+                // twice.
+                unsafe { *dst.at(n - e + (i - s)) = i as i64 };
+            }
+            s = e;
+            k = next;
+        }
+    });
+}
+
+/// One slice's outliers (positions, increasing) and its last kept key, if any.
+struct SliceSplit<K, I> {
+    outliers: Vec<I>,
+    last_kept: Option<K>,
+}
+
+/// Step 2's state on one slice.
+struct Splitter<K, I> {
+    /// Outlier positions, increasing.
+    outliers: Vec<I>,
+    /// The last kept key (None before the first).
+    last: Option<K>,
+    /// Kept elements in the slice so far.
+    kept: usize,
+    lo: usize,
+    limit: usize,
+}
+
+impl<K: Key, I: Index> Splitter<K, I> {
+    /// Starts at position i of the slice [lo, ..): everything before i is kept.
+    fn new(lo: usize, i: usize, last: Option<K>, limit: usize) -> Self {
+        Splitter {
+            outliers: Vec::new(),
+            last,
+            kept: i - lo,
+            lo,
+            limit,
+        }
+    }
+
+    /// Takes key k at position i (`key` reads earlier keys); false when the outliers exceed the
+    /// limit.
+    #[inline(always)]
+    fn step(&mut self, k: K, i: usize, key: impl Fn(usize) -> K) -> bool {
+        match self.last {
+            Some(last) if k < last => self.below(k, i, key),
+            _ => {
+                self.last = Some(k);
+                self.kept += 1;
+                true
+            }
+        }
+    }
+
+    /// k is below the last kept key: k is an outlier, or the few latest kept keys above it are.
+    #[inline(never)]
+    fn below(&mut self, k: K, i: usize, key: impl Fn(usize) -> K) -> bool {
+        // walk back over the latest kept keys above k (skipping outliers), a bounded distance
+        let mut demoted = [0usize; POP_MAX];
+        let mut above = 0;
+        let mut oi = self.outliers.len();
+        let mut p = i;
+        let mut settled = false; // found a kept key <= k, or the slice start
+        while p > self.lo && i - p < WALK_MAX {
+            p -= 1;
+            if oi > 0 && self.outliers[oi - 1].to_usize() == p {
+                oi -= 1;
+                continue;
+            }
+            if key(p) <= k {
+                settled = true;
+                break;
+            }
+            if above == POP_MAX {
+                break;
+            }
+            demoted[above] = p;
+            above += 1;
+            if above == self.kept {
+                break; // no kept key left to look at
+            }
+        }
+        let all_kept_above = above == self.kept && above <= 2;
+        if !(settled || all_kept_above) || above == 0 {
+            self.outliers.push(I::from_usize(i));
+            return self.outliers.len() <= self.limit;
+        }
+        // demote: they go into the outlier list in position order, among the skipped outliers
+        self.outliers
+            .extend(demoted[..above].iter().map(|&d| I::from_usize(d)));
+        self.outliers[oi..].sort_unstable_by_key(|o| o.to_usize());
+        self.kept -= above;
+        self.kept += 1;
+        self.last = Some(k);
+        self.outliers.len() <= self.limit
+    }
+}
+
+/// Steps 2 and 3; Ok(None) when there are too many outliers (nothing written to `out`).
+fn merge_outliers<S: Source, I: Index>(
+    src: &S,
+    n: usize,
+    slices: Vec<SliceScan<S::K, I>>,
+    out: &mut [i64],
+    threads: usize,
+) -> Result<Option<usize>> {
+    let limit = n / OUTLIERS_DIV;
+    let per = chunk_len(n, threads);
+    let mut outliers: Vec<I> = Vec::new();
+    let mut last: Option<S::K> = None;
+    for (t, slice) in slices.into_iter().enumerate() {
+        let Some(slice) = slice.split else {
+            return Ok(None);
+        };
+        let lo = t * per;
+        let hi = (lo + per).min(n);
+        let mut own = slice.outliers.into_iter().peekable();
+        let mut still_kept = false;
+        // the slice's first kept keys below the previous slices' last kept key become outliers
+        if let Some(prev) = last {
+            for i in lo..hi {
+                if own.peek().map(|o| o.to_usize()) == Some(i) {
+                    outliers.push(own.next().expect("peeked"));
+                    continue;
+                }
+                // SAFETY: i < hi <= n.
+                if unsafe { src.key(i) } >= prev {
+                    still_kept = true;
+                    break;
+                }
+                outliers.push(I::from_usize(i));
+            }
+        } else {
+            still_kept = true;
+        }
+        outliers.extend(own);
+        if outliers.len() > limit {
+            return Ok(None);
+        }
+        if still_kept && slice.last_kept.is_some() {
+            last = slice.last_kept;
+        }
+    }
+    let m = outliers.len();
+
+    // step 3: the outliers in (key, position) order
+    let mut sorted = vec![0i64; m];
+    let gather = Gather {
+        src,
+        pos: &outliers,
+    };
+    radix::argsort::<Gather<'_, S, I>, I>(&gather, m, &mut sorted, threads)?;
+    for s in sorted.iter_mut() {
+        *s = outliers[*s as usize].to_usize() as i64;
+    }
+    merge(src, n, &outliers, &sorted, out, threads);
+    Ok(Some(m))
+}
+
+/// The outliers as a key source of their own (element j is the key at position pos[j]).
+struct Gather<'a, S, I> {
+    src: &'a S,
+    pos: &'a [I],
+}
+
+impl<S: Source, I: Index> Source for Gather<'_, S, I> {
+    type K = S::K;
+    #[inline(always)]
+    unsafe fn key(&self, j: usize) -> S::K {
+        // SAFETY: j < m by the caller's contract, and every position is below n.
+        unsafe { self.src.key(self.pos[j].to_usize()) }
+    }
+}
+
+/// Merges the kept sequence (positions 0..n except `outliers`, keys non-decreasing) with the
+/// outliers' positions in (key, position) order, `sorted`, into `out`, on `threads` threads.
+fn merge<S: Source, I: Index>(
+    src: &S,
+    n: usize,
+    outliers: &[I],
+    sorted: &[i64],
+    out: &mut [i64],
+    threads: usize,
+) {
+    let key = |i: usize| {
+        // SAFETY: every caller passes a position below n.
+        unsafe { src.key(i) }
+    };
+    let is_outlier = |p: usize| outliers.binary_search_by(|o| o.to_usize().cmp(&p)).is_ok();
+    // Split at kept elements: thread t starts at the first kept position at or after t n / T,
+    // and with the outliers that order after it.
+    let mut cuts: Vec<(usize, usize, usize)> = vec![(0, 0, 0)]; // (position, sorted index, out)
+    for t in 1..threads {
+        let mut p = t * n / threads;
+        while p < n && is_outlier(p) {
+            p += 1;
+        }
+        let (p, j) = if p < n {
+            let kp = key(p);
+            let j = sorted.partition_point(|&s| {
+                let ks = key(s as usize);
+                ks < kp || (ks == kp && (s as usize) < p)
+            });
+            (p, j)
+        } else {
+            (n, sorted.len())
+        };
+        let before = outliers.partition_point(|o| o.to_usize() < p);
+        cuts.push((p, j, p - before + j));
+    }
+    cuts.push((n, sorted.len(), n));
+    cuts.dedup_by_key(|c| c.0);
+    let dst = SharedMut(out.as_mut_ptr());
+    let work = |c: usize| {
+        let (plo, jlo, olo) = cuts[c];
+        let (phi, jhi, ohi) = cuts[c + 1];
+        let mut w = olo;
+        let mut emit = |v: usize| {
+            debug_assert!(w < ohi);
+            // SAFETY: w < ohi <= n: thread c writes out[olo..ohi), disjoint from the others'
+            // (its kept elements and outliers are exactly those ranked olo..ohi).
+            unsafe { *dst.at(w) = v as i64 };
+            w += 1;
+        };
+        let mut oi = outliers.partition_point(|o| o.to_usize() < plo);
+        let mut skip = outliers.get(oi).map_or(usize::MAX, |o| o.to_usize());
+        let mut j = jlo;
+        let head = |j: usize| {
+            let p = sorted[j] as usize;
+            (key(p), p)
+        };
+        let mut h = if j < jhi { Some(head(j)) } else { None };
+        for i in plo..phi {
+            if i == skip {
+                oi += 1;
+                skip = outliers.get(oi).map_or(usize::MAX, |o| o.to_usize());
+                continue;
+            }
+            let k = key(i);
+            while let Some((hk, hp)) = h {
+                if hk < k || (hk == k && hp < i) {
+                    emit(hp);
+                    j += 1;
+                    h = if j < jhi { Some(head(j)) } else { None };
+                } else {
+                    break;
+                }
+            }
+            emit(i);
+        }
+        for &s in &sorted[j..jhi] {
+            emit(s as usize);
+        }
+        debug_assert_eq!(w, ohi);
+    };
+    let parts = cuts.len() - 1;
+    if parts == 1 {
+        work(0);
+        return;
+    }
+    let work = &work;
+    std::thread::scope(|s| {
+        for c in 0..parts {
+            spawn_or_run(s, move || work(c));
+        }
+    });
+}
