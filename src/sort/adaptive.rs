@@ -178,8 +178,14 @@ fn scan<S: Source, I: Index>(
                 down += (k < prev) as usize;
                 up += (k > prev) as usize;
                 prev = k;
-                // too many outliers, or descents too frequent to be worth it: give up
-                if !sp.step(k, i, key) || down * DESCENTS_DIV > i - lo + 1024 {
+                // the identity here too: step 3's merge writes only what moves
+                // SAFETY: i is in this thread's slice [lo, hi) of out.
+                unsafe { *dst.at(i) = i as i64 };
+                // too many outliers, or too many so far, or descents too frequent: give up
+                if !sp.step(k, i, key)
+                    || down * DESCENTS_DIV > i - lo + 1024
+                    || sp.outliers.len() * OUTLIERS_DIV > i - lo + 8192
+                {
                     break;
                 }
                 i += 1;
@@ -418,6 +424,28 @@ fn merge_outliers<S: Source, I: Index>(
     Ok(Some(m))
 }
 
+/// How many of the positions lo, lo + 1, ... (below hi) satisfy `pred` (true, then false):
+/// exponential search, so a long stretch costs its logarithm.
+fn gallop_count(lo: usize, hi: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let mut step = 1;
+    let mut ok = 0; // pred holds below lo + ok
+    while lo + ok + step <= hi && pred(lo + ok + step - 1) {
+        ok += step;
+        step *= 2;
+    }
+    // pred(lo + ok + step - 1) is false (or past hi): search [lo + ok, min(lo + ok + step, hi))
+    let (mut a, mut b) = (ok, (ok + step).min(hi - lo));
+    while a < b {
+        let m = a + (b - a) / 2;
+        if pred(lo + m) {
+            a = m + 1;
+        } else {
+            b = m;
+        }
+    }
+    a
+}
+
 /// The outliers as a key source of their own (element j is the key at position pos[j]).
 struct Gather<'a, S, I> {
     src: &'a S,
@@ -476,41 +504,53 @@ fn merge<S: Source, I: Index>(
         let (plo, jlo, olo) = cuts[c];
         let (phi, jhi, ohi) = cuts[c + 1];
         let mut w = olo;
-        let mut emit = |v: usize| {
+        let put = |w: usize, v: usize| {
             debug_assert!(w < ohi);
             // SAFETY: w < ohi <= n: thread c writes out[olo..ohi), disjoint from the others'
             // (its kept elements and outliers are exactly those ranked olo..ohi).
             unsafe { *dst.at(w) = v as i64 };
-            w += 1;
         };
         let mut oi = outliers.partition_point(|o| o.to_usize() < plo);
-        let mut skip = outliers.get(oi).map_or(usize::MAX, |o| o.to_usize());
         let mut j = jlo;
-        let head = |j: usize| {
-            let p = sorted[j] as usize;
-            (key(p), p)
-        };
-        let mut h = if j < jhi { Some(head(j)) } else { None };
-        for i in plo..phi {
-            if i == skip {
-                oi += 1;
-                skip = outliers.get(oi).map_or(usize::MAX, |o| o.to_usize());
-                continue;
-            }
-            let k = key(i);
-            while let Some((hk, hp)) = h {
-                if hk < k || (hk == k && hp < i) {
-                    emit(hp);
-                    j += 1;
-                    h = if j < jhi { Some(head(j)) } else { None };
+        let mut i = plo;
+        while i < phi {
+            // the kept stretch [i, end) up to the next outlier position
+            let end = outliers.get(oi).map_or(phi, |o| o.to_usize()).min(phi);
+            while i < end {
+                // how many of the stretch precede the next outlier in (key, position) order
+                let take = if j < jhi {
+                    let hp = sorted[j] as usize;
+                    let hk = key(hp);
+                    gallop_count(i, end, |x| {
+                        let kx = key(x);
+                        kx < hk || (kx == hk && x < hp)
+                    })
                 } else {
-                    break;
+                    end - i
+                };
+                if w == i {
+                    w += take; // in place: the scan wrote the identity there
+                } else {
+                    for x in i..i + take {
+                        put(w, x);
+                        w += 1;
+                    }
+                }
+                i += take;
+                if i < end {
+                    put(w, sorted[j] as usize);
+                    w += 1;
+                    j += 1;
                 }
             }
-            emit(i);
+            if i < phi {
+                i += 1; // an outlier's position: it is emitted in key order
+                oi += 1;
+            }
         }
         for &s in &sorted[j..jhi] {
-            emit(s as usize);
+            put(w, s as usize);
+            w += 1;
         }
         debug_assert_eq!(w, ohi);
     };

@@ -346,7 +346,7 @@ mod tests {
                     if x.is_nan() {
                         i64::MAX
                     } else {
-                        x as i64 - 40_000
+                        (x as i64).saturating_sub(40_000)
                     }
                 })
                 .collect();
