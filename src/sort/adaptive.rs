@@ -44,8 +44,8 @@ const DESCENTS_DIV: usize = 4;
 const OUTLIERS_DIV: usize = 8;
 /// At most this many of the latest kept keys are demoted to let a smaller key in.
 const POP_MAX: usize = 8;
-/// How far back (in positions) step 2 looks for kept keys to demote.
-const WALK_MAX: usize = 64;
+/// The latest kept keys remembered (for demotion).
+const RECENT: usize = 16;
 
 /// Sorts `src` into `out`: a presorted path when the keys are, else the radix sort.
 pub fn argsort<S: Source, I: Index>(
@@ -167,8 +167,12 @@ fn scan<S: Source, I: Index>(
         }
         // 2: split off the outliers while they are few (its prefix is all kept)
         let mut splitter = if split {
-            let last = (i > lo).then(|| key(i - 1));
-            Some(Splitter::new(lo, i, last, (hi - lo) / OUTLIERS_DIV))
+            let mut sp = Splitter::new((hi - lo) / OUTLIERS_DIV);
+            for p in i.saturating_sub(RECENT).max(lo)..i {
+                sp.keep(key(p), p);
+            }
+            sp.kept = i - lo;
+            Some(sp)
         } else {
             None
         };
@@ -182,7 +186,7 @@ fn scan<S: Source, I: Index>(
                 // SAFETY: i is in this thread's slice [lo, hi) of out.
                 unsafe { *dst.at(i) = i as i64 };
                 // too many outliers, or too many so far, or descents too frequent: give up
-                if !sp.step(k, i, key)
+                if !sp.step(k, i)
                     || down * DESCENTS_DIV > i - lo + 1024
                     || sp.outliers.len() * OUTLIERS_DIV > i - lo + 8192
                 {
@@ -207,7 +211,7 @@ fn scan<S: Source, I: Index>(
             descents: down,
             ascents: up,
             split: splitter.map(|sp| SliceSplit {
-                last_kept: sp.last,
+                last_kept: (sp.len > 0).then(|| sp.top(0).0),
                 outliers: sp.outliers,
             }),
         }
@@ -285,80 +289,81 @@ struct SliceSplit<K, I> {
 struct Splitter<K, I> {
     /// Outlier positions, increasing.
     outliers: Vec<I>,
-    /// The last kept key (None before the first).
-    last: Option<K>,
+    /// The latest kept (key, position), a stack of at most RECENT (older ones are forgotten):
+    /// entry d from the top is ring[(head - d) % RECENT].
+    ring: [(K, usize); RECENT],
+    head: usize,
+    len: usize,
     /// Kept elements in the slice so far.
     kept: usize,
-    lo: usize,
     limit: usize,
 }
 
 impl<K: Key, I: Index> Splitter<K, I> {
-    /// Starts at position i of the slice [lo, ..): everything before i is kept.
-    fn new(lo: usize, i: usize, last: Option<K>, limit: usize) -> Self {
+    fn new(limit: usize) -> Self {
         Splitter {
             outliers: Vec::new(),
-            last,
-            kept: i - lo,
-            lo,
+            ring: [(K::default(), 0); RECENT],
+            head: RECENT - 1,
+            len: 0,
+            kept: 0,
             limit,
         }
     }
 
-    /// Takes key k at position i (`key` reads earlier keys); false when the outliers exceed the
-    /// limit.
     #[inline(always)]
-    fn step(&mut self, k: K, i: usize, key: impl Fn(usize) -> K) -> bool {
-        match self.last {
-            Some(last) if k < last => self.below(k, i, key),
-            _ => {
-                self.last = Some(k);
-                self.kept += 1;
-                true
-            }
+    fn top(&self, d: usize) -> (K, usize) {
+        self.ring[(self.head + RECENT - d) % RECENT]
+    }
+
+    #[inline(always)]
+    fn keep(&mut self, k: K, i: usize) {
+        self.head = (self.head + 1) % RECENT;
+        self.ring[self.head] = (k, i);
+        self.len = (self.len + 1).min(RECENT);
+        self.kept += 1;
+    }
+
+    /// Takes key k at position i; false when the outliers exceed the limit.
+    #[inline(always)]
+    fn step(&mut self, k: K, i: usize) -> bool {
+        if self.len == 0 || k >= self.top(0).0 {
+            self.keep(k, i);
+            true
+        } else {
+            self.below(k, i)
         }
     }
 
     /// k is below the last kept key: k is an outlier, or the few latest kept keys above it are.
     #[inline(never)]
-    fn below(&mut self, k: K, i: usize, key: impl Fn(usize) -> K) -> bool {
-        // walk back over the latest kept keys above k (skipping outliers), a bounded distance
-        let mut demoted = [0usize; POP_MAX];
-        let mut above = 0;
-        let mut oi = self.outliers.len();
-        let mut p = i;
-        let mut settled = false; // found a kept key <= k, or the slice start
-        while p > self.lo && i - p < WALK_MAX {
-            p -= 1;
-            if oi > 0 && self.outliers[oi - 1].to_usize() == p {
-                oi -= 1;
-                continue;
-            }
-            if key(p) <= k {
-                settled = true;
-                break;
-            }
-            if above == POP_MAX {
-                break;
-            }
-            demoted[above] = p;
+    fn below(&mut self, k: K, i: usize) -> bool {
+        let mut above = 1;
+        while above < self.len && above <= POP_MAX && self.top(above).0 > k {
             above += 1;
-            if above == self.kept {
-                break; // no kept key left to look at
-            }
         }
-        let all_kept_above = above == self.kept && above <= 2;
-        if !(settled || all_kept_above) || above == 0 {
+        // demote them if a kept key <= k remains below them, or (at the slice start) if they are
+        // the one or two first keys
+        let settled = above < self.len && above <= POP_MAX;
+        let all = above == self.kept && above <= 2;
+        if !(settled || all) {
             self.outliers.push(I::from_usize(i));
             return self.outliers.len() <= self.limit;
         }
-        // demote: they go into the outlier list in position order, among the skipped outliers
-        self.outliers
-            .extend(demoted[..above].iter().map(|&d| I::from_usize(d)));
-        self.outliers[oi..].sort_unstable_by_key(|o| o.to_usize());
+        for d in (0..above).rev() {
+            // oldest first; below i, but maybe below some recent outliers: insert in order
+            // (searching from the end: the outliers recorded after p are recent, so few)
+            let p = self.top(d).1;
+            let mut at = self.outliers.len();
+            while at > 0 && self.outliers[at - 1].to_usize() > p {
+                at -= 1;
+            }
+            self.outliers.insert(at, I::from_usize(p));
+        }
+        self.head = (self.head + RECENT - above) % RECENT;
+        self.len -= above;
         self.kept -= above;
-        self.kept += 1;
-        self.last = Some(k);
+        self.keep(k, i);
         self.outliers.len() <= self.limit
     }
 }
@@ -411,15 +416,31 @@ fn merge_outliers<S: Source, I: Index>(
     let m = outliers.len();
 
     // step 3: the outliers in (key, position) order
-    let mut sorted = vec![0i64; m];
-    let gather = Gather {
-        src,
-        pos: &outliers,
+    let sorted: Vec<i64> = if m < PARALLEL_MIN {
+        // few: a comparison sort of (key, position), a total order (positions are distinct), is
+        // cheaper than the radix sort's setup
+        let mut pairs: Vec<(S::K, usize)> = outliers
+            .iter()
+            .map(|o| {
+                let p = o.to_usize();
+                // SAFETY: every outlier position is below n.
+                (unsafe { src.key(p) }, p)
+            })
+            .collect();
+        pairs.sort_unstable();
+        pairs.into_iter().map(|(_, p)| p as i64).collect()
+    } else {
+        let mut sorted = vec![0i64; m];
+        let gather = Gather {
+            src,
+            pos: &outliers,
+        };
+        radix::argsort::<Gather<'_, S, I>, I>(&gather, m, &mut sorted, threads)?;
+        for s in sorted.iter_mut() {
+            *s = outliers[*s as usize].to_usize() as i64;
+        }
+        sorted
     };
-    radix::argsort::<Gather<'_, S, I>, I>(&gather, m, &mut sorted, threads)?;
-    for s in sorted.iter_mut() {
-        *s = outliers[*s as usize].to_usize() as i64;
-    }
     merge(src, n, &outliers, &sorted, out, threads);
     Ok(Some(m))
 }

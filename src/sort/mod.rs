@@ -360,6 +360,32 @@ mod tests {
         }
     }
 
+    /// Enough outliers for them to be radix-sorted (at least radix::PARALLEL_MIN of them), on
+    /// float keys with ties, NaN and signed zeros.
+    #[test]
+    fn many_outliers_are_radix_sorted_exactly() {
+        let n = 400_000;
+        let mut v: Vec<f64> = (0..n).map(|i| ((i / 2) as f64) - 1000.0).collect();
+        v[1999] = -0.0;
+        v[2001] = 0.0;
+        let mut seed = 17;
+        for _ in 0..450 {
+            let s = (lcg(&mut seed) % (n as u64 - 100)) as usize;
+            for j in (1..100).rev() {
+                let k = (lcg(&mut seed) % (j as u64 + 1)) as usize;
+                v.swap(s + j, s + k);
+            }
+        }
+        v[n / 2] = f64::NAN;
+        v[n / 2 + 7] = f64::NAN;
+        for threads in [1, 2, 3] {
+            match check_f64(&v, threads, "many outliers") {
+                Path::Outliers(m) => assert!(m >= radix::PARALLEL_MIN, "{m} outliers"),
+                p => panic!("threads {threads}: {p:?}"),
+            }
+        }
+    }
+
     /// Inputs the presorted paths must hand to the radix sort, still exactly.
     #[test]
     fn unsorted_inputs_fall_back_exactly() {
