@@ -2,25 +2,32 @@
 //! order, or nearly, are common, and numpy's stable argsort (timsort) does them in one or two
 //! passes where a radix sort always does several.
 //!
-//! 1. Scan (all threads, read only): count descents (key[i] < key[i-1]) and ascents.
-//!    - no descent: the identity (sorted, or all keys equal);
-//!    - no ascent: non-increasing. The answer is the groups of equal keys in reverse order, each
-//!      in input order (a strictly decreasing input is the plain reversal);
-//!    - few descents (at most n / 4): step 2; otherwise the radix sort.
-//! 2. Split off the outliers (all threads, each on its slice): walk the keys keeping a
-//!    non-decreasing subsequence, "kept"; a key below the last kept one is an outlier, unless only
-//!    a few of the latest kept keys are above it (they were the outliers: a displaced large key
-//!    followed by the run it interrupts), in which case those become outliers instead. Then make
-//!    the slices' kept sequences one non-decreasing sequence (a slice's kept keys below the
-//!    previous slice's last become outliers). More than n / 2 outliers: give up, radix sort.
-//! 3. Sort the outliers with the radix sort (stable by position, since they are listed in
-//!    position order), and merge them with the kept sequence, ordering by (key, position): that is
-//!    the stable order. The merge is split between the threads at kept elements.
+//! 1. One pass over the keys (each thread on its slice) counts descents (key[i] < key[i-1]) and
+//!    ascents, writes the identity to `out` as far as the slice is sorted, and from the slice's
+//!    first descent on splits off outliers (step 2), until there are too many.
+//!    - no descent: done, the identity is written (sorted keys, or all equal);
+//!    - n - 1 descents (strictly decreasing): the reversal;
+//!    - no ascent (non-increasing, with ties): the groups of equal keys in reverse order, each in
+//!      input order (stable);
+//!    - few descents (at most n / 4) and few outliers: step 3; otherwise the radix sort.
+//! 2. The split keeps a non-decreasing subsequence, "kept": a key below the last kept one is an
+//!    outlier, unless at most 8 of the latest kept keys are above it (they were the outliers: a
+//!    displaced large key followed by the run it interrupts), in which case those become outliers
+//!    instead. After the pass, a slice's first kept keys below the previous slice's last kept key
+//!    become outliers too, so that the kept keys of all slices are one non-decreasing sequence.
+//!    A slice gives up (radix sort) when its outliers pass 1/8 of it, or of the part seen so far
+//!    (plus a margin), or its descents 1/4.
+//! 3. The outliers are sorted by (key, position) (radix sort of the gathered keys, stable, since
+//!    they are listed in position order; a comparison sort when few) and merged with the kept
+//!    sequence in (key, position) order, which is the stable order. The merge is split between
+//!    the threads at kept elements; it finds each stretch of kept keys that precedes the next
+//!    outlier by exponential search and writes it only if it moved (step 1 wrote the identity),
+//!    so a few outliers cost little more than the scan.
 //!
-//! Extra memory of step 2 and 3: outlier positions (m indices), their radix sort (2 m (keysize +
-//! indexsize)) and their sorted order (8 m bytes), m <= n / 2: within the radix sort's 2 n
-//! (keysize + indexsize) for keys of 4 bytes or more, the dtypes this path serves (numpy itself
-//! radix-sorts 1- and 2-byte keys, and so do we: step 1 only for them).
+//! Only keys of 4 bytes or more are split (numpy radix-sorts 1- and 2-byte keys, and so do we).
+//! Extra memory of steps 2 and 3 (m <= n / 8 outliers): their positions, their sorted order and
+//! the radix sort's buffers for them, a few n bytes at most: less than the radix sort's
+//! 2 n (keysize + indexsize).
 
 use super::keys::{Key, Source};
 use super::radix::{self, chunk_len, Index, PARALLEL_MIN};
