@@ -175,35 +175,48 @@ fn scan<S: Source, I: Index>(
         // 2: split off the outliers while they are few (its prefix is all kept)
         let mut splitter = if split {
             let mut sp = Splitter::new((hi - lo) / OUTLIERS_DIV);
-            for p in i.saturating_sub(RECENT).max(lo)..i {
-                sp.keep(key(p), p);
-            }
             sp.kept = i - lo;
             Some(sp)
         } else {
             None
         };
         if let Some(sp) = splitter.as_mut() {
+            // kept keys at [i - run, i), consecutive, not yet in the splitter's ring: a run of
+            // ascending keys costs what step 1's loop does
+            let mut run = i - lo;
+            let mut prev_kept = i > lo;
+            let mut complete = true;
             while i < hi {
                 let k = key(i);
                 down += (k < prev) as usize;
                 up += (k > prev) as usize;
-                prev = k;
                 // the identity here too: step 3's merge writes only what moves
                 // SAFETY: i is in this thread's slice [lo, hi) of out.
                 unsafe { *dst.at(i) = i as i64 };
-                // too many outliers, or too many so far, or descents too frequent: give up
-                if !sp.step(k, i)
-                    || down * DESCENTS_DIV > i - lo + 1024
-                    || sp.outliers.len() * OUTLIERS_DIV > i - lo + 8192
-                {
-                    break;
+                if prev_kept && k >= prev {
+                    run += 1;
+                    sp.kept += 1;
+                } else {
+                    sp.flush(i, run, key);
+                    run = 0;
+                    // too many outliers, or too many so far, or descents too frequent: give up
+                    if !sp.step(k, i)
+                        || down * DESCENTS_DIV > i - lo + 1024
+                        || sp.outliers.len() * OUTLIERS_DIV > i - lo + 8192
+                    {
+                        complete = false;
+                        prev = k;
+                        i += 1;
+                        break;
+                    }
+                    prev_kept = sp.top(0).1 == i;
                 }
+                prev = k;
                 i += 1;
             }
-            if i < hi {
+            sp.flush(i, run, key);
+            if !complete {
                 splitter = None;
-                i += 1;
             }
         }
         // 3: count only
@@ -325,10 +338,22 @@ impl<K: Key, I: Index> Splitter<K, I> {
 
     #[inline(always)]
     fn keep(&mut self, k: K, i: usize) {
+        self.push(k, i);
+        self.kept += 1;
+    }
+
+    #[inline(always)]
+    fn push(&mut self, k: K, i: usize) {
         self.head = (self.head + 1) % RECENT;
         self.ring[self.head] = (k, i);
         self.len = (self.len + 1).min(RECENT);
-        self.kept += 1;
+    }
+
+    /// Puts the kept run [i - run, i) (already counted in `kept`) into the ring.
+    fn flush(&mut self, i: usize, run: usize, key: impl Fn(usize) -> K) {
+        for p in i - run.min(RECENT)..i {
+            self.push(key(p), p);
+        }
     }
 
     /// Takes key k at position i; false when the outliers exceed the limit.
