@@ -17,17 +17,17 @@
 //!    become outliers too, so that the kept keys of all slices are one non-decreasing sequence.
 //!    A slice gives up (radix sort) when its outliers pass 1/8 of it, or of the part seen so far
 //!    (plus a margin), or its descents 1/4.
-//! 3. The outliers are sorted by (key, position) (radix sort of the gathered keys, stable, since
-//!    they are listed in position order; a comparison sort when few) and merged with the kept
-//!    sequence in (key, position) order, which is the stable order. The merge is split between
+//! 3. The outliers are sorted by (key, position) (a total order, so an unstable comparison sort
+//!    of (key, position) pairs gives it; each thread sorts a share, then the shares are merged)
+//!    and merged with the kept sequence in (key, position) order, which is the stable order. The merge is split between
 //!    the threads at kept elements; it finds each stretch of kept keys that precedes the next
 //!    outlier by exponential search and writes it only if it moved (step 1 wrote the identity),
 //!    so a few outliers cost little more than the scan.
 //!
 //! Only keys of 4 bytes or more are split (numpy radix-sorts 1- and 2-byte keys, and so do we).
-//! Extra memory of steps 2 and 3 (m <= n / 8 outliers): their positions, their sorted order and
-//! the radix sort's buffers for them, a few n bytes at most: less than the radix sort's
-//! 2 n (keysize + indexsize).
+//! Extra memory of steps 2 and 3 (m <= n / 8 outliers): their positions, (key, position) pairs
+//! twice (sort, merge) and their sorted order, about 45 m <= 6 n bytes: less than the radix
+//! sort's 2 n (keysize + indexsize).
 
 use super::keys::{Key, Source};
 use super::radix::{self, chunk_len, Index, PARALLEL_MIN};
@@ -448,31 +448,7 @@ fn merge_outliers<S: Source, I: Index>(
     let m = outliers.len();
 
     // step 3: the outliers in (key, position) order
-    let sorted: Vec<i64> = if m < PARALLEL_MIN {
-        // few: a comparison sort of (key, position), a total order (positions are distinct), is
-        // cheaper than the radix sort's setup
-        let mut pairs: Vec<(S::K, usize)> = outliers
-            .iter()
-            .map(|o| {
-                let p = o.to_usize();
-                // SAFETY: every outlier position is below n.
-                (unsafe { src.key(p) }, p)
-            })
-            .collect();
-        pairs.sort_unstable();
-        pairs.into_iter().map(|(_, p)| p as i64).collect()
-    } else {
-        let mut sorted = vec![0i64; m];
-        let gather = Gather {
-            src,
-            pos: &outliers,
-        };
-        radix::argsort::<Gather<'_, S, I>, I>(&gather, m, &mut sorted, threads)?;
-        for s in sorted.iter_mut() {
-            *s = outliers[*s as usize].to_usize() as i64;
-        }
-        sorted
-    };
+    let sorted = sort_outliers(src, &outliers, threads);
     merge(src, n, &outliers, &sorted, out, threads);
     Ok(Some(m))
 }
@@ -499,19 +475,72 @@ fn gallop_count(lo: usize, hi: usize, pred: impl Fn(usize) -> bool) -> usize {
     a
 }
 
-/// The outliers as a key source of their own (element j is the key at position pos[j]).
-struct Gather<'a, S, I> {
-    src: &'a S,
-    pos: &'a [I],
+/// The outliers' positions in (key, position) order, a total order (positions are distinct), so
+/// any sort gives the stable order: each thread sorts a share of (key, position) pairs, then the
+/// shares are merged.
+fn sort_outliers<S: Source, I: Index>(src: &S, outliers: &[I], threads: usize) -> Vec<i64> {
+    let m = outliers.len();
+    let threads = if m < PARALLEL_MIN { 1 } else { threads };
+    let per = chunk_len(m, threads);
+    let sort_share = |share: &[I]| {
+        let mut pairs: Vec<(S::K, usize)> = share
+            .iter()
+            .map(|o| {
+                let p = o.to_usize();
+                // SAFETY: every outlier position is below n.
+                (unsafe { src.key(p) }, p)
+            })
+            .collect();
+        pairs.sort_unstable();
+        pairs
+    };
+    let mut shares: Vec<Vec<(S::K, usize)>> = if threads == 1 || m <= per {
+        vec![sort_share(outliers)]
+    } else {
+        let sort_share = &sort_share;
+        std::thread::scope(|s| {
+            let started: Vec<_> = outliers
+                .chunks(per)
+                .map(|share| spawn_or_run(s, move || sort_share(share)))
+                .collect();
+            started.into_iter().map(|h| h.join()).collect()
+        })
+    };
+    while shares.len() > 1 {
+        let mut next = Vec::with_capacity(shares.len().div_ceil(2));
+        let mut it = shares.into_iter();
+        while let Some(a) = it.next() {
+            match it.next() {
+                Some(b) => next.push(merge_pairs(&a, &b)),
+                None => next.push(a),
+            }
+        }
+        shares = next;
+    }
+    shares
+        .pop()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(_, p)| p as i64)
+        .collect()
 }
 
-impl<S: Source, I: Index> Source for Gather<'_, S, I> {
-    type K = S::K;
-    #[inline(always)]
-    unsafe fn key(&self, j: usize) -> S::K {
-        // SAFETY: j < m by the caller's contract, and every position is below n.
-        unsafe { self.src.key(self.pos[j].to_usize()) }
+/// The sorted union of two sorted lists of distinct pairs.
+fn merge_pairs<K: Key>(a: &[(K, usize)], b: &[(K, usize)]) -> Vec<(K, usize)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if b[j] < a[i] {
+            out.push(b[j]);
+            j += 1;
+        } else {
+            out.push(a[i]);
+            i += 1;
+        }
     }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
 }
 
 /// Merges the kept sequence (positions 0..n except `outliers`, keys non-decreasing) with the

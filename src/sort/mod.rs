@@ -360,10 +360,10 @@ mod tests {
         }
     }
 
-    /// Enough outliers for them to be radix-sorted (at least radix::PARALLEL_MIN of them), on
-    /// float keys with ties, NaN and signed zeros.
+    /// Enough outliers for them to be sorted in shares by the threads and merged (at least
+    /// radix::PARALLEL_MIN of them), on float keys with ties, NaN and signed zeros.
     #[test]
-    fn many_outliers_are_radix_sorted_exactly() {
+    fn many_outliers_are_sorted_in_shares_exactly() {
         let n = 400_000;
         let mut v: Vec<f64> = (0..n).map(|i| ((i / 2) as f64) - 1000.0).collect();
         v[1999] = -0.0;
