@@ -17,7 +17,8 @@
 # otherwise g++ by hand against target/release/libsharedmem.so. Installs numpy with pip if missing.
 # Forces 2 workers/threads: OMP_NUM_THREADS=2, OMP_PROC_BIND and the other libgomp placement/wait
 # variables unset. Environment: SM_BENCH_NO_CMAKE=1 forces the g++ build; SM_SORT_BENCH_SIZES,
-# SM_SORT_BENCH_PRESORTED_SIZES and SM_SORT_BENCH_FILE_GB shrink the run for development (the report then says it is not standard).
+# SM_SORT_BENCH_PRESORTED_SIZES and SM_SORT_BENCH_FILE_GB shrink the run for development (the
+# report then says it is not standard).
 # This is a benchmark, not a test: it is not part of scripts/test.sh.
 set -euo pipefail
 
