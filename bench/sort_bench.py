@@ -18,6 +18,10 @@ prints a markdown report on stdout (progress on stderr).  It
 * checks every result exactly: std::stable_sort's permutation is the reference (written to a
   file by its first run); every other system's output must be byte-equal to it, and every C++
   output is also checked to be a permutation that is sorted with ties in increasing index order;
+* runs sm_argsort and numpy.argsort(kind='stable') on numpy's own sort benchmark inputs
+  (SortGenerator: random, ordered, reversed, uniform, sorted_block(10/100/1000),
+  swapped_pair(0.01/0.1/0.5), random_unsorted_area(0.5/0.1/0.01)), float64 and int64, n = 10^6 and
+  10^7 (numpy writes the reference there), and puts a summary table with the targets first;
 * times sm_fromfile of a 2 GB file against a sequential read() loop and numpy.fromfile with the
   page cache warm, and checks every word read;
 * interleaves the systems (round-robin, rotating start) so machine noise hits them alike;
@@ -29,6 +33,7 @@ prints a markdown report on stdout (progress on stderr).  It
 Environment (for development only; the report says when they are set):
   SM_SORT_BENCH_SIZES   comma list of n (default 1000000,10000000,50000000)
   SM_SORT_BENCH_FILE_GB size of the fromfile test file in GB (default 2)
+  SM_SORT_BENCH_PRESORTED_SIZES  comma list of n for numpy's inputs (default 1000000,10000000)
 
 Exit status: 0 = complete and every result correct; 2 = complete, but a sharedmem call failed or a
 result was wrong (see "Problems"); 124 = a child hung (watchdog); 1 = could not run.
@@ -82,7 +87,7 @@ def reset_peak():
 # --------------------------------------------------------------------------- numpy children
 
 
-def child_argsort(dtype, n, keyfile, reffile):
+def child_argsort(dtype, n, keyfile, reffile, refmode="check"):
     import numpy as np
 
     dt = {"f64": np.float64, "i64": np.int64}[dtype]
@@ -100,13 +105,15 @@ def child_argsort(dtype, n, keyfile, reffile):
     bad = None
     if out.dtype != np.int64 or out.size != n:
         bad = "numpy returned %s[%d]" % (out.dtype, out.size)
+    elif refmode == "write":
+        out.tofile(reffile)  # the reference of the presorted cases (the C++ side checks it too)
     else:
         ref = np.fromfile(reffile, dtype=np.int64)
         if ref.size != n:
             bad = "reference file has %d entries, expected %d" % (ref.size, n)
         elif not np.array_equal(out, ref):
             i = int(np.flatnonzero(out != ref)[0])
-            bad = "differs from std::stable_sort at position %d: %d vs reference %d" % (i, out[i], ref[i])
+            bad = "differs from the reference at position %d: %d vs reference %d" % (i, out[i], ref[i])
     print("RESULT time=%.6f rss0_kb=%d hwm0_kb=%d hwm1_kb=%d rss1_kb=%d extra_bytes=%d threads=1 ok=%d"
           % (t, rss0, hwm0, hwm1, rss1, extra, 0 if bad else 1), flush=True)
     if bad:
@@ -302,6 +309,53 @@ def gen_keys(path, dtype, dist, n, case_id):
     del k
 
 
+# numpy's own sort benchmark inputs: benchmarks/benchmarks/bench_function_base.py, class SortGenerator
+# (random, ordered, reversed, uniform, sorted_block, swapped_pair, random_unsorted_area with
+# AREA_SIZE = 100), with every parameter its Sort benchmark lists (swapped_pair and
+# random_unsorted_area are listed there, commented out, with these parameters).
+PRESORTED = [
+    ("random", None), ("ordered", None), ("reversed", None), ("uniform", None),
+    ("sorted_block", 10), ("sorted_block", 100), ("sorted_block", 1000),
+    ("swapped_pair", 0.01), ("swapped_pair", 0.1), ("swapped_pair", 0.5),
+    ("random_unsorted_area", 0.5), ("random_unsorted_area", 0.1), ("random_unsorted_area", 0.01),
+]
+
+
+def presorted_name(kind, param):
+    return kind if param is None else "%s(%g)" % (kind, param)
+
+
+def gen_presorted(path, dtype, kind, param, n, seed):
+    """numpy's SortGenerator.<kind>(n, dtype, param), with np.random.RandomState(seed) for its draws."""
+    import numpy as np
+
+    dt = {"f64": np.float64, "i64": np.int64}[dtype]
+    rs = np.random.RandomState(seed)
+    a = np.arange(n, dtype=dt)
+    if kind == "random":
+        rs.shuffle(a)
+    elif kind == "reversed":
+        a = np.arange(n - 1, -1, -1, dtype=dt)
+    elif kind == "uniform":
+        a = np.ones(n, dtype=dt)
+    elif kind == "sorted_block":
+        if n >= param:
+            block_num = n // param
+            a = np.concatenate([a[i::block_num] for i in range(block_num)])
+    elif kind == "swapped_pair":
+        xy = rs.randint(0, n, (int(n * param), 2))
+        for x, y in xy.tolist():  # sequential swaps, as SortGenerator does them
+            a[x], a[y] = a[y], a[x]
+    elif kind == "random_unsorted_area":
+        area = 100
+        for start in rs.randint(n - area, size=int(n * param / area)).tolist():
+            rs.shuffle(a[start:start + area])
+    else:
+        assert kind == "ordered", kind
+    assert a.size == n and a.dtype == dt
+    a.tofile(path)
+
+
 def gen_words_file(path, nbytes):
     import numpy as np
 
@@ -333,7 +387,8 @@ SYSTEMS = [  # key, label; std_stable first: its first run writes the reference 
 
 def argsort_cmd(binpath, system, dtype, n, keyfile, refmode, reffile):
     if system == "numpy":
-        return [sys.executable, os.path.abspath(__file__), "--child", "argsort", dtype, str(n), keyfile, reffile]
+        return [sys.executable, os.path.abspath(__file__), "--child", "argsort", dtype, str(n), keyfile, reffile,
+                refmode]
     return [binpath, "argsort", system, dtype, str(n), keyfile, refmode, reffile]
 
 
@@ -347,6 +402,8 @@ def main_driver(binpath):
     file_gb = float(os.environ.get("SM_SORT_BENCH_FILE_GB", "2"))
     file_bytes = int(file_gb * 1e9) // 8 * 8
     reps_for = lambda n: 3 if n <= 10**7 else 1  # noqa: E731
+    pre_sizes = [int(float(x)) for x in
+                 os.environ.get("SM_SORT_BENCH_PRESORTED_SIZES", "1000000,10000000").split(",") if x]
 
     base = os.environ.get("TMPDIR") or "/tmp"
     need = max(file_bytes, 0) + 2 * 8 * max(sizes) + (1 << 30)
@@ -376,7 +433,7 @@ def main_driver(binpath):
     P("- numpy %s, Python %s" % (np.__version__, platform.python_version()))
     envs = ["OMP_NUM_THREADS", "OMP_PROC_BIND", "OMP_WAIT_POLICY", "OPENBLAS_CORETYPE"]
     P("- environment: " + " ".join("%s=%s" % (e, os.environ.get(e, "(unset)")) for e in envs))
-    for e in ("SM_SORT_BENCH_SIZES", "SM_SORT_BENCH_FILE_GB"):
+    for e in ("SM_SORT_BENCH_SIZES", "SM_SORT_BENCH_FILE_GB", "SM_SORT_BENCH_PRESORTED_SIZES"):
         if e in os.environ:
             P("- **%s=%s is set: not the standard run**" % (e, os.environ[e]))
     P("- temporary files in %s (%.0f GB free)" % (base, free / 1e9))
@@ -384,6 +441,7 @@ def main_driver(binpath):
     P("- other load just before the start: %.0f%% of all CPU time (waited up to SM_SORT_BENCH_QUIET_WAIT, "
       "default 180 s, for <= 10%%)" % quiet_pct)
     results = {}  # (system, dtype, dist, n) -> dict(times, extra, ok, distinct)
+    pre = {}  # (dtype, input name, n) -> ({system: cell}, other load %)
     case_load = {}  # (dtype, dist, n) -> other load %
     retried = []
     rc = 0
@@ -475,6 +533,60 @@ def main_driver(binpath):
                         results[(sy, dtype, dist, n)] = c
                     case_load[(dtype, dist, n)] = load
 
+        def run_presorted(dtype, kind, param, n, seed):
+            """numpy and sm_argsort on one of numpy's benchmark inputs; numpy's answer is the reference."""
+            keyfile = os.path.join(tmp, "keys.bin")
+            reffile = os.path.join(tmp, "ref.bin")
+            name = presorted_name(kind, param)
+            log("case %s %s n=%d: generating keys" % (dtype, name, n))
+            gen_presorted(keyfile, dtype, kind, param, n, seed)
+            if os.path.exists(reffile):
+                os.unlink(reffile)
+            cl0 = read_cpu_stat()
+            systems = ["numpy", "sm"]
+            cells = {x: {"times": [], "extra": [], "ok": True} for x in systems}
+            ref_ok = False
+            for rep in range(3):
+                for k in range(len(systems)):
+                    sy = systems[(k + rep) % len(systems)]
+                    if sy == "sm" and not ref_ok:
+                        continue  # numpy has not written the reference (it failed): nothing to check against
+                    refmode = "write" if (sy == "numpy" and not ref_ok) else "check"
+                    what = "%s, %s %s n=%d, run %d" % (sy, dtype, name, n, rep + 1)
+                    r = run_child(argsort_cmd(binpath, sy, dtype, n, keyfile, refmode, reffile), what)
+                    cell = cells[sy]
+                    if r is None or r.get("ok") != "1":
+                        cell["ok"] = False
+                    if r is not None:
+                        cell["times"].append(float(r["time"]))
+                        cell["extra"].append(int(r["extra_bytes"]))
+                        if sy == "numpy" and r.get("ok") == "1":
+                            ref_ok = True
+                        log("%-58s %8.3f s, extra %8.1f MB%s" % (what, float(r["time"]), int(r["extra_bytes"]) / 1e6,
+                                                                "" if r.get("ok") == "1" else "  WRONG"))
+            if not cells["sm"]["times"]:
+                cells["sm"]["ok"] = False
+            load = other_load_pct(cl0, read_cpu_stat())
+            os.unlink(keyfile)
+            if os.path.exists(reffile):
+                os.unlink(reffile)
+            return cells, load
+
+        for dtype in ("f64", "i64"):
+            for n in pre_sizes:
+                for kind, param in PRESORTED:
+                    case_id += 1
+                    cells, load = run_presorted(dtype, kind, param, n, SEED + case_id)
+                    if retry_allowed(load):
+                        log("case %s %s n=%d: other processes used %.0f%% of the CPUs; running it again"
+                            % (dtype, presorted_name(kind, param), n, load))
+                        wait_for_quiet(60)
+                        cells2, load2 = run_presorted(dtype, kind, param, n, SEED + case_id)
+                        if load2 < load:
+                            cells, load = cells2, load2
+                        retried.append((dtype, presorted_name(kind, param), n))
+                    pre[(dtype, presorted_name(kind, param), n)] = (cells, load)
+
         # ------------------------------------------------------------------ fromfile
         path = os.path.join(tmp, "fromfile.bin")
         log("fromfile: writing %.2f GB to %s and reading it once (page cache warm-up)" % (file_bytes / 1e9, path))
@@ -501,8 +613,56 @@ def main_driver(binpath):
     P(line)
     P("")
 
-    # ------------------------------------------------------------------ argsort table
+    # ------------------------------------------------------------------ summary: numpy's inputs
     med = lambda c: statistics.median(c["times"]) if c["times"] else None  # noqa: E731
+    P("## Summary: sm_argsort vs numpy.argsort(kind='stable') on numpy's own sort benchmark inputs")
+    P("")
+    P("Target: at least as fast as numpy on every input (numpy / sm >= 1), at least 5x on `random`; "
+      "output identical to numpy's; peak extra memory at most 2 n (keysize + 8) = 32 n bytes.")
+    P("")
+    P("| input | dtype | n | numpy (s) | sm_argsort (s) | numpy / sm | sm peak extra (MB) | extra / bound "
+      "| target met | result | other load |")
+    P("|---|---|---|---|---|---|---|---|---|---|---|")
+    missed = []
+    for dtype in ("f64", "i64"):
+        for n in pre_sizes:
+            for kind, param in PRESORTED:
+                name = presorted_name(kind, param)
+                if (dtype, name, n) not in pre:
+                    continue
+                cells, load = pre[(dtype, name, n)]
+                tn, ts = med(cells["numpy"]), med(cells["sm"])
+                ok = cells["numpy"]["ok"] and cells["sm"]["ok"]
+                ratio = tn / ts if (tn and ts) else None
+                ex = max(cells["sm"]["extra"]) if cells["sm"]["extra"] else None
+                bound = 2 * n * (8 + 8)
+                want = 5.0 if kind == "random" else 1.0
+                met = ok and ratio is not None and ratio >= want and ex is not None and ex <= bound
+                if not met:
+                    missed.append("%s %s n=%s" % ({"f64": "float64", "i64": "int64"}[dtype], name, fmt_n(n)))
+                P("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %.0f%% |"
+                  % (name, {"f64": "float64", "i64": "int64"}[dtype], fmt_n(n),
+                     "%.4f" % tn if tn else "FAIL", "%.4f" % ts if ts else "FAIL",
+                     "%.2f" % ratio if ratio else "n/a", "%.1f" % (ex / 1e6) if ex is not None else "n/a",
+                     "%.2f" % (ex / bound) if ex is not None else "n/a",
+                     "yes" if met else "**no** (needs >= %g)" % want,
+                     "identical" if ok else "**WRONG/FAILED**", load))
+    P("")
+    P("%d of %d cases meet the target%s." % (len(pre) - len(missed), len(pre),
+                                              "" if not missed else "; not met: " + "; ".join(missed)))
+    P("")
+    P("Inputs: numpy's `SortGenerator` (benchmarks/benchmarks/bench_function_base.py) with every parameter its "
+      "`Sort` benchmark lists, as float64 and int64: random = arange shuffled; ordered = arange; reversed = "
+      "arange descending; uniform = all ones; sorted_block(b) = n/b interleaved sorted blocks of b "
+      "(`a[i::n//b]` concatenated); swapped_pair(f) = arange with f·n random pairs swapped in turn; "
+      "random_unsorted_area(f) = arange with f·n/100 random areas of 100 shuffled. Random draws: "
+      "`np.random.RandomState((%d + case))`. time = median of 3 runs (fresh process each, interleaved); numpy's "
+      "time includes allocating its output, sm_argsort's output is allocated and touched before timing (as "
+      "in the table below). result: identical = sm_argsort's permutation is byte-equal to numpy's (and checked to "
+      "be a permutation, sorted, ties in index order)." % SEED)
+    P("")
+
+    # ------------------------------------------------------------------ argsort table
     labels = dict(SYSTEMS)
     labels["gnu_parallel_1t"] = "`__gnu_parallel::stable_sort` of pairs, **1 thread** (parallel check)"
     P("## sm_argsort vs numpy, libstdc++ parallel mode and std::stable_sort")
@@ -658,7 +818,7 @@ def main_driver(binpath):
 def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "--child":
         if sys.argv[2] == "argsort":
-            return child_argsort(sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6])
+            return child_argsort(sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6], *sys.argv[7:8])
         if sys.argv[2] == "fromfile":
             return child_fromfile(sys.argv[3])
         return 1

@@ -7,14 +7,18 @@
 # Compares, for float64 and int64 keys, n = 10^6, 10^7, 5*10^7, uniform and skewed, with 2 workers:
 # sm_argsort vs numpy.argsort(kind='stable'), libstdc++ parallel mode __gnu_parallel::stable_sort on
 # (key, index) pairs (2 threads) and single-threaded std::stable_sort of indices (time, ratio, peak
-# extra memory); and sm_fromfile of a 2 GB file vs a sequential read() loop and numpy.fromfile.
-# About 5-8 minutes on 2 cores; needs ~3.5 GB free in $TMPDIR (or /tmp) and ~3 GB of memory.
+# extra memory); sm_argsort vs numpy.argsort(kind='stable') on numpy's own sort benchmark inputs
+# (random, ordered, reversed, uniform, sorted blocks, swapped pairs, random unsorted areas; float64
+# and int64, n = 10^6 and 10^7; summary table with the targets at the top of the report); and
+# sm_fromfile of a 2 GB file vs a sequential read() loop and numpy.fromfile.
+# About 10-13 minutes on 2 cores; needs ~3.5 GB free in $TMPDIR (or /tmp) and ~3 GB of memory.
 #
 # Build: target sharedmem_sort_bench of the top-level CMake build in build-bench/ (bench/CMakeLists.txt);
 # otherwise g++ by hand against target/release/libsharedmem.so. Installs numpy if missing (ensure_numpy).
 # Forces 2 workers/threads: OMP_NUM_THREADS=2, OMP_PROC_BIND and the other libgomp placement/wait
-# variables unset. Environment: SM_BENCH_NO_CMAKE=1 forces the g++ build; SM_SORT_BENCH_SIZES and
-# SM_SORT_BENCH_FILE_GB shrink the run for development (the report then says it is not standard).
+# variables unset. Environment: SM_BENCH_NO_CMAKE=1 forces the g++ build; SM_SORT_BENCH_SIZES,
+# SM_SORT_BENCH_PRESORTED_SIZES and SM_SORT_BENCH_FILE_GB shrink the run for development (the
+# report then says it is not standard).
 # This is a benchmark, not a test: it is not part of scripts/test.sh.
 set -euo pipefail
 

@@ -212,7 +212,7 @@ fn any_value(dt: Dt, r: &mut Rng) -> u64 {
 
 // ------------------------------------------------------------------------------------------ data
 
-const DISTS: [&str; 16] = [
+const DISTS: [&str; 21] = [
     "random bits",
     "prefix + varying low bits",
     "sparse varying bits",
@@ -229,6 +229,11 @@ const DISTS: [&str; 16] = [
     "NaN fraction",
     "zeros of both signs",
     "small integers",
+    "sorted blocks",
+    "swapped pairs",
+    "unsorted areas",
+    "non-increasing with ties",
+    "sorted, ends disturbed",
 ];
 
 /// Bit patterns (low `dt.bits()` bits) of n keys of distribution `d`.
@@ -347,6 +352,63 @@ fn generate(dt: Dt, d: usize, n: usize, r: &mut Rng) -> Vec<u64> {
                 x as u64 & m
             }
         })),
+        // numpy's sort benchmark shapes (SortGenerator), on sorted "interesting" values with ties
+        "sorted blocks" | "swapped pairs" | "unsorted areas" | "sorted, ends disturbed"
+            if n > 0 =>
+        {
+            let base: Vec<u64> = (0..n).map(|_| any_value(dt, r)).collect();
+            let p = reference(dt, &base);
+            let sorted: Vec<u64> = p.iter().map(|&i| base[i as usize]).collect();
+            match DISTS[d] {
+                "sorted blocks" => {
+                    let block = [2, 10, 100, 1000][r.below(4) as usize].min(n.max(1));
+                    let blocks = (n / block).max(1);
+                    for b in 0..blocks {
+                        v.extend(sorted.iter().skip(b).step_by(blocks));
+                    }
+                }
+                "swapped pairs" => {
+                    v.extend_from_slice(&sorted);
+                    let frac = [0.0001, 0.01, 0.1, 0.5][r.below(4) as usize];
+                    for _ in 0..((n as f64 * frac) as usize).max(1) {
+                        let (a, b) = (r.below(n as u64) as usize, r.below(n as u64) as usize);
+                        v.swap(a, b);
+                    }
+                }
+                "unsorted areas" => {
+                    v.extend_from_slice(&sorted);
+                    let area = [3, 100][r.below(2) as usize].min(n);
+                    let frac = [0.01, 0.1, 0.5][r.below(3) as usize];
+                    for _ in 0..((n as f64 * frac) as usize / area).max(1) {
+                        let s = r.below((n - area + 1) as u64) as usize;
+                        for j in (1..area).rev() {
+                            v.swap(s + j, s + r.below(j as u64 + 1) as usize);
+                        }
+                    }
+                }
+                _ => {
+                    v.extend_from_slice(&sorted);
+                    for _ in 0..r.range(1, 3) {
+                        let at = [0, 1, n.saturating_sub(1), n.saturating_sub(2), n / 2]
+                            [r.below(5) as usize];
+                        if at < n {
+                            v[at] = any_value(dt, r);
+                        }
+                    }
+                }
+            }
+        }
+        "non-increasing with ties" => {
+            let k = r.range(1, 50);
+            let vals: Vec<u64> = (0..n).map(|_| any_value(dt, r) % k.max(1)).collect();
+            let base: Vec<u64> = vals
+                .iter()
+                .map(|&x| if dt.is_float() { dt.real(x as f64) } else { x })
+                .collect();
+            let p = reference(dt, &base);
+            v.extend(p.iter().rev().map(|&i| base[i as usize]));
+        }
+        _ if n == 0 => {}
         other => unreachable!("{other}"),
     }
     v

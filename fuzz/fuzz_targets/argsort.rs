@@ -7,7 +7,8 @@
 //! and whether to expand the data; the rest are the keys (little-endian, native width). Expanded
 //! inputs (bits 6 and 7 of bytes 0 and 1) take 4 more header bytes and build 28k-44k
 //! keys from the data used as a palette, so that the parallel paths (from 32768 keys) get fuzzed
-//! too.
+//! too; half of them are then presorted (sorted, reversed, swapped pairs, shuffled areas), for
+//! the adaptive paths.
 //!
 //! Checks: SM_OK, `out` is the stable argsort (a permutation whose neighbours are in (key, index)
 //! order: the same as equality with the reference, in linear time), nothing written outside
@@ -145,7 +146,7 @@ fn keys_of(dt: usize, head: &[u8], data: &[u8], expand: bool) -> Vec<u64> {
     // head: n (28k .. 44k, around the parallel threshold of 32768), how to spread the palette,
     // which low bits vary.
     let n = 28_000 + (u16::from_le_bytes([head[0], head[1]]) as usize * 16_000 / 65_536);
-    let mode = head[2] % 4;
+    let mode = head[2] % 8;
     let noise_bits = (head[3] % 65) as u32;
     let noise = if noise_bits >= 64 {
         u64::MAX
@@ -154,14 +155,40 @@ fn keys_of(dt: usize, head: &[u8], data: &[u8], expand: bool) -> Vec<u64> {
     } & mask;
     let m = palette.len();
     let run = 1 + head[3] as usize * 37;
-    (0..n)
-        .map(|i| match mode {
+    let keys: Vec<u64> = (0..n)
+        .map(|i| match mode % 4 {
             0 => palette[i % m],
             1 => palette[(mix(i as u64) % m as u64) as usize],
             2 => palette[(mix(i as u64) % m as u64) as usize] ^ (mix(!(i as u64)) & noise),
             _ => palette[(i / run) % m],
         })
-        .collect()
+        .collect();
+    if mode < 4 {
+        return keys;
+    }
+    // presorted shapes (sm_argsort's adaptive paths): sorted, then reversed (non-increasing, ties
+    // included), or with swapped pairs, or with shuffled areas of 100 (numpy's sort benchmarks)
+    let mut v: Vec<u64> = reference(dt, &keys).iter().map(|&i| keys[i as usize]).collect();
+    let count = 1 + head[3] as usize * 8;
+    match mode {
+        4 => {}
+        5 => v.reverse(),
+        6 => {
+            for s in 0..count as u64 {
+                v.swap((mix(s) % n as u64) as usize, (mix(!s) % n as u64) as usize);
+            }
+        }
+        _ => {
+            for a in 0..(count / 8 + 1) as u64 {
+                let start = (mix(a) % (n as u64 - 100)) as usize;
+                for j in (1..100usize).rev() {
+                    let k = (mix(a ^ ((j as u64) << 32)) % (j as u64 + 1)) as usize;
+                    v.swap(start + j, start + k);
+                }
+            }
+        }
+    }
+    v
 }
 
 /// A byte buffer in malloc'd (Vec) or sm_empty memory.

@@ -1,6 +1,8 @@
-//! `sm_argsort`: numpy's stable argsort, in parallel, by radix (see radix.rs for the algorithm and
-//! keys.rs for how each dtype becomes an unsigned key).
+//! `sm_argsort`: numpy's stable argsort, in parallel: presorted input (sorted, non-increasing, or
+//! sorted but for a minority of outliers) by adaptive.rs, everything else by radix (radix.rs);
+//! keys.rs makes every dtype an unsigned key.
 
+mod adaptive;
 mod buffer;
 mod keys;
 mod radix;
@@ -77,10 +79,14 @@ fn raw<T>(keys: *const u8) -> Raw<T> {
 }
 
 fn run<S: Source>(src: &S, n: usize, out: &mut [i64], threads: usize) -> Result<()> {
+    sort::<S>(src, n, out, threads).map(|_| ())
+}
+
+fn sort<S: Source>(src: &S, n: usize, out: &mut [i64], threads: usize) -> Result<adaptive::Path> {
     if n <= u32::MAX as usize {
-        radix::argsort::<S, u32>(src, n, out, threads)
+        adaptive::argsort::<S, u32>(src, n, out, threads)
     } else {
-        radix::argsort::<S, u64>(src, n, out, threads)
+        adaptive::argsort::<S, u64>(src, n, out, threads)
     }
 }
 
@@ -161,5 +167,245 @@ mod tests {
         assert_eq!(sort_f64(&uniform, 2), reference_f64(&uniform));
         let skewed: Vec<f64> = uniform.iter().map(|x| (x * 20.0).exp().floor()).collect();
         assert_eq!(sort_f64(&skewed, 3), reference_f64(&skewed));
+    }
+
+    /// Sorts through the adaptive entry point, checks against the reference, returns the path.
+    fn check_f64(v: &[f64], threads: usize, what: &str) -> adaptive::Path {
+        let mut out = vec![-1i64; v.len()];
+        let path = sort(&raw::<f64>(v.as_ptr().cast()), v.len(), &mut out, threads).unwrap();
+        assert_eq!(out, reference_f64(v), "{what}, threads {threads}, {path:?}");
+        path
+    }
+
+    fn check_i64(v: &[i64], threads: usize, what: &str) -> adaptive::Path {
+        let mut out = vec![-1i64; v.len()];
+        let path = sort(&raw::<i64>(v.as_ptr().cast()), v.len(), &mut out, threads).unwrap();
+        let mut expected: Vec<i64> = (0..v.len() as i64).collect();
+        expected.sort_by_key(|&i| v[i as usize]);
+        assert_eq!(out, expected, "{what}, threads {threads}, {path:?}");
+        path
+    }
+
+    use adaptive::Path;
+
+    /// Sizes around the thread split (n = 2 * 40_000: slices of 40_000 with 2 threads, 26_667
+    /// with 3) and tiny ones; the presorted paths must be taken and be exact.
+    #[test]
+    fn presorted_paths_are_taken_and_exact() {
+        for &n in &[1usize, 2, 3, 5, 33, 80_000, 80_001] {
+            for threads in [1, 2, 3] {
+                let asc: Vec<f64> = (0..n).map(|i| i as f64 - 7.0).collect();
+                assert_eq!(check_f64(&asc, threads, "ascending"), Path::Identity);
+                let eq = vec![2.5f64; n];
+                assert_eq!(check_f64(&eq, threads, "all equal"), Path::Identity);
+                let nan = vec![f64::NAN; n];
+                assert_eq!(check_f64(&nan, threads, "all NaN"), Path::Identity);
+                if n < 2 {
+                    continue;
+                }
+                let desc: Vec<f64> = asc.iter().rev().copied().collect();
+                assert_eq!(
+                    check_f64(&desc, threads, "strictly descending"),
+                    Path::NonIncreasing
+                );
+                let desc_i: Vec<i64> = (0..n as i64).map(|i| -3 * i).collect();
+                assert_eq!(
+                    check_i64(&desc_i, threads, "descending ints"),
+                    Path::NonIncreasing
+                );
+                // non-increasing with runs of equal keys, one of them across the thread split
+                let groups: Vec<f64> = (0..n).map(|i| -((i / 7) as f64)).collect();
+                let p = check_f64(&groups, threads, "non-increasing groups");
+                assert!(p == Path::NonIncreasing || n <= 7, "{p:?}");
+                let mut split_group = desc.clone();
+                if n >= 11 {
+                    let g = desc[n / 2 - 5];
+                    for x in split_group.iter_mut().skip(n / 2 - 5).take(11) {
+                        *x = g;
+                    }
+                }
+                let p = check_f64(&split_group, threads, "equal group across the split");
+                assert!(p == Path::NonIncreasing || n < 11, "{p:?}");
+                // -0.0 and +0.0 are equal: a "descending" pair of them is a tie
+                let zeros: Vec<f64> = (0..n)
+                    .map(|i| if i % 2 == 0 { 0.0 } else { -0.0 })
+                    .collect();
+                assert_eq!(
+                    check_f64(&zeros, threads, "alternating zeros"),
+                    Path::Identity
+                );
+                // sorted, then NaNs (the largest keys) in the middle: not sorted
+                let mut nan_mid = asc.clone();
+                nan_mid[n / 2] = f64::NAN;
+                check_f64(&nan_mid, threads, "one NaN in the middle");
+            }
+        }
+    }
+
+    /// Sorted input disturbed in the places the outlier split must handle: the very first and
+    /// last element, both sides of the thread split, adjacent large outliers (a demoted pair),
+    /// a short descending run containing equal keys, NaN and -0.0 outliers.
+    #[test]
+    fn outlier_path_edges() {
+        let n = 100_000;
+        let base: Vec<f64> = (0..n).map(|i| (i / 3) as f64).collect(); // sorted with ties
+        type Disturb<'a> = Box<dyn Fn(&mut Vec<f64>) + 'a>;
+        let cases: Vec<(&str, Disturb)> = vec![
+            ("last element smallest", Box::new(|v| v[n - 1] = -1.0)),
+            ("first element largest", Box::new(|v| v[0] = 1e9)),
+            (
+                "first two largest",
+                Box::new(|v| {
+                    v[0] = 1e9;
+                    v[1] = 1e9 + 1.0;
+                }),
+            ),
+            (
+                "adjacent large outliers",
+                Box::new(|v| {
+                    v[500] = 70_000.0;
+                    v[501] = 80_000.0;
+                    v[502] = 80_000.0;
+                }),
+            ),
+            (
+                "outliers at the thread split",
+                Box::new(|v| {
+                    for d in [n / 2 - 1, n / 2, n / 3, 2 * n / 3] {
+                        v[d] = -5.0;
+                    }
+                    v[n / 2 + 1] = 1e12;
+                }),
+            ),
+            (
+                "the second slice starts below the first's end",
+                Box::new(|v| {
+                    for x in v.iter_mut().skip(n / 2).take(2000) {
+                        *x -= 1000.0;
+                    }
+                }),
+            ),
+            (
+                "descending run with equal keys",
+                Box::new(|v| {
+                    let vals = [900.0, 900.0, 800.0, 800.0, 800.0, 700.0];
+                    for (j, x) in vals.iter().enumerate() {
+                        v[30_000 + j] = *x;
+                    }
+                }),
+            ),
+            (
+                "NaN and signed zero outliers",
+                Box::new(|v| {
+                    v[10] = f64::NAN;
+                    v[20_000] = -0.0;
+                    v[20_001] = 0.0;
+                    v[60_000] = f64::NAN;
+                    v[60_001] = -0.0;
+                    v[n - 2] = f64::NEG_INFINITY;
+                }),
+            ),
+            (
+                "swapped pairs",
+                Box::new(|v| {
+                    let mut seed = 11;
+                    for _ in 0..500 {
+                        let a = (lcg(&mut seed) % n as u64) as usize;
+                        let b = (lcg(&mut seed) % n as u64) as usize;
+                        v.swap(a, b);
+                    }
+                }),
+            ),
+            (
+                "shuffled areas",
+                Box::new(|v| {
+                    let mut seed = 5;
+                    for _ in 0..20 {
+                        let s = (lcg(&mut seed) % (n as u64 - 100)) as usize;
+                        for j in (1..100).rev() {
+                            let k = (lcg(&mut seed) % (j as u64 + 1)) as usize;
+                            v.swap(s + j, s + k);
+                        }
+                    }
+                }),
+            ),
+        ];
+        for (what, disturb) in &cases {
+            let mut v = base.clone();
+            disturb(&mut v);
+            for threads in [1, 2, 3, 4] {
+                let p = check_f64(&v, threads, what);
+                assert!(
+                    matches!(p, Path::Outliers(_)),
+                    "{what}, threads {threads}: {p:?}"
+                );
+            }
+            let vi: Vec<i64> = v
+                .iter()
+                .map(|&x| {
+                    if x.is_nan() {
+                        i64::MAX
+                    } else {
+                        (x as i64).saturating_sub(40_000)
+                    }
+                })
+                .collect();
+            for threads in [1, 2, 3] {
+                let p = check_i64(&vi, threads, what);
+                assert!(
+                    matches!(p, Path::Outliers(_)),
+                    "{what} (int64), threads {threads}: {p:?}"
+                );
+            }
+        }
+    }
+
+    /// Enough outliers for them to be sorted in shares by the threads and merged (at least
+    /// radix::PARALLEL_MIN of them), on float keys with ties, NaN and signed zeros.
+    #[test]
+    fn many_outliers_are_sorted_in_shares_exactly() {
+        let n = 400_000;
+        let mut v: Vec<f64> = (0..n).map(|i| ((i / 2) as f64) - 1000.0).collect();
+        v[1999] = -0.0;
+        v[2001] = 0.0;
+        let mut seed = 17;
+        for _ in 0..450 {
+            let s = (lcg(&mut seed) % (n as u64 - 100)) as usize;
+            for j in (1..100).rev() {
+                let k = (lcg(&mut seed) % (j as u64 + 1)) as usize;
+                v.swap(s + j, s + k);
+            }
+        }
+        v[n / 2] = f64::NAN;
+        v[n / 2 + 7] = f64::NAN;
+        for threads in [1, 2, 3] {
+            match check_f64(&v, threads, "many outliers") {
+                Path::Outliers(m) => assert!(m >= radix::PARALLEL_MIN, "{m} outliers"),
+                p => panic!("threads {threads}: {p:?}"),
+            }
+        }
+    }
+
+    /// Inputs the presorted paths must hand to the radix sort, still exactly.
+    #[test]
+    fn unsorted_inputs_fall_back_exactly() {
+        let n = 100_000;
+        let mut seed = 9;
+        let random: Vec<f64> = (0..n).map(|_| (lcg(&mut seed) % 1000) as f64).collect();
+        assert_eq!(check_f64(&random, 2, "random"), Path::Radix);
+        // interleaved sorted blocks (numpy's sorted_block): too many outliers
+        let blocks = 100;
+        let sb: Vec<i64> = (0..blocks)
+            .flat_map(|b| (0..n / blocks).map(move |j| (b + j * blocks) as i64))
+            .collect();
+        assert_eq!(check_i64(&sb, 2, "sorted blocks"), Path::Radix);
+        // 1- and 2-byte keys never take the outlier path
+        let small: Vec<i16> = (0..n).map(|i| (i as i16) ^ 1).collect();
+        let mut out = vec![0i64; n];
+        let p = sort(&raw::<i16>(small.as_ptr().cast()), n, &mut out, 2).unwrap();
+        assert_eq!(p, Path::Radix);
+        let mut expected: Vec<i64> = (0..n as i64).collect();
+        expected.sort_by_key(|&i| small[i as usize]);
+        assert_eq!(out, expected);
     }
 }

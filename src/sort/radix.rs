@@ -30,6 +30,7 @@ use std::sync::Mutex;
 pub trait Index: Zeroable + Default + Send + Sync + 'static {
     fn from_usize(i: usize) -> Self;
     fn to_i64(self) -> i64;
+    fn to_usize(self) -> usize;
 }
 
 impl Index for u32 {
@@ -40,6 +41,10 @@ impl Index for u32 {
     #[inline(always)]
     fn to_i64(self) -> i64 {
         self as i64
+    }
+    #[inline(always)]
+    fn to_usize(self) -> usize {
+        self as usize
     }
 }
 
@@ -52,12 +57,16 @@ impl Index for u64 {
     fn to_i64(self) -> i64 {
         self as i64
     }
+    #[inline(always)]
+    fn to_usize(self) -> usize {
+        self as usize
+    }
 }
 
 /// Below this many elements a bucket is insertion-sorted.
 const INSERTION_MAX: usize = 32;
 /// Below this many elements the whole sort runs on one thread (starting threads costs more).
-const PARALLEL_MIN: usize = 1 << 15;
+pub(super) const PARALLEL_MIN: usize = 1 << 15;
 /// Digit width of the parallel passes over main memory: 256 output streams keep the scatter
 /// friendly to caches and TLB.
 const WIDE_PASS_BITS: u32 = 8;
@@ -166,7 +175,7 @@ impl<'a, K: Key, I: Index> Buffers<'a, K, I> {
     }
 }
 
-fn chunk_len(n: usize, parts: usize) -> usize {
+pub(super) fn chunk_len(n: usize, parts: usize) -> usize {
     n.div_ceil(parts).max(1)
 }
 

@@ -2,8 +2,10 @@
 """sm_argsort against numpy.argsort(keys, kind='stable'), through ctypes on the built library.
 
 Every dtype, on random / sorted / reversed / all-equal / few-distinct / extreme / skewed / dominant /
-small-range data and (floats) uniform, NaN/inf/-0.0 mixes, NaN-heavy, all-zero and all-NaN data, at
-n = 0..3 and around the library's thresholds (32, 32768, ...); the NULL pool and process, thread and
+small-range data, numpy's own sort benchmark shapes (sorted blocks, swapped pairs, unsorted areas),
+non-increasing data with ties, and (floats) uniform, NaN/inf/-0.0 mixes, NaN-heavy, all-zero and
+all-NaN data, at n = 0..3, around the library's thresholds (32, 32768, ...) and at 300001 (presorted
+shapes with tens of thousands of outliers); the NULL pool and process, thread and
 serial pools of 1, 2, 3 and 8 workers; keys aligned and at an odd byte offset. Results must be
 identical. (tests/c/test_argsort.c covers every pool x every case against a C reference; this
 checks that the reference and the library agree with numpy itself.)
@@ -45,7 +47,7 @@ DTYPES = [
 ]
 BACKENDS = {"process": 0, "thread": 1, "serial": 2}
 
-SIZES = [0, 1, 2, 3, 4, 7, 31, 32, 33, 64, 257, 1000, 4097, 32767, 32769, 65537]
+SIZES = [0, 1, 2, 3, 4, 7, 31, 32, 33, 64, 257, 1000, 4097, 32767, 32769, 65537, 300001]
 SMALL_N = 4096
 
 rng = np.random.default_rng(20240611)
@@ -159,10 +161,33 @@ def gen(dist, dt, n):
         nans = specials(dt)
         nans = nans[np.isnan(nans)]
         return nans[rng.integers(0, len(nans), size=n)]
+    # numpy's own sort benchmark shapes (SortGenerator in benchmarks/benchmarks/bench_function_base.py),
+    # on sorted mixed values (ties, and for floats specials, NaN, -0.0) instead of arange
+    if dist in ("sorted_block", "swapped_pair", "unsorted_area", "nonincreasing_ties"):
+        base = np.sort(mixed(dt, n), kind="stable")
+        if n == 0:
+            return base
+        if dist == "sorted_block":
+            block = int(rng.choice([10, 100, 1000]))
+            if n < block:
+                return base
+            return np.concatenate([base[i::n // block] for i in range(n // block)])
+        if dist == "swapped_pair":
+            for x, y in rng.integers(0, n, size=(max(1, int(n * rng.choice([0.01, 0.1, 0.5]))), 2)):
+                base[x], base[y] = base[y], base[x]
+            return base
+        if dist == "unsorted_area":
+            area = min(100, n)
+            for s in rng.integers(0, n - area + 1, size=max(1, int(n * rng.choice([0.5, 0.1, 0.01]) / area))):
+                base[s:s + area] = rng.permutation(base[s:s + area])
+            return base
+        # non-increasing with runs of equal keys (the reversal must keep each run in input order)
+        return np.sort(base[rng.integers(0, max(1, n // 7), size=n)], kind="stable")[::-1].copy()
     raise ValueError(dist)
 
 
-INT_DISTS = ["random", "sorted", "reversed", "equal", "few", "extreme", "skew", "dominant", "smallrange"]
+PRESORTED = ["sorted_block", "swapped_pair", "unsorted_area", "nonincreasing_ties"]
+INT_DISTS = ["random", "sorted", "reversed", "equal", "few", "extreme", "skew", "dominant", "smallrange"] + PRESORTED
 FLOAT_DISTS = INT_DISTS + ["uniform01", "specials", "nanheavy", "zeros", "allnan"]
 
 
