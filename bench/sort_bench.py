@@ -154,6 +154,16 @@ class Hang(Exception):
     pass
 
 
+def record_run(cell, r):
+    """Adds one run's answer (None if the child failed) to a table cell: its time and extra
+    memory, and whether every run of the cell was exact."""
+    if r is None or r.get("ok") != "1":
+        cell["ok"] = False
+    if r is not None:
+        cell["times"].append(float(r["time"]))
+        cell["extra"].append(int(r["extra_bytes"]))
+
+
 def run_child(argv, what):
     """Runs one measurement process; returns the RESULT dict or None (problem recorded)."""
     try:
@@ -466,11 +476,8 @@ def main_driver(binpath):
                     what = "%s, %s %s n=%d, run %d" % (sy, dtype, dist, n, rep + 1)
                     r = run_child(argsort_cmd(binpath, sy, dtype, n, keyfile, refmode, reffile), what)
                     cell = cells[sy]
-                    if r is None or r.get("ok") != "1":
-                        cell["ok"] = False
+                    record_run(cell, r)
                     if r is not None:
-                        cell["times"].append(float(r["time"]))
-                        cell["extra"].append(int(r["extra_bytes"]))
                         if "distinct" in r:
                             cell["distinct"] = int(r["distinct"])
                         if sy == "std_stable" and r.get("ok") == "1":
@@ -555,11 +562,8 @@ def main_driver(binpath):
                     what = "%s, %s %s n=%d, run %d" % (sy, dtype, name, n, rep + 1)
                     r = run_child(argsort_cmd(binpath, sy, dtype, n, keyfile, refmode, reffile), what)
                     cell = cells[sy]
-                    if r is None or r.get("ok") != "1":
-                        cell["ok"] = False
+                    record_run(cell, r)
                     if r is not None:
-                        cell["times"].append(float(r["time"]))
-                        cell["extra"].append(int(r["extra_bytes"]))
                         if sy == "numpy" and r.get("ok") == "1":
                             ref_ok = True
                         log("%-58s %8.3f s, extra %8.1f MB%s" % (what, float(r["time"]), int(r["extra_bytes"]) / 1e6,

@@ -116,6 +116,7 @@ program fortran_ep
   use, intrinsic :: iso_fortran_env, only: error_unit
   use sharedmem
   use ep_kernel
+  use backend_arg
   implicit none
 
   type(ep_context), target :: ctx
@@ -123,24 +124,9 @@ program fortran_ep
   type(sm_map_opts) :: opts
   integer(c_int) :: backend, st
   integer(c_size_t) :: k
-  character(len=16) :: arg
   logical :: ok
 
-  backend = SM_BACKEND_PROCESS
-  if (command_argument_count() >= 1) then
-    call get_command_argument(1, arg)
-    select case (trim(arg))
-    case ("process")
-      backend = SM_BACKEND_PROCESS
-    case ("thread")
-      backend = SM_BACKEND_THREAD
-    case ("serial")
-      backend = SM_BACKEND_SERIAL
-    case default
-      write (error_unit, '(a)') "usage: fortran_ep [process|thread|serial]"
-      error stop 2
-    end select
-  end if
+  backend = backend_from_args("fortran_ep")
 
   do k = 0, NBATCH - 1
     call ep_batch(k, serial)

@@ -155,6 +155,7 @@ program heat
   use, intrinsic :: iso_fortran_env, only: error_unit, output_unit, int64
   use sharedmem
   use heat_jacobi
+  use backend_arg
   implicit none
 
   type(c_ptr) :: pool
@@ -167,22 +168,10 @@ program heat
   integer(c_int) :: backend, st
   integer :: iter_serial, cur, nxt, j, last
   integer(int64) :: t0, t1, t2, rate
-  character(len=16) :: arg = "process"
   procedure(sm_region), pointer :: region_check      ! the compiler checks jacobi_region's interface
 
   region_check => jacobi_region
-  if (command_argument_count() >= 1) call get_command_argument(1, arg)
-  select case (trim(arg))
-  case ("process")
-    backend = SM_BACKEND_PROCESS
-  case ("thread")
-    backend = SM_BACKEND_THREAD
-  case ("serial")
-    backend = SM_BACKEND_SERIAL
-  case default
-    write (error_unit, '(a)') "usage: fortran_heat [process|thread|serial]"
-    error stop 2
-  end select
+  backend = backend_from_args("fortran_heat")
 
   pool = sm_pool_new(0_c_int, backend)               ! 0: OMP_NUM_THREADS, else one per CPU
   if (.not. c_associated(pool)) call fail("sm_pool_new: " // sm_last_error_string())
@@ -223,7 +212,7 @@ program heat
   call system_clock(t2)
 
   print '(a,i0,a,es12.6,a,f6.3,a,a,a,i0,a)', "sm_parallel: ", state%iter, &
-    " iterations, residual ", state%res, ",", real(t1 - t0) / real(rate), " s (", trim(arg), &
+    " iterations, residual ", state%res, ",", real(t1 - t0) / real(rate), " s (", backend_name(backend), &
     " backend, team of ", state%team, ")"
   print '(a,i0,a,es12.6,a,f6.3,a)', "serial:      ", iter_serial, " iterations, residual ", &
     res_serial, ",", real(t2 - t1) / real(rate), " s"
