@@ -176,7 +176,7 @@ T &worker_local() {
                   "sharedmem: a per-worker result must be trivially copyable (it starts as zero bytes)");
     static_assert(alignof(T) <= SM_RESULT_ALIGN, "sharedmem: per-worker results are aligned to SM_RESULT_ALIGN");
     void *p = sm_worker_local();
-    if (!p) throw error(SM_ERR_STATE);
+    if (!p) throw error(sm_last_status());
     return *static_cast<T *>(p);
 }
 

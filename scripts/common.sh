@@ -25,8 +25,13 @@ ensure_tools() {
     return 1
   fi
   echo "==> installing ${missing[*]}"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+  apt_install "${missing[@]}"
+}
+
+# apt_install PKG ...: installs Debian packages (as root, non-interactively), with fresh lists.
+apt_install() {
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update \
+    && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
 }
 
 # Cargo is installed by rustup into ~/.cargo/bin, which a non-login shell may
@@ -86,9 +91,7 @@ ensure_numpy() {
      && { grep -q 'externally-managed-environment' <<<"$out" \
           || ! "$py" -m pip --version >/dev/null 2>&1; }; then
     echo "==> numpy: pip cannot install it here; installing the distribution's python3-numpy (apt-get)"
-    if as_root env DEBIAN_FRONTEND=noninteractive apt-get update \
-       && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-numpy \
-       && "$py" -c 'import numpy' 2>/dev/null; then
+    if apt_install python3-numpy && "$py" -c 'import numpy' 2>/dev/null; then
       return 0
     fi
   fi

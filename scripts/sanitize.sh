@@ -263,8 +263,7 @@ main() {
   if ! gcc -fsanitize=address "$probe/p.c" -o "$probe/p" 2>/dev/null; then
     local pkg="libgcc-$(gcc -dumpversion | cut -d. -f1)-dev"
     echo "==> installing $pkg (gcc's AddressSanitizer runtime)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$pkg"
+    apt_install "$pkg"
   fi
   rm -rf "$probe"
   jobs="$(nproc 2>/dev/null || echo 2)"

@@ -30,7 +30,7 @@
 //! sort's 2 n (keysize + indexsize).
 
 use super::keys::{Key, Source};
-use super::radix::{self, chunk_len, Index, PARALLEL_MIN};
+use super::radix::{self, chunk_len, per_chunk, Index, SharedMut, PARALLEL_MIN};
 use crate::spawn::spawn_or_run;
 use crate::status::Result;
 
@@ -91,26 +91,6 @@ pub fn argsort<S: Source, I: Index>(
     }
     radix::argsort::<S, I>(src, n, out, threads)?;
     Ok(Path::Radix)
-}
-
-/// Runs `work(t, chunk)` on every chunk t of `out`, one per thread.
-fn per_chunk(out: &mut [i64], threads: usize, work: impl Fn(usize, &mut [i64]) + Sync) {
-    let per = chunk_len(out.len(), threads);
-    if threads == 1 {
-        work(0, out);
-        return;
-    }
-    let work = &work;
-    std::thread::scope(|s| {
-        let mut chunks = out.chunks_mut(per).enumerate();
-        let first = chunks.next();
-        for (t, chunk) in chunks {
-            spawn_or_run(s, move || work(t, chunk));
-        }
-        if let Some((t, chunk)) = first {
-            work(t, chunk);
-        }
-    });
 }
 
 /// Runs `work(lo, hi)` on every slice of 0..n, one per thread, and returns the results in order.
@@ -236,21 +216,6 @@ fn scan<S: Source, I: Index>(
             }),
         }
     })
-}
-
-/// A pointer that threads may write through at disjoint positions.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut i64);
-// SAFETY: used only to write disjoint elements of `out` from different threads (see callers).
-unsafe impl Send for SharedMut {}
-// SAFETY: as above.
-unsafe impl Sync for SharedMut {}
-
-impl SharedMut {
-    /// Element i (a method, so that closures capture the whole Send + Sync wrapper).
-    fn at(&self, i: usize) -> *mut i64 {
-        self.0.wrapping_add(i)
-    }
 }
 
 /// Non-increasing keys: the group of equal keys at input [s, e) goes to out[n-e .. n-s), in input

@@ -199,32 +199,15 @@ fn transform<S: Source>(src: &S, keys: &mut [S::K], threads: usize) -> u64 {
         }
         *varying.lock().unwrap_or_else(|p| p.into_inner()) |= diff;
     };
-    if threads == 1 {
-        work(0, keys);
-    } else {
-        std::thread::scope(|s| {
-            for (t, chunk) in keys.chunks_mut(per).enumerate() {
-                spawn_or_run(s, move || work(t, chunk));
-            }
-        });
-    }
+    per_chunk(keys, threads, work);
     varying.into_inner().unwrap_or_else(|p| p.into_inner())
 }
 
 fn fill_identity(out: &mut [i64], threads: usize) {
     let per = chunk_len(out.len(), threads);
-    let fill = |t: usize, chunk: &mut [i64]| {
+    per_chunk(out, threads, |t, chunk| {
         for (j, o) in chunk.iter_mut().enumerate() {
             *o = (t * per + j) as i64;
-        }
-    };
-    if threads == 1 {
-        fill(0, out);
-        return;
-    }
-    std::thread::scope(|s| {
-        for (t, chunk) in out.chunks_mut(per).enumerate() {
-            spawn_or_run(s, move || fill(t, chunk));
         }
     });
 }
@@ -238,11 +221,44 @@ fn top_digit(varying: u64, max_bits: u32) -> (u32, u32) {
 
 /// A pointer that threads may write through at disjoint positions.
 #[derive(Clone, Copy)]
-struct SharedMut<T>(*mut T);
-// SAFETY: used only to write disjoint elements from different threads (see partition_parallel).
+pub(super) struct SharedMut<T>(pub(super) *mut T);
+// SAFETY: used only to write disjoint elements from different threads (see partition_parallel
+// and the callers in adaptive.rs).
 unsafe impl<T> Send for SharedMut<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    /// Element i (a method, so that closures capture the whole Send + Sync wrapper).
+    pub(super) fn at(&self, i: usize) -> *mut T {
+        self.0.wrapping_add(i)
+    }
+}
+
+/// Runs `work(t, chunk)` on every chunk t of `data` (chunk_len(len, threads) elements each), one
+/// per thread; the calling thread takes chunk 0.
+pub(super) fn per_chunk<T: Send>(
+    data: &mut [T],
+    threads: usize,
+    work: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let per = chunk_len(data.len(), threads);
+    if threads == 1 {
+        work(0, data);
+        return;
+    }
+    let work = &work;
+    std::thread::scope(|s| {
+        let mut chunks = data.chunks_mut(per).enumerate();
+        let first = chunks.next();
+        for (t, chunk) in chunks {
+            spawn_or_run(s, move || work(t, chunk));
+        }
+        if let Some((t, chunk)) = first {
+            work(t, chunk);
+        }
+    });
+}
 
 /// Steps 2 and 3: partitions `data` by its highest varying digit with all threads, then recurses
 /// on buckets larger than `big` and queues the others. `first` means the indices are still the
