@@ -360,8 +360,8 @@ int sm_num_workers(void);
 // -inf < finite < +inf < NaN, every NaN last in input order, and -0.0 equals +0.0.
 // Runs on the pool's worker count as threads, whatever its backend (NULL pool: the default
 // worker count). `keys` and `out` may be ordinary or `sm_empty` memory but must not overlap.
-// Keys already in order, reversed, or in order but for a minority of outliers take one or two
-// passes instead of a full sort.
+// Keys already in order, reversed, in order but for local shuffles, or in order but for a
+// minority of outliers take one or two passes instead of a full sort.
 // Extra memory: about 2 n (keysize + 4) bytes (2 n (keysize + 8) above 2^32 elements), much
 // less for keys already (nearly) in order.
 // SM_ERR_INVALID for NULL keys/out with n > 0, a dtype out of range, overlapping arrays or n

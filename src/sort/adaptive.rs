@@ -2,6 +2,8 @@
 //! order, or nearly, are common, and numpy's stable argsort (timsort) does them in one or two
 //! passes where a radix sort always does several.
 //!
+//! 0. Keys in order but for local disorder are sorted by local.rs in one pass; it gives up early
+//!    on anything else, and the steps below run.
 //! 1. One pass over the keys (each thread on its slice) counts descents (key[i] < key[i-1]) and
 //!    ascents, writes the identity to `out` as far as the slice is sorted, and from the slice's
 //!    first descent on splits off outliers (step 2), until there are too many.
@@ -24,7 +26,7 @@
 //!    outlier by exponential search and writes it only if it moved (step 1 wrote the identity),
 //!    so a few outliers cost little more than the scan.
 //!
-//! Only keys of 4 bytes or more are split (numpy radix-sorts 1- and 2-byte keys, and so do we).
+//! Only keys of 4 bytes or more try step 0 and are split (numpy radix-sorts 1- and 2-byte keys, and so do we).
 //! Extra memory of steps 2 and 3 (m <= n / 8 outliers): their positions, (key, position) pairs
 //! twice (sort, merge) and their sorted order, about 45 m <= 6 n bytes: less than the radix
 //! sort's 2 n (keysize + indexsize).
@@ -41,6 +43,8 @@ pub enum Path {
     NonIncreasing,
     /// Merged with this many outliers.
     Outliers(usize),
+    /// Local disorder (local.rs): this many pieces sorted and merged in place.
+    Local(usize),
     Radix,
 }
 
@@ -54,16 +58,26 @@ const POP_MAX: usize = 8;
 /// The latest kept keys remembered (for demotion).
 const RECENT: usize = 16;
 
-/// Sorts `src` into `out`: a presorted path when the keys are, else the radix sort.
+/// Sorts `src` into `out`: a presorted path when the keys are, else the radix sort. Keys of 4
+/// bytes or more try local.rs first, unless `try_local` is false (tests use that to reach step 2
+/// with keys local.rs would take).
 pub fn argsort<S: Source, I: Index>(
     src: &S,
     n: usize,
     out: &mut [i64],
     threads: usize,
+    try_local: bool,
 ) -> Result<Path> {
     let threads = if n < PARALLEL_MIN { 1 } else { threads.max(1) };
-    // only keys of 4 bytes or more try step 2 (see the module comment)
+    // only keys of 4 bytes or more try local.rs and step 2 (see the module comment)
     let split = std::mem::size_of::<S::K>() >= 4;
+    if split && try_local {
+        match super::local::argsort(src, out, threads)? {
+            Some(0) => return Ok(Path::Identity),
+            Some(pieces) => return Ok(Path::Local(pieces)),
+            None => {}
+        }
+    }
     let slices = scan::<S, I>(src, out, threads, split);
     let descents: usize = slices.iter().map(|s| s.descents).sum();
     let ascents: usize = slices.iter().map(|s| s.ascents).sum();
@@ -94,7 +108,11 @@ pub fn argsort<S: Source, I: Index>(
 }
 
 /// Runs `work(lo, hi)` on every slice of 0..n, one per thread, and returns the results in order.
-fn per_slice<T: Send>(n: usize, threads: usize, work: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
+pub(super) fn per_slice<T: Send>(
+    n: usize,
+    threads: usize,
+    work: impl Fn(usize, usize) -> T + Sync,
+) -> Vec<T> {
     let per = chunk_len(n, threads);
     if threads == 1 || n <= per {
         return vec![work(0, n)];
@@ -420,7 +438,7 @@ fn merge_outliers<S: Source, I: Index>(
 
 /// How many of the positions lo, lo + 1, ... (below hi) satisfy `pred` (true, then false):
 /// exponential search, so a long stretch costs its logarithm.
-fn gallop_count(lo: usize, hi: usize, pred: impl Fn(usize) -> bool) -> usize {
+pub(super) fn gallop_count(lo: usize, hi: usize, pred: impl Fn(usize) -> bool) -> usize {
     let mut step = 1;
     let mut ok = 0; // pred holds below lo + ok
     while lo + ok + step <= hi && pred(lo + ok + step - 1) {

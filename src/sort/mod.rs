@@ -1,10 +1,11 @@
-//! `sm_argsort`: numpy's stable argsort, in parallel: presorted input (sorted, non-increasing, or
-//! sorted but for a minority of outliers) by adaptive.rs, everything else by radix (radix.rs);
-//! keys.rs makes every dtype an unsigned key.
+//! `sm_argsort`: numpy's stable argsort, in parallel: presorted input (sorted, non-increasing,
+//! sorted but for local disorder, or sorted but for a minority of outliers) by adaptive.rs and
+//! local.rs, everything else by radix (radix.rs); keys.rs makes every dtype an unsigned key.
 
 mod adaptive;
 mod buffer;
 mod keys;
+mod local;
 mod radix;
 
 use crate::status::{Error, Result};
@@ -83,10 +84,21 @@ fn run<S: Source>(src: &S, n: usize, out: &mut [i64], threads: usize) -> Result<
 }
 
 fn sort<S: Source>(src: &S, n: usize, out: &mut [i64], threads: usize) -> Result<adaptive::Path> {
+    sort_paths(src, n, out, threads, true)
+}
+
+/// `sort`, optionally without local.rs's path (for tests of the others).
+fn sort_paths<S: Source>(
+    src: &S,
+    n: usize,
+    out: &mut [i64],
+    threads: usize,
+    try_local: bool,
+) -> Result<adaptive::Path> {
     if n <= u32::MAX as usize {
-        adaptive::argsort::<S, u32>(src, n, out, threads)
+        adaptive::argsort::<S, u32>(src, n, out, threads, try_local)
     } else {
-        adaptive::argsort::<S, u64>(src, n, out, threads)
+        adaptive::argsort::<S, u64>(src, n, out, threads, try_local)
     }
 }
 
@@ -171,19 +183,38 @@ mod tests {
 
     /// Sorts through the adaptive entry point, checks against the reference, returns the path.
     fn check_f64(v: &[f64], threads: usize, what: &str) -> adaptive::Path {
+        check_f64_paths(v, threads, what, true)
+    }
+
+    /// `check_f64`, optionally without local.rs's path.
+    fn check_f64_paths(v: &[f64], threads: usize, what: &str, try_local: bool) -> adaptive::Path {
         let mut out = vec![-1i64; v.len()];
-        let path = sort(&raw::<f64>(v.as_ptr().cast()), v.len(), &mut out, threads).unwrap();
+        let src = raw::<f64>(v.as_ptr().cast());
+        let path = sort_paths(&src, v.len(), &mut out, threads, try_local).unwrap();
         assert_eq!(out, reference_f64(v), "{what}, threads {threads}, {path:?}");
         path
     }
 
     fn check_i64(v: &[i64], threads: usize, what: &str) -> adaptive::Path {
+        check_i64_paths(v, threads, what, true)
+    }
+
+    fn check_i64_paths(v: &[i64], threads: usize, what: &str, try_local: bool) -> adaptive::Path {
         let mut out = vec![-1i64; v.len()];
-        let path = sort(&raw::<i64>(v.as_ptr().cast()), v.len(), &mut out, threads).unwrap();
+        let src = raw::<i64>(v.as_ptr().cast());
+        let path = sort_paths(&src, v.len(), &mut out, threads, try_local).unwrap();
         let mut expected: Vec<i64> = (0..v.len() as i64).collect();
         expected.sort_by_key(|&i| v[i as usize]);
         assert_eq!(out, expected, "{what}, threads {threads}, {path:?}");
         path
+    }
+
+    /// Shuffles v[s..s + len) in place (Fisher-Yates with the test's generator).
+    fn shuffle_area(v: &mut [f64], s: usize, len: usize, seed: &mut u64) {
+        for j in (1..len).rev() {
+            let k = (lcg(seed) % (j as u64 + 1)) as usize;
+            v.swap(s + j, s + k);
+        }
     }
 
     use adaptive::Path;
@@ -334,9 +365,15 @@ mod tests {
             let mut v = base.clone();
             disturb(&mut v);
             for threads in [1, 2, 3, 4] {
-                let p = check_f64(&v, threads, what);
+                let p = check_f64_paths(&v, threads, what, false);
                 assert!(
                     matches!(p, Path::Outliers(_)),
+                    "{what}, threads {threads}: {p:?}"
+                );
+                // local.rs takes some of these, gives the others up
+                let p = check_f64(&v, threads, what);
+                assert!(
+                    matches!(p, Path::Outliers(_) | Path::Local(_)),
                     "{what}, threads {threads}: {p:?}"
                 );
             }
@@ -351,11 +388,12 @@ mod tests {
                 })
                 .collect();
             for threads in [1, 2, 3] {
-                let p = check_i64(&vi, threads, what);
+                let p = check_i64_paths(&vi, threads, what, false);
                 assert!(
                     matches!(p, Path::Outliers(_)),
                     "{what} (int64), threads {threads}: {p:?}"
                 );
+                check_i64(&vi, threads, what);
             }
         }
     }
@@ -379,7 +417,7 @@ mod tests {
         v[n / 2] = f64::NAN;
         v[n / 2 + 7] = f64::NAN;
         for threads in [1, 2, 3] {
-            match check_f64(&v, threads, "many outliers") {
+            match check_f64_paths(&v, threads, "many outliers", false) {
                 Path::Outliers(m) => assert!(m >= radix::PARALLEL_MIN, "{m} outliers"),
                 p => panic!("threads {threads}: {p:?}"),
             }
@@ -407,5 +445,118 @@ mod tests {
         let mut expected: Vec<i64> = (0..n as i64).collect();
         expected.sort_by_key(|&i| small[i as usize]);
         assert_eq!(out, expected);
+    }
+
+    /// local.rs: shuffled areas of every size from 2 to 400 keys, at the start and end of the
+    /// input and across the thread splits (2, 3, 4 and 8 threads), on keys with ties, NaN (at the
+    /// end: elsewhere they are far from their place) and signed zeros; the path must be local.rs's and the result exact, for float64 and int64.
+    #[test]
+    fn local_disorder_is_sorted_exactly_in_one_pass() {
+        let n = 120_000;
+        let base: Vec<f64> = (0..n).map(|i| (i / 3) as f64 - 20.0).collect();
+        let mut v = base.clone();
+        let mut seed = 23;
+        let mut starts: Vec<usize> = vec![0, n - 50];
+        for t in [2, 3, 4, 8] {
+            for c in 1..t {
+                starts.push(c * n.div_ceil(t) - 37);
+            }
+        }
+        for _ in 0..300 {
+            starts.push((lcg(&mut seed) % (n as u64 - 400)) as usize);
+        }
+        for (a, &s) in starts.iter().enumerate() {
+            let len = (2 + a * 7 % 399).min(n - s);
+            shuffle_area(&mut v, s, len, &mut seed);
+        }
+        // NaN are the largest keys: in order at the end, shuffled among the last keys
+        v[n - 3] = f64::NAN;
+        v[n - 1] = f64::NAN;
+        shuffle_area(&mut v, n - 40, 40, &mut seed);
+        // keys 0 at 60..63: signed zeros, shuffled with their neighbours
+        v[60] = -0.0;
+        v[62] = -0.0;
+        shuffle_area(&mut v, 50, 20, &mut seed);
+        let vi: Vec<i64> = v
+            .iter()
+            .map(|&x| if x.is_nan() { i64::MAX } else { x as i64 })
+            .collect();
+        for threads in [1, 2, 3, 4, 8] {
+            let p = check_f64(&v, threads, "shuffled areas");
+            assert!(
+                matches!(p, Path::Local(m) if m >= 100),
+                "threads {threads}: {p:?}"
+            );
+            let p = check_i64(&vi, threads, "shuffled areas (int64)");
+            assert!(matches!(p, Path::Local(_)), "threads {threads}: {p:?}");
+        }
+        // areas of equal keys only: nothing moves
+        let ties: Vec<f64> = (0..n).map(|i| (i / 1000) as f64).collect();
+        assert_eq!(check_f64(&ties, 2, "ties"), Path::Identity);
+    }
+
+    /// local.rs's join of the threads' slices: sorted slices whose ranges overlap a little
+    /// (shifted keys at the split) or entirely (two interleaved sorted halves: every key moves).
+    #[test]
+    fn local_join_of_slices() {
+        let n = 100_000;
+        let mut shifted: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        for x in shifted.iter_mut().skip(n / 2).take(300) {
+            *x -= 500.0;
+        }
+        for threads in [2, 3] {
+            assert!(matches!(
+                check_f64(&shifted, threads, "shifted"),
+                Path::Local(_)
+            ));
+        }
+        let halves: Vec<i64> = (0..n as i64)
+            .map(|i| {
+                if i < n as i64 / 2 {
+                    2 * i
+                } else {
+                    2 * (i - n as i64 / 2) + 1
+                }
+            })
+            .collect();
+        assert_eq!(check_i64(&halves, 2, "interleaved halves"), Path::Local(1));
+        // one thread: not local (the second half is one piece of n / 2)
+        assert!(!matches!(check_i64(&halves, 1, "halves"), Path::Local(_)));
+    }
+
+    /// Disorder that is not local: local.rs gives up and the other paths sort it exactly.
+    #[test]
+    fn local_gives_up_on_disorder_that_is_not() {
+        let n = 200_000;
+        for threads in [1, 2, 3] {
+            // a key far from its place
+            let mut far: Vec<f64> = (0..n).map(|i| i as f64).collect();
+            far.swap(10, n - 10);
+            assert!(matches!(check_f64(&far, threads, "far"), Path::Outliers(_)));
+            // reversed after a sorted start
+            let mut rev: Vec<f64> = (0..n).map(|i| -(i as f64)).collect();
+            rev[0] = -1e9;
+            assert!(!matches!(
+                check_f64(&rev, threads, "reversed"),
+                Path::Local(_)
+            ));
+            // every ninth key small: each overlap reaches far back
+            let comb: Vec<f64> = (0..n)
+                .map(|i| if i % 9 == 8 { (i / 2) as f64 } else { i as f64 })
+                .collect();
+            assert!(!matches!(check_f64(&comb, threads, "comb"), Path::Local(_)));
+        }
+    }
+
+    #[test]
+    fn gallop_back_counts_the_true_suffix() {
+        for len in 0..70usize {
+            for count in 0..=len {
+                let lo = 5;
+                let hi = lo + len;
+                let got = local::gallop_back(lo, hi, |x| x >= hi - count);
+                assert_eq!(got, count, "len {len} count {count}");
+            }
+        }
     }
 }
