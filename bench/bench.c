@@ -270,7 +270,8 @@ static int run_sm(void *varg, size_t n, double *sec) {
     break;
   case K_WREDUCE: {
     double total = 0;
-    sm_map_opts opts = {sizeof opts, 0, wadd_init, wadd_fini, wadd_reduce, sizeof(double), NULL};
+    sm_map_opts opts = {.size = sizeof opts, .worker_init = wadd_init, .worker_fini = wadd_fini,
+                        .worker_reduce = wadd_reduce, .wresult_size = sizeof(double)};
     t0 = now_sec();
     st = sm_map_ex(a->pool, n, work_wadd, NULL, 0, &total, &opts);
     t1 = now_sec();

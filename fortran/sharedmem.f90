@@ -170,6 +170,8 @@ module sharedmem
   !> chunk (0: adaptive), worker_init / worker_fini / worker_reduce (c_funloc(...) or
   !> c_null_funptr), wresult_size (bytes of each worker's result) and progress (a subroutine
   !> progress(ctx, done, total) with value arguments, called on the caller, or c_null_funptr).
+  !> inner_threads (OpenMP/BLAS threads of each worker's jobs) starts as 0, the default: at most
+  !> CPUs / workers; -1 leaves the runtimes alone, n >= 1 gives exactly n.
   type, bind(C) :: sm_map_opts
     integer(c_size_t) :: size
     integer(c_size_t) :: chunk
@@ -178,6 +180,7 @@ module sharedmem
     type(c_funptr) :: worker_reduce
     integer(c_size_t) :: wresult_size
     type(c_funptr) :: progress
+    integer(c_int) :: inner_threads = 0
   end type sm_map_opts
 
   ! --- The C API -------------------------------------------------------------------------------

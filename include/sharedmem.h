@@ -180,6 +180,11 @@ typedef struct {
   size_t wresult_size;
   // On the caller, about every 0.1 s while the map runs and once at its end (may be NULL).
   sm_progress_fn progress;
+  // OpenMP and BLAS threads of each worker's jobs (or region): 0 = `SM_INNER_THREADS` if set,
+  // else at most max(1, CPUs / workers) and at most the caller's own count; -1 = leave the
+  // runtimes' thread counts alone; n >= 1 = exactly n. See "Calling OpenMP and BLAS from jobs"
+  // in the README.
+  int inner_threads;
 } sm_map_opts;
 
 // A parallel region: `region(ctx)` runs once in every worker of the pool (`sm_parallel`). Return

@@ -1,6 +1,6 @@
 //! Process-wide settings: the default worker count and debug (serial) mode.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
 /// `SM_DEBUG` as read at the first map: ENV_UNREAD, or 1 + whether it asks for debug mode.
@@ -29,6 +29,50 @@ pub fn debug() -> bool {
         DEBUG_ENV.store(env, Ordering::Relaxed);
     }
     env == 2
+}
+
+/// `SM_VERBOSE` set (not empty, not "0"): sharedmem says on stderr what it decided for the
+/// caller's OpenMP and BLAS runtimes where that is not what the caller asked for. Read once (an
+/// atomic, not a lock: see `env`).
+pub fn verbose() -> bool {
+    static VERBOSE: AtomicU8 = AtomicU8::new(ENV_UNREAD);
+    let mut v = VERBOSE.load(Ordering::Relaxed);
+    if v == ENV_UNREAD {
+        v = 1 + env_flag("SM_VERBOSE") as u8;
+        VERBOSE.store(v, Ordering::Relaxed);
+    }
+    v == 2
+}
+
+/// `SM_INNER_THREADS`, the process-wide default of `inner_threads` (0 when unset or empty), read
+/// at the first map. A value that is not -1, 0 or a positive count fails every map that uses it.
+pub fn inner_threads() -> crate::status::Result<i32> {
+    const UNREAD: i64 = i64::MIN;
+    const BAD: i64 = i64::MIN + 1;
+    static INNER: AtomicI64 = AtomicI64::new(UNREAD);
+    let mut v = INNER.load(Ordering::Relaxed);
+    if v == UNREAD {
+        v = match env("SM_INNER_THREADS") {
+            None => 0,
+            Some(text) => match text.trim() {
+                "" => 0,
+                t => t
+                    .parse::<i32>()
+                    .ok()
+                    .filter(|&n| n >= -1)
+                    .map_or(BAD, i64::from),
+            },
+        };
+        INNER.store(v, Ordering::Relaxed);
+    }
+    if v == BAD {
+        return Err(crate::status::Error::invalid(format!(
+            "SM_INNER_THREADS={:?}: use -1 (leave OpenMP and BLAS thread counts alone), 0 (at most \
+             cpus / workers) or a thread count >= 1",
+            env("SM_INNER_THREADS").unwrap_or_default()
+        )));
+    }
+    Ok(v as i32)
 }
 
 /// An environment variable, read with libc's getenv: std::env::var takes a lock of the Rust

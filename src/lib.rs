@@ -12,6 +12,8 @@
 //!   helper threads that fall back to the calling thread;
 //! - [`interrupt`]: noticing SIGINT/SIGTERM the caller handles; [`forklock`]: mutexes that a
 //!   fork cannot leave locked;
+//! - [`inner`]: OpenMP and BLAS thread counts inside jobs, and forks that OpenMP survives;
+//!   [`runtimes`]: finding the loaded OpenMP runtimes and BLAS libraries;
 //! - [`config`], [`status`], [`last_error`]: settings, status codes and messages.
 //!
 //! docs/DESIGN.md describes the protocols that cross processes.
@@ -23,6 +25,7 @@ pub mod forklock;
 pub mod frame;
 pub mod fromfile;
 pub mod futex;
+pub mod inner;
 pub mod interrupt;
 pub mod last_error;
 pub mod map;
@@ -30,6 +33,7 @@ pub mod pool;
 pub mod process;
 pub mod progress;
 pub mod region;
+pub mod runtimes;
 pub mod serial;
 pub mod shm;
 pub mod sort;

@@ -3,6 +3,7 @@
 use crate::config;
 use crate::control::{Control, HookFailure, JobEnd, Misuse, MAX_JOBS, NO_JOB, STAGE_FINISHING};
 use crate::frame::{self, with_current};
+use crate::inner::{Plan, Workers};
 use crate::interrupt::InterruptWatch;
 use crate::pool::{Backend, Pool};
 use crate::progress::{Progress, ProgressFn};
@@ -33,6 +34,8 @@ pub struct MapOptions {
     pub worker_reduce: Option<WorkerFiniFn>,
     pub wresult_size: usize,
     pub progress: Option<ProgressFn>,
+    /// OpenMP/BLAS threads per worker: 0 default, -1 leave alone, n (see inner.rs).
+    pub inner_threads: i32,
 }
 
 /// The largest result and per-worker result, in bytes: one limit for every backend, so that a size
@@ -64,13 +67,14 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
     }
     check_result_sizes(req.result_size, req.options.wresult_size)?;
     let options = &req.options;
-    let task = Task {
+    let mut task = Task {
         body: Body::Jobs(req.work),
         ctx: req.ctx,
         pool: pool as *const Pool as usize,
         chunk: options.chunk,
         init: options.worker_init,
         fini: options.worker_fini,
+        inner: None,
     };
     let hooks = WorkerHooks {
         wresult_size: options.wresult_size,
@@ -108,6 +112,8 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
                 interrupt: Some(&interrupt),
                 progress,
             };
+            task.inner = Plan::new(options.inner_threads, 1, Workers::Caller)?;
+            let _counts = task.inner.as_ref().map(|plan| plan.enter_worker());
             serial::run(njobs, &task, req.result_size, 0, &hooks, duties)?
         } else {
             // Forked workers are started per map: never more than there are jobs.
@@ -135,8 +141,12 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
             if pool.threads().is_some() {
                 ctl.interrupt_baseline = Some(interrupt.baseline());
             }
+            task.inner = Plan::new(options.inner_threads, n, workers_of(pool))?;
             let outcome = match pool.threads() {
-                Some(threads) => Ok(threads.run(&ctl, &task, duties)),
+                Some(threads) => {
+                    let _counts = task.inner.as_ref().map(|plan| plan.enter_caller());
+                    Ok(threads.run(&ctl, &task, duties))
+                }
                 None => process::run(&ctl, &task, duties),
             }
             .map(|outcome| {
@@ -156,6 +166,14 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
         }
     };
     interpret(outcome, njobs, completed, req.reduce.is_some())
+}
+
+/// How a pool's parallel maps run their workers, for the inner thread counts.
+fn workers_of(pool: &Pool) -> Workers {
+    match pool.threads() {
+        Some(_) => Workers::Threads,
+        None => Workers::Forked,
+    }
 }
 
 /// After the parallel workers of a map or region are done: a failed hook fails it, else
@@ -184,34 +202,37 @@ pub fn run_region(
     options: &MapOptions,
 ) -> Result<(Status, Option<String>)> {
     check_result_sizes(0, options.wresult_size)?;
-    let task = Task {
+    let mut task = Task {
         body: Body::Region(region),
         ctx,
         pool: pool as *const Pool as usize,
         chunk: 0,
         init: options.worker_init,
         fini: options.worker_fini,
+        inner: None,
     };
     let hooks = WorkerHooks {
         wresult_size: options.wresult_size,
         worker_reduce: options.worker_reduce,
     };
-    let alone = |worker: i32, interrupt: Option<&InterruptWatch>| {
+    let alone = |task: &Task, worker: i32, interrupt: Option<&InterruptWatch>| {
         let duties = CallerDuties {
             reducer: None,
             interrupt,
             progress: None,
         };
-        serial::run(1, &task, 0, worker, &hooks, duties)
+        serial::run(1, task, 0, worker, &hooks, duties)
     };
     let outcome = if frame::in_job() {
         // A region inside a job or region runs as a team of one in that worker, keeping its id.
-        alone(with_current(|f| f.map_or(0, |f| f.worker)), None)?
+        alone(&task, with_current(|f| f.map_or(0, |f| f.worker)), None)?
     } else {
         let _busy = pool.claim()?;
         let interrupt = InterruptWatch::start();
         if pool.backend() == Backend::Serial || config::debug() {
-            alone(0, Some(&interrupt))?
+            task.inner = Plan::new(options.inner_threads, 1, Workers::Caller)?;
+            let _counts = task.inner.as_ref().map(|plan| plan.enter_worker());
+            alone(&task, 0, Some(&interrupt))?
         } else {
             if let Some(threads) = pool.threads() {
                 threads.check_owner("sm_parallel")?;
@@ -229,9 +250,11 @@ pub fn run_region(
                 interrupt: Some(&interrupt),
                 progress: None,
             };
+            task.inner = Plan::new(options.inner_threads, n, workers_of(pool))?;
             let outcome = match pool.threads() {
                 Some(threads) => {
                     ctl.interrupt_baseline = Some(interrupt.baseline());
+                    let _counts = task.inner.as_ref().map(|plan| plan.enter_caller());
                     Ok(threads.run_with_caller(&ctl, &task, duties))
                 }
                 None => process::run(&ctl, &task, duties),

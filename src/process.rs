@@ -103,6 +103,10 @@ pub fn run(ctl: &Control, task: &Task, duties: CallerDuties) -> Result<Outcome> 
     // gfortran) would otherwise be written once by the caller and once more by a worker.
     let fortran_flush = fortran_flush_all();
     flush_all_output(fortran_flush);
+    // libgomp's pool of OpenMP threads would not exist in the children (see inner.rs)
+    if let Some(plan) = &task.inner {
+        plan.before_fork();
+    }
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     let mut children = Children {

@@ -32,7 +32,6 @@ pub enum Body {
 }
 
 /// What every worker of a map runs.
-#[derive(Clone, Copy)]
 pub struct Task {
     pub body: Body,
     pub ctx: *mut c_void,
@@ -43,6 +42,9 @@ pub struct Task {
     /// Run by each worker before its first job / after its last.
     pub init: Option<WorkerInitFn>,
     pub fini: Option<WorkerFiniFn>,
+    /// The OpenMP and BLAS thread counts each worker sets (None: no runtime loaded, or a map
+    /// inside a job, which keeps its worker's).
+    pub inner: Option<crate::inner::Plan>,
 }
 
 // SAFETY: ctx is the caller's pointer, handed to the caller's own work function; sharing it with
@@ -91,6 +93,8 @@ const SLOT_SPIN: Duration = Duration::from_micros(20);
 /// Runs jobs for worker `w` until none are left (or the map was stopped), or its member of the
 /// region, between its worker_init and worker_fini, then checks out.
 pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
+    // set back (thread workers) before checking out: the caller may then start the next map
+    let inner = task.inner.as_ref().map(|plan| plan.enter_worker());
     let record = ctl.worker(w);
     // Hooks and jobs reach this worker's result through sm_worker_local.
     let frame = Frame::new(Some(ctl), w as i32, task.pool, std::ptr::null())
@@ -108,6 +112,7 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
             if started {
                 run_fini(ctl, task, &frame, w);
             }
+            drop(inner);
             check_out(ctl, w);
             return;
         }
@@ -165,6 +170,7 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
     if started {
         run_fini(ctl, task, &frame, w);
     }
+    drop(inner);
     check_out(ctl, w);
 }
 

@@ -91,6 +91,7 @@ fn options(chunk: usize) -> sm_map_opts {
         worker_reduce: Some(worker_reduce),
         wresult_size: 8,
         progress: None,
+        inner_threads: 0,
     }
 }
 

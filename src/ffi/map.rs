@@ -141,6 +141,7 @@ pub(super) fn read_options(opts: *const sm_map_opts, call: &str) -> Result<MapOp
     // every field (sizes, and NULL function pointers as None).
     let opts: sm_map_opts =
         unsafe { std::ptr::read_unaligned(copy.as_ptr() as *const sm_map_opts) };
+    crate::inner::check_setting(opts.inner_threads, &format!("{call}: opts->inner_threads"))?;
     Ok(MapOptions {
         chunk: opts.chunk as u64,
         worker_init: opts.worker_init,
@@ -148,5 +149,6 @@ pub(super) fn read_options(opts: *const sm_map_opts, call: &str) -> Result<MapOp
         worker_reduce: opts.worker_reduce,
         wresult_size: opts.wresult_size,
         progress: opts.progress,
+        inner_threads: opts.inner_threads,
     })
 }

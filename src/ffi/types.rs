@@ -160,6 +160,11 @@ pub struct sm_map_opts {
     pub wresult_size: usize,
     /// On the caller, about every 0.1 s while the map runs and once at its end (may be NULL).
     pub progress: sm_progress_fn,
+    /// OpenMP and BLAS threads of each worker's jobs (or region): 0 = `SM_INNER_THREADS` if set,
+    /// else at most max(1, CPUs / workers) and at most the caller's own count; -1 = leave the
+    /// runtimes' thread counts alone; n >= 1 = exactly n. See "Calling OpenMP and BLAS from jobs"
+    /// in the README.
+    pub inner_threads: c_int,
 }
 
 /// `progress(ctx, done, total)`: called on the calling thread of `sm_map_ex` at most about every

@@ -1,0 +1,225 @@
+//! Jobs that use OpenMP or a threaded BLAS: the inner thread pools of every worker are limited
+//! (so that workers × inner threads do not oversubscribe the CPUs), and forked workers never hang
+//! in an OpenMP region because of the fork. See docs/DESIGN.md, "OpenMP and BLAS inside jobs".
+//!
+//! A map's [`Plan`] is made on the caller before the workers start: which runtimes are loaded
+//! (runtimes.rs), and the thread count each should have in a worker:
+//! - `inner_threads` n > 0: exactly n; -1: runtimes left alone; 0: `SM_INNER_THREADS` if set, else
+//!   at most max(1, cpus / workers), and never more than the caller's own setting.
+//! - OpenMP's count is per thread (`omp_set_num_threads`): every worker sets its own and, if it is
+//!   a thread that outlives the map (thread pool, or the caller), sets the old one back after.
+//! - BLAS counts are process-wide: a forked worker sets its copy; a map on threads sets it once on
+//!   the caller for all of them and sets it back after the map.
+//!
+//! The fork (process backend): GNU libgomp keeps the forking thread's pool of OpenMP threads in
+//! its thread-local state, and the child, which has none of those threads, waits for them forever
+//! at its first region with more than one thread (GCC bug 60035). Before forking, the caller asks
+//! libgomp to free that pool (`omp_pause_resource_all`), so that a child starts a new one. libgomp
+//! refuses inside a parallel region: then the children run every OpenMP region on one thread
+//! (`omp_set_max_active_levels` at their current level: a num_threads clause cannot override it),
+//! and `SM_VERBOSE=1` says so. LLVM's libomp and Intel's libiomp5 restart themselves in a forked
+//! child (pthread_atfork) and need nothing.
+
+use crate::config;
+use crate::runtimes::{self, OmpKind, Runtimes};
+use crate::status::{Error, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Runtimes of each kind a plan handles (more are left alone): fixed, so that a forked worker
+/// saves and sets counts without allocating.
+const MAX_PER_KIND: usize = 4;
+
+/// How the map's workers run, which decides who sets the process-wide (BLAS) counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// Forked processes: each sets its own copy of everything.
+    Forked,
+    /// Threads of a pool (the caller may be one of them): the caller sets the BLAS counts.
+    Threads,
+    /// The calling thread alone (serial pools, debug mode): it sets everything, and back after.
+    Caller,
+}
+
+/// `inner_threads` of `sm_map_opts` (and `SM_INNER_THREADS`): 0 default, -1 leave alone, n > 0.
+pub fn check_setting(value: i32, what: &str) -> Result<()> {
+    if value < -1 {
+        return Err(Error::invalid(format!(
+            "{what} = {value}: use 0 (the default: at most cpus / workers), -1 (leave OpenMP and \
+             BLAS thread counts alone) or a thread count >= 1"
+        )));
+    }
+    Ok(())
+}
+
+/// A map's inner thread counts, made on the caller.
+pub struct Plan {
+    runtimes: Arc<Runtimes>,
+    /// The count each OpenMP runtime / BLAS library gets in a worker (None: left alone).
+    omp_target: [Option<i32>; MAX_PER_KIND],
+    blas_target: [Option<i32>; MAX_PER_KIND],
+    workers: Workers,
+    /// Set by `before_fork` when libgomp could not free the caller's pool.
+    serialize_gomp: AtomicBool,
+}
+
+impl Plan {
+    /// The plan for a map of `nworkers` workers with the caller's `inner_threads` (0, -1 or n);
+    /// None when no runtime is loaded.
+    pub fn new(setting: i32, nworkers: usize, workers: Workers) -> Result<Option<Plan>> {
+        check_setting(setting, "inner_threads")?;
+        let setting = match setting {
+            0 => config::inner_threads()?,
+            s => s,
+        };
+        let runtimes = runtimes::loaded();
+        if runtimes.is_empty() {
+            return Ok(None);
+        }
+        let cpus = config::affinity_cpus().max(1) as usize;
+        let share = (cpus / nworkers.max(1)).max(1) as i32;
+        // exactly n, or at most the share and the caller's own count
+        let target = |current: i32| match setting {
+            -1 => None,
+            0 => Some(share.min(current.max(1))),
+            n => Some(n),
+        };
+        let mut plan = Plan {
+            omp_target: [None; MAX_PER_KIND],
+            blas_target: [None; MAX_PER_KIND],
+            workers,
+            serialize_gomp: AtomicBool::new(false),
+            runtimes: Arc::clone(&runtimes),
+        };
+        for (t, rt) in plan.omp_target.iter_mut().zip(&runtimes.openmp) {
+            *t = target(rt.max_threads());
+        }
+        for (t, rt) in plan.blas_target.iter_mut().zip(&runtimes.blas) {
+            *t = target(rt.threads());
+        }
+        Ok(Some(plan))
+    }
+
+    /// On the caller, just before it forks the workers: frees libgomp's pool of the calling thread
+    /// (see the module doc), or, where it cannot, has the workers run OpenMP regions on one thread.
+    pub fn before_fork(&self) {
+        for rt in self.openmp().filter(|rt| rt.kind == OmpKind::Gnu) {
+            if rt.level() == 0 && rt.pause() {
+                continue;
+            }
+            self.serialize_gomp.store(true, Ordering::Relaxed);
+            if config::verbose() {
+                eprintln!(
+                    "sharedmem: the calling thread is inside an OpenMP parallel region of {} \
+                     (level {}), whose threads a forked worker cannot use: OpenMP regions in this \
+                     map's workers run on one thread",
+                    rt.path,
+                    rt.level()
+                );
+            }
+        }
+    }
+
+    /// In each worker, before its first callback: sets the worker's counts. The returned guard
+    /// sets the old ones back when dropped (not in a forked worker, whose state dies with it).
+    /// Allocates nothing (forked workers run this); the calls go into the runtimes the jobs are
+    /// about to call themselves.
+    pub fn enter_worker(&self) -> WorkerCounts<'_> {
+        let mut saved = WorkerCounts {
+            plan: self,
+            omp: [None; MAX_PER_KIND],
+            blas: [None; MAX_PER_KIND],
+        };
+        if self.workers != Workers::Threads {
+            // BLAS first: OpenBLAS built with OpenMP sets the OpenMP count too
+            saved.blas = self.set_blas();
+        }
+        for ((rt, target), old) in self.openmp().zip(self.omp_target).zip(&mut saved.omp) {
+            if let Some(n) = target {
+                *old = Some(rt.max_threads());
+                rt.set_num_threads(n);
+            }
+        }
+        if self.workers == Workers::Forked && self.serialize_gomp.load(Ordering::Relaxed) {
+            for rt in self.openmp().filter(|rt| rt.kind == OmpKind::Gnu) {
+                rt.serialize_new_regions();
+            }
+        }
+        saved
+    }
+
+    /// On the caller of a map on threads, before the workers start: the process-wide (BLAS)
+    /// counts, set back (with the caller's own OpenMP counts, which OpenBLAS may change) when the
+    /// guard is dropped, after the workers are done.
+    pub fn enter_caller(&self) -> CallerCounts<'_> {
+        let mut omp = [None; MAX_PER_KIND];
+        for (rt, old) in self.openmp().zip(&mut omp) {
+            *old = Some(rt.max_threads());
+        }
+        CallerCounts {
+            plan: self,
+            blas: self.set_blas(),
+            omp,
+        }
+    }
+
+    fn set_blas(&self) -> [Option<i32>; MAX_PER_KIND] {
+        let mut old = [None; MAX_PER_KIND];
+        for ((rt, target), old) in self.blas().zip(self.blas_target).zip(&mut old) {
+            if let Some(n) = target {
+                *old = Some(rt.threads());
+                rt.set_threads(n);
+            }
+        }
+        old
+    }
+
+    fn restore(&self, omp: &[Option<i32>], blas: &[Option<i32>]) {
+        for (rt, old) in self.blas().zip(blas) {
+            if let Some(n) = old {
+                rt.set_threads(*n);
+            }
+        }
+        for (rt, old) in self.openmp().zip(omp) {
+            if let Some(n) = old {
+                rt.set_num_threads(*n);
+            }
+        }
+    }
+
+    fn openmp(&self) -> impl Iterator<Item = &runtimes::OpenMp> {
+        self.runtimes.openmp.iter().take(MAX_PER_KIND)
+    }
+
+    fn blas(&self) -> impl Iterator<Item = &runtimes::Blas> {
+        self.runtimes.blas.iter().take(MAX_PER_KIND)
+    }
+}
+
+/// A worker's counts from before the map (see `Plan::enter_worker`).
+pub struct WorkerCounts<'a> {
+    plan: &'a Plan,
+    omp: [Option<i32>; MAX_PER_KIND],
+    blas: [Option<i32>; MAX_PER_KIND],
+}
+
+impl Drop for WorkerCounts<'_> {
+    fn drop(&mut self) {
+        if self.plan.workers != Workers::Forked {
+            self.plan.restore(&self.omp, &self.blas);
+        }
+    }
+}
+
+/// The caller's counts from before a map on threads (see `Plan::enter_caller`).
+pub struct CallerCounts<'a> {
+    plan: &'a Plan,
+    omp: [Option<i32>; MAX_PER_KIND],
+    blas: [Option<i32>; MAX_PER_KIND],
+}
+
+impl Drop for CallerCounts<'_> {
+    fn drop(&mut self) {
+        self.plan.restore(&self.omp, &self.blas);
+    }
+}

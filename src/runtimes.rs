@@ -1,0 +1,384 @@
+//! The OpenMP runtimes and BLAS libraries loaded in this process, found without linking to any of
+//! them (as threadpoolctl does): `dl_iterate_phdr` lists the loaded objects, those whose file name
+//! says what they are are opened again with `RTLD_NOLOAD`, and `dlsym` gives their thread-count
+//! entry points (kept only when `dladdr` says the symbol is that object's own, not a dependency's).
+//!
+//! The scan runs again only when the set of loaded objects changed (`dlpi_adds` / `dlpi_subs`), so
+//! a map pays one `dl_iterate_phdr` step for it. Nothing here runs in a forked child: the child
+//! gets the caller's findings as plain data (function pointers into libraries the fork copied).
+
+use crate::forklock::ForkSafeMutex;
+use std::ffi::{c_int, c_void, CStr, CString};
+use std::sync::Arc;
+
+type GetInt = unsafe extern "C" fn() -> c_int;
+type SetInt = unsafe extern "C" fn(c_int);
+type GetWide = unsafe extern "C" fn() -> i64;
+type SetWide = unsafe extern "C" fn(i64);
+type Pause = unsafe extern "C" fn(c_int) -> c_int;
+
+/// `omp_pause_hard` of OpenMP 5.0's `omp_pause_resource_t`.
+const OMP_PAUSE_HARD: c_int = 2;
+
+/// Which OpenMP runtime: GNU libgomp does not survive a fork in a usable state, LLVM's libomp
+/// (and Intel's libiomp5, the same code) restarts itself in the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OmpKind {
+    Gnu,
+    Llvm,
+}
+
+/// One loaded OpenMP runtime.
+#[derive(Clone)]
+pub struct OpenMp {
+    pub kind: OmpKind,
+    pub path: String,
+    get_max_threads: GetInt,
+    set_num_threads: SetInt,
+    get_level: GetInt,
+    get_active_level: GetInt,
+    set_max_active_levels: SetInt,
+    pause_resource_all: Option<Pause>,
+}
+
+impl OpenMp {
+    /// The calling thread's team size for its next region without a num_threads clause.
+    pub fn max_threads(&self) -> i32 {
+        // SAFETY: the runtime's own omp_get_max_threads, resolved from this loaded object.
+        unsafe { (self.get_max_threads)() }
+    }
+
+    pub fn set_num_threads(&self, n: i32) {
+        // SAFETY: the runtime's omp_set_num_threads; n >= 1.
+        unsafe { (self.set_num_threads)(n.max(1)) }
+    }
+
+    /// Nesting level of the calling thread (0: not inside any parallel region).
+    pub fn level(&self) -> i32 {
+        // SAFETY: the runtime's omp_get_level.
+        unsafe { (self.get_level)() }
+    }
+
+    /// libgomp only: frees the calling thread's pool of threads (OpenMP 5.0's
+    /// `omp_pause_resource_all(omp_pause_hard)`), so that a child forked next starts a new one.
+    /// False when the runtime refused (the thread is inside a region) or has no such call.
+    pub fn pause(&self) -> bool {
+        match self.pause_resource_all {
+            // SAFETY: the runtime's omp_pause_resource_all with a valid pause kind.
+            Some(pause) => unsafe { pause(OMP_PAUSE_HARD) == 0 },
+            None => false,
+        }
+    }
+
+    /// Makes every region the calling thread starts from now on run on one thread, whatever its
+    /// num_threads clause: no more active levels than it is already in.
+    pub fn serialize_new_regions(&self) {
+        // SAFETY: the runtime's omp_get_active_level and omp_set_max_active_levels.
+        unsafe { (self.set_max_active_levels)((self.get_active_level)()) }
+    }
+}
+
+/// How a BLAS library's thread count is read and set.
+#[derive(Clone, Copy)]
+enum Count {
+    Int(GetInt, SetInt),
+    /// BLIS takes and returns `dim_t` (64 bits).
+    Wide(GetWide, SetWide),
+}
+
+/// One loaded BLAS library whose thread count can be set (a process-wide setting in all of them).
+#[derive(Clone)]
+pub struct Blas {
+    pub family: &'static str,
+    pub path: String,
+    count: Count,
+}
+
+impl Blas {
+    pub fn threads(&self) -> i32 {
+        // SAFETY: the library's own getter, resolved from this loaded object, with its C signature.
+        match self.count {
+            Count::Int(get, _) => unsafe { get() },
+            Count::Wide(get, _) => unsafe { get() }.clamp(1, i32::MAX as i64) as i32,
+        }
+    }
+
+    pub fn set_threads(&self, n: i32) {
+        let n = n.max(1);
+        // SAFETY: the library's own setter with its C signature; n >= 1.
+        match self.count {
+            Count::Int(_, set) => unsafe { set(n) },
+            Count::Wide(_, set) => unsafe { set(n as i64) },
+        }
+    }
+}
+
+/// What is loaded now.
+#[derive(Clone, Default)]
+pub struct Runtimes {
+    pub openmp: Vec<OpenMp>,
+    pub blas: Vec<Blas>,
+}
+
+impl Runtimes {
+    pub fn is_empty(&self) -> bool {
+        self.openmp.is_empty() && self.blas.is_empty()
+    }
+}
+
+/// BLAS families: file name prefixes, then (getter, setter) symbol names to try, in order.
+/// OpenBLAS builds may suffix their symbols (64-bit integer builds: `64_`, `_64`), and SciPy's
+/// wheels prefix them (`scipy_`).
+struct Family {
+    name: &'static str,
+    prefixes: &'static [&'static str],
+    wide: bool,
+    symbols: &'static [(&'static CStr, &'static CStr)],
+}
+
+const FAMILIES: &[Family] = &[
+    Family {
+        name: "OpenBLAS",
+        prefixes: &["libopenblas", "libblas", "libscipy_openblas"],
+        wide: false,
+        symbols: &[
+            (c"openblas_get_num_threads", c"openblas_set_num_threads"),
+            (
+                c"openblas_get_num_threads64_",
+                c"openblas_set_num_threads64_",
+            ),
+            (
+                c"openblas_get_num_threads_64",
+                c"openblas_set_num_threads_64",
+            ),
+            (
+                c"scipy_openblas_get_num_threads",
+                c"scipy_openblas_set_num_threads",
+            ),
+            (
+                c"scipy_openblas_get_num_threads64_",
+                c"scipy_openblas_set_num_threads64_",
+            ),
+        ],
+    },
+    Family {
+        name: "BLIS",
+        prefixes: &["libblis"],
+        wide: true,
+        symbols: &[(c"bli_thread_get_num_threads", c"bli_thread_set_num_threads")],
+    },
+    Family {
+        name: "FlexiBLAS",
+        prefixes: &["libflexiblas"],
+        wide: false,
+        symbols: &[(c"flexiblas_get_num_threads", c"flexiblas_set_num_threads")],
+    },
+    Family {
+        name: "MKL",
+        prefixes: &["libmkl_rt"],
+        wide: false,
+        symbols: &[(c"MKL_Get_Max_Threads", c"MKL_Set_Num_Threads")],
+    },
+];
+
+/// What is loaded now: the last scan, or a new one if objects were loaded or unloaded since.
+pub fn loaded() -> Arc<Runtimes> {
+    /// The loader's (adds, subs) at the last scan, and what it found.
+    type Scanned = Option<((u64, u64), Arc<Runtimes>)>;
+    static CACHE: ForkSafeMutex<Scanned> = ForkSafeMutex::new(None);
+    let generation = load_generation();
+    if let Some((seen, found)) = CACHE.lock().as_ref() {
+        if *seen == generation {
+            return Arc::clone(found);
+        }
+    }
+    let found = Arc::new(scan());
+    *CACHE.lock() = Some((generation, Arc::clone(&found)));
+    found
+}
+
+/// The loader's counts of objects loaded and unloaded so far.
+fn load_generation() -> (u64, u64) {
+    unsafe extern "C" fn first(
+        info: *mut libc::dl_phdr_info,
+        _: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info; data is the &mut (u64, u64) given below.
+        unsafe {
+            let out = &mut *data.cast::<(u64, u64)>();
+            *out = ((*info).dlpi_adds, (*info).dlpi_subs);
+        }
+        1 // one object is enough: the counts are the same in all
+    }
+    let mut counts = (0u64, 0u64);
+    // SAFETY: the callback only writes the counts into `counts`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(first), (&mut counts as *mut (u64, u64)).cast()) };
+    counts
+}
+
+/// The paths of every loaded object (the executable, with an empty name, left out).
+fn loaded_paths() -> Vec<CString> {
+    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info whose name is NULL or NUL-terminated; data
+        // is the &mut Vec given below.
+        unsafe {
+            let out = &mut *data.cast::<Vec<CString>>();
+            let name = (*info).dlpi_name;
+            if !name.is_null() && *name != 0 {
+                out.push(CStr::from_ptr(name).to_owned());
+            }
+        }
+        0
+    }
+    let mut paths: Vec<CString> = Vec::new();
+    // SAFETY: the callback only pushes copies of the names into `paths`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&mut paths as *mut Vec<CString>).cast()) };
+    paths
+}
+
+fn scan() -> Runtimes {
+    let mut found = Runtimes::default();
+    for path in loaded_paths() {
+        let text = path.to_string_lossy().into_owned();
+        let base = text.rsplit('/').next().unwrap_or(&text).to_owned();
+        let omp = if base.starts_with("libgomp") {
+            Some(OmpKind::Gnu)
+        } else if base.starts_with("libomp") || base.starts_with("libiomp") {
+            Some(OmpKind::Llvm)
+        } else {
+            None
+        };
+        let family = FAMILIES
+            .iter()
+            .find(|f| f.prefixes.iter().any(|p| base.starts_with(p)));
+        if omp.is_none() && family.is_none() {
+            continue;
+        }
+        let Some(object) = Object::open(&path) else {
+            continue;
+        };
+        if let Some(kind) = omp {
+            if let Some(rt) = object.openmp(kind, text.clone()) {
+                found.openmp.push(rt);
+            }
+        }
+        if let Some(family) = family {
+            if let Some(blas) = object.blas(family, text) {
+                found.blas.push(blas);
+            }
+        }
+    }
+    found
+}
+
+/// A loaded object, opened again (its reference count raised until drop).
+struct Object {
+    handle: *mut c_void,
+    path: CString,
+}
+
+impl Object {
+    fn open(path: &CStr) -> Option<Object> {
+        // SAFETY: RTLD_NOLOAD only looks the object up among those already loaded (no constructor
+        // runs); the path is NUL-terminated.
+        let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_LAZY | libc::RTLD_NOLOAD) };
+        (!handle.is_null()).then(|| Object {
+            handle,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The object's own definition of `name` (not one found in its dependencies).
+    fn own(&self, name: &CStr) -> Option<*mut c_void> {
+        // SAFETY: a valid handle and a NUL-terminated name; dladdr fills a plain struct.
+        unsafe {
+            let symbol = libc::dlsym(self.handle, name.as_ptr());
+            if symbol.is_null() {
+                return None;
+            }
+            let mut info: libc::Dl_info = std::mem::zeroed();
+            if libc::dladdr(symbol, &mut info) == 0 || info.dli_fname.is_null() {
+                return None;
+            }
+            (same_file(CStr::from_ptr(info.dli_fname), &self.path)).then_some(symbol)
+        }
+    }
+
+    fn openmp(&self, kind: OmpKind, path: String) -> Option<OpenMp> {
+        // SAFETY: each symbol is the runtime's OpenMP API function of that name, whose C
+        // signature is the one transmuted to (OpenMP specification).
+        unsafe {
+            Some(OpenMp {
+                kind,
+                path,
+                get_max_threads: std::mem::transmute::<*mut c_void, GetInt>(
+                    self.own(c"omp_get_max_threads")?,
+                ),
+                set_num_threads: std::mem::transmute::<*mut c_void, SetInt>(
+                    self.own(c"omp_set_num_threads")?,
+                ),
+                get_level: std::mem::transmute::<*mut c_void, GetInt>(self.own(c"omp_get_level")?),
+                get_active_level: std::mem::transmute::<*mut c_void, GetInt>(
+                    self.own(c"omp_get_active_level")?,
+                ),
+                set_max_active_levels: std::mem::transmute::<*mut c_void, SetInt>(
+                    self.own(c"omp_set_max_active_levels")?,
+                ),
+                pause_resource_all: self
+                    .own(c"omp_pause_resource_all")
+                    .map(|p| std::mem::transmute::<*mut c_void, Pause>(p)),
+            })
+        }
+    }
+
+    fn blas(&self, family: &Family, path: String) -> Option<Blas> {
+        let (get, set) = family
+            .symbols
+            .iter()
+            .find_map(|(get, set)| Some((self.own(get)?, self.own(set)?)))?;
+        // SAFETY: the family's documented getter and setter, with the C signatures transmuted to
+        // (int or, for BLIS, dim_t = int64_t).
+        let count = unsafe {
+            if family.wide {
+                Count::Wide(
+                    std::mem::transmute::<*mut c_void, GetWide>(get),
+                    std::mem::transmute::<*mut c_void, SetWide>(set),
+                )
+            } else {
+                Count::Int(
+                    std::mem::transmute::<*mut c_void, GetInt>(get),
+                    std::mem::transmute::<*mut c_void, SetInt>(set),
+                )
+            }
+        };
+        Some(Blas {
+            family: family.name,
+            path,
+            count,
+        })
+    }
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from dlopen and is closed once.
+        unsafe { libc::dlclose(self.handle) };
+    }
+}
+
+/// Whether two names the loader gave are the same file (the same string, or the same inode when
+/// one of them went through a symbolic link).
+fn same_file(a: &CStr, b: &CStr) -> bool {
+    if a == b {
+        return true;
+    }
+    let stat = |p: &CStr| {
+        // SAFETY: stat fills a plain struct from a NUL-terminated path.
+        unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            (libc::stat(p.as_ptr(), &mut st) == 0).then_some((st.st_dev, st.st_ino))
+        }
+    };
+    matches!((stat(a), stat(b)), (Some(x), Some(y)) if x == y)
+}
