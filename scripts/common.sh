@@ -28,6 +28,28 @@ ensure_tools() {
   apt_install "${missing[@]}"
 }
 
+# ensure_omp_blas: what tests/omp needs besides gcc: clang with LLVM's OpenMP runtime, and OpenBLAS's
+# pthreads build (with its development files) and OpenMP build; installs the missing ones with apt.
+ensure_omp_blas() {
+  local ma missing=()
+  ma=$(gcc -print-multiarch 2>/dev/null)
+  [ -n "$ma" ] || ma="$(uname -m)-linux-gnu"
+  if ! command -v clang >/dev/null 2>&1; then
+    missing+=(clang libomp-dev)
+  elif ! echo 'int main(void) { return 0; }' | clang -fopenmp -x c - -o /dev/null >/dev/null 2>&1; then
+    missing+=(libomp-dev)
+  fi
+  [ -e "/usr/lib/$ma/openblas-pthread/libopenblas.so" ] || missing+=(libopenblas-dev libopenblas0-pthread)
+  [ -e "/usr/lib/$ma/openblas-openmp/libopenblas.so.0" ] || missing+=(libopenblas0-openmp)
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "warning: missing ${missing[*]} and no apt-get: the OpenMP/BLAS tests (tests/omp) will skip" >&2
+    return 1
+  fi
+  echo "==> installing ${missing[*]} (for the OpenMP and BLAS tests)"
+  apt_install "${missing[@]}"
+}
+
 # apt_install PKG ...: installs Debian packages (as root, non-interactively), with fresh lists.
 apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update \

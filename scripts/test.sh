@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine:
-#   Setup:  cmake, gcc, g++, gfortran, pkg-config, binutils with apt-get when missing; cargo; numpy
+#   Setup:  cmake, gcc, g++, gfortran, pkg-config, binutils, clang + libomp, OpenBLAS (pthreads and
+#           OpenMP builds) with apt-get when missing; cargo; numpy
 #           (scripts/common.sh's ensure_numpy: pip, else the distribution's python3-numpy, else a
 #           virtual environment; without numpy the numpy comparisons skip, with the reason)
 #   Rust: cargo fmt --check, cargo clippy (warnings are errors), cargo test
-#   C:    cmake configure + build in build/, then ctest (examples, tests/c, tests/package,
-#         tests/scripts)
+#   C:    cmake configure + build in build/, then ctest (examples, tests/c, tests/omp,
+#         tests/package, tests/scripts)
 #   Fuzz:   scripts/fuzz.sh 30 (each libFuzzer target for 30 s; a finding fails)
 #   Soak:   scripts/soak.sh 0.5 (random maps for 30 s, every result checked)
 #   Memory: scripts/sanitize.sh (tests/c under ASan/LSan and valgrind memcheck, the Rust tests
@@ -99,6 +100,7 @@ setup() {
   local rc=0
   ensure_tools cmake:cmake cc:gcc gcc:gcc c++:g++ gfortran:gfortran pkg-config:pkg-config \
     readelf:binutils || rc=1
+  ensure_omp_blas || rc=1
   ensure_cargo || rc=1
   # numpy is the reference of tests/c/argsort_numpy.py; never fails (the test then skips).
   ensure_numpy python3
