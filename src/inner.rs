@@ -5,7 +5,8 @@
 //! A map's [`Plan`] is made on the caller before the workers start: which runtimes are loaded
 //! (runtimes.rs), and the thread count each should have in a worker:
 //! - `inner_threads` n > 0: exactly n; -1: runtimes left alone; 0: `SM_INNER_THREADS` if set, else
-//!   at most max(1, cpus / workers), and never more than the caller's own setting.
+//!   at most max(1, cpus / workers), and never more than the caller's own setting (cpus: the
+//!   affinity mask at the first map).
 //! - OpenMP's count is per thread (`omp_set_num_threads`): every worker sets its own and, if it is
 //!   a thread that outlives the map (thread pool, or the caller), sets the old one back after.
 //! - BLAS counts are process-wide: a forked worker sets its copy; a map on threads sets it once on
@@ -21,14 +22,9 @@
 //! child (pthread_atfork) and need nothing.
 
 use crate::config;
-use crate::runtimes::{self, OmpKind, Runtimes};
+use crate::runtimes::{self, Count, OmpKind, Runtimes, MAX_PER_KIND};
 use crate::status::{Error, Result};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-/// Runtimes of each kind a plan handles (more are left alone): fixed, so that a forked worker
-/// saves and sets counts without allocating.
-const MAX_PER_KIND: usize = 4;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// How the map's workers run, which decides who sets the process-wide (BLAS) counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,12 +48,27 @@ pub fn check_setting(value: i32, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// A map's inner thread counts, made on the caller.
+/// The CPUs of the process's affinity mask, read at the first map that needs them (as OpenMP
+/// reads them once): a system call costs a sixth of a short map on threads.
+fn cpus() -> usize {
+    static CPUS: AtomicUsize = AtomicUsize::new(0);
+    let mut n = CPUS.load(Ordering::Relaxed);
+    if n == 0 {
+        n = config::affinity_cpus().max(1) as usize;
+        CPUS.store(n, Ordering::Relaxed);
+    }
+    n
+}
+
+/// A map's inner thread counts, made on the caller. Small and all in the task, which every worker
+/// reads at the start of a map anyway (another CPU's cache line costs a short map on threads
+/// more than everything else here); the entry points are in `runtimes`, which no one writes.
 pub struct Plan {
-    runtimes: Arc<Runtimes>,
-    /// The count each OpenMP runtime / BLAS library gets in a worker (None: left alone).
-    omp_target: [Option<i32>; MAX_PER_KIND],
-    blas_target: [Option<i32>; MAX_PER_KIND],
+    runtimes: &'static Runtimes,
+    /// The count each OpenMP runtime (per thread) and BLAS library (process-wide) gets, in the
+    /// runtimes' order; 0: left alone.
+    omp_target: [i32; MAX_PER_KIND],
+    blas_target: [i32; MAX_PER_KIND],
     workers: Workers,
     /// Set by `before_fork` when libgomp could not free the caller's pool.
     serialize_gomp: AtomicBool,
@@ -76,26 +87,25 @@ impl Plan {
         if runtimes.is_empty() {
             return Ok(None);
         }
-        let cpus = config::affinity_cpus().max(1) as usize;
-        let share = (cpus / nworkers.max(1)).max(1) as i32;
-        // exactly n, or at most the share and the caller's own count
-        let target = |current: i32| match setting {
-            -1 => None,
-            0 => Some(share.min(current.max(1))),
-            n => Some(n),
+        let share = (cpus() / nworkers.max(1)).max(1) as i32;
+        // exactly n, or at most the share and the caller's own count; 0: leave alone
+        let target = |count: &Count| match setting {
+            -1 => 0,
+            0 => share.min(count.get().max(1)),
+            n => n,
         };
         let mut plan = Plan {
-            omp_target: [None; MAX_PER_KIND],
-            blas_target: [None; MAX_PER_KIND],
+            runtimes,
+            omp_target: [0; MAX_PER_KIND],
+            blas_target: [0; MAX_PER_KIND],
             workers,
             serialize_gomp: AtomicBool::new(false),
-            runtimes: Arc::clone(&runtimes),
         };
-        for (t, rt) in plan.omp_target.iter_mut().zip(&runtimes.openmp) {
-            *t = target(rt.max_threads());
+        for (t, rt) in plan.omp_target.iter_mut().zip(runtimes.openmp()) {
+            *t = target(&rt.count);
         }
-        for (t, rt) in plan.blas_target.iter_mut().zip(&runtimes.blas) {
-            *t = target(rt.threads());
+        for (t, rt) in plan.blas_target.iter_mut().zip(runtimes.blas()) {
+            *t = target(&rt.count);
         }
         Ok(Some(plan))
     }
@@ -103,7 +113,7 @@ impl Plan {
     /// On the caller, just before it forks the workers: frees libgomp's pool of the calling thread
     /// (see the module doc), or, where it cannot, has the workers run OpenMP regions on one thread.
     pub fn before_fork(&self) {
-        for rt in self.openmp().filter(|rt| rt.kind == OmpKind::Gnu) {
+        for rt in self.runtimes.openmp().filter(|rt| rt.kind == OmpKind::Gnu) {
             if rt.level() == 0 && rt.pause() {
                 continue;
             }
@@ -113,7 +123,7 @@ impl Plan {
                     "sharedmem: the calling thread is inside an OpenMP parallel region of {} \
                      (level {}), whose threads a forked worker cannot use: OpenMP regions in this \
                      map's workers run on one thread",
-                    rt.path,
+                    rt.name.as_str(),
                     rt.level()
                 );
             }
@@ -130,18 +140,18 @@ impl Plan {
             omp: [None; MAX_PER_KIND],
             blas: [None; MAX_PER_KIND],
         };
-        if self.workers != Workers::Threads {
-            // BLAS first: OpenBLAS built with OpenMP sets the OpenMP count too
-            saved.blas = self.set_blas();
-        }
-        for ((rt, target), old) in self.openmp().zip(self.omp_target).zip(&mut saved.omp) {
-            if let Some(n) = target {
-                *old = Some(rt.max_threads());
-                rt.set_num_threads(n);
+        // the OpenMP counts as they were, before OpenBLAS (built with OpenMP) changes them
+        for ((rt, &t), old) in self.omp().zip(&self.omp_target).zip(&mut saved.omp) {
+            if t > 0 {
+                *old = Some(rt.get());
             }
         }
+        if self.workers != Workers::Threads {
+            saved.blas = set(self.blas(), &self.blas_target);
+        }
+        set(self.omp(), &self.omp_target);
         if self.workers == Workers::Forked && self.serialize_gomp.load(Ordering::Relaxed) {
-            for rt in self.openmp().filter(|rt| rt.kind == OmpKind::Gnu) {
+            for rt in self.runtimes.openmp().filter(|rt| rt.kind == OmpKind::Gnu) {
                 rt.serialize_new_regions();
             }
         }
@@ -153,47 +163,57 @@ impl Plan {
     /// guard is dropped, after the workers are done.
     pub fn enter_caller(&self) -> CallerCounts<'_> {
         let mut omp = [None; MAX_PER_KIND];
-        for (rt, old) in self.openmp().zip(&mut omp) {
-            *old = Some(rt.max_threads());
+        if self.blas_target.iter().any(|&t| t > 0) {
+            for (rt, old) in self.omp().zip(&mut omp) {
+                *old = Some(rt.get());
+            }
         }
         CallerCounts {
             plan: self,
-            blas: self.set_blas(),
+            blas: set(self.blas(), &self.blas_target),
             omp,
         }
     }
 
-    fn set_blas(&self) -> [Option<i32>; MAX_PER_KIND] {
-        let mut old = [None; MAX_PER_KIND];
-        for ((rt, target), old) in self.blas().zip(self.blas_target).zip(&mut old) {
-            if let Some(n) = target {
-                *old = Some(rt.threads());
-                rt.set_threads(n);
-            }
-        }
-        old
-    }
-
+    /// Sets back the counts `omp` and `blas` saved (BLAS first: see enter_worker).
     fn restore(&self, omp: &[Option<i32>], blas: &[Option<i32>]) {
         for (rt, old) in self.blas().zip(blas) {
-            if let Some(n) = old {
-                rt.set_threads(*n);
+            if let Some(n) = *old {
+                rt.set(n);
             }
         }
-        for (rt, old) in self.openmp().zip(omp) {
-            if let Some(n) = old {
-                rt.set_num_threads(*n);
+        for (rt, old) in self.omp().zip(omp) {
+            if let Some(n) = old.filter(|&n| rt.get() != n) {
+                rt.set(n);
             }
         }
     }
 
-    fn openmp(&self) -> impl Iterator<Item = &runtimes::OpenMp> {
-        self.runtimes.openmp.iter().take(MAX_PER_KIND)
+    fn omp(&self) -> impl Iterator<Item = &Count> {
+        self.runtimes.openmp().map(|rt| &rt.count)
     }
 
-    fn blas(&self) -> impl Iterator<Item = &runtimes::Blas> {
-        self.runtimes.blas.iter().take(MAX_PER_KIND)
+    fn blas(&self) -> impl Iterator<Item = &Count> {
+        self.runtimes.blas().map(|rt| &rt.count)
     }
+}
+
+/// Sets each count to its target (0: left alone) where it differs; returns the counts replaced.
+fn set<'a>(
+    counts: impl Iterator<Item = &'a Count>,
+    targets: &[i32; MAX_PER_KIND],
+) -> [Option<i32>; MAX_PER_KIND] {
+    let mut old = [None; MAX_PER_KIND];
+    for ((count, &target), old) in counts.zip(targets).zip(&mut old) {
+        if target > 0 {
+            let current = count.get();
+            if current != target {
+                *old = Some(current);
+                count.set(target);
+            }
+        }
+    }
+    old
 }
 
 /// A worker's counts from before the map (see `Plan::enter_worker`).

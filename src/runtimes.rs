@@ -6,10 +6,12 @@
 //! The scan runs again only when the set of loaded objects changed (`dlpi_adds` / `dlpi_subs`), so
 //! a map pays one `dl_iterate_phdr` step for it. Nothing here runs in a forked child: the child
 //! gets the caller's findings as plain data (function pointers into libraries the fork copied).
+//! Each distinct finding is kept for the life of the process (`&'static`, a few hundred bytes;
+//! a new one only when an OpenMP runtime or BLAS library is loaded or unloaded): workers on other
+//! CPUs read it every map, and memory that no one writes stays in their caches.
 
 use crate::forklock::ForkSafeMutex;
 use std::ffi::{c_int, c_void, CStr, CString};
-use std::sync::Arc;
 
 type GetInt = unsafe extern "C" fn() -> c_int;
 type SetInt = unsafe extern "C" fn(c_int);
@@ -20,6 +22,36 @@ type Pause = unsafe extern "C" fn(c_int) -> c_int;
 /// `omp_pause_hard` of OpenMP 5.0's `omp_pause_resource_t`.
 const OMP_PAUSE_HARD: c_int = 2;
 
+/// Runtimes of each kind handled (more are left alone).
+pub const MAX_PER_KIND: usize = 4;
+
+/// A loaded object's file name (its last path component, cut to fit), for messages.
+#[derive(Clone, Copy)]
+pub struct Name {
+    bytes: [u8; 47],
+    len: u8,
+}
+
+impl Name {
+    fn new(text: &str) -> Name {
+        let mut name = Name {
+            bytes: [0; 47],
+            len: 0,
+        };
+        let mut end = text.len().min(name.bytes.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.bytes[..end].copy_from_slice(&text.as_bytes()[..end]);
+        name.len = end as u8;
+        name
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("?")
+    }
+}
+
 /// Which OpenMP runtime: GNU libgomp does not survive a fork in a usable state, LLVM's libomp
 /// (and Intel's libiomp5, the same code) restarts itself in the child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,12 +61,13 @@ pub enum OmpKind {
 }
 
 /// One loaded OpenMP runtime.
-#[derive(Clone)]
+#[derive(Clone, Copy)]
 pub struct OpenMp {
     pub kind: OmpKind,
-    pub path: String,
-    get_max_threads: GetInt,
-    set_num_threads: SetInt,
+    pub name: Name,
+    /// omp_get_max_threads / omp_set_num_threads: the calling thread's team size for its next
+    /// region without a num_threads clause.
+    pub count: Count,
     get_level: GetInt,
     get_active_level: GetInt,
     set_max_active_levels: SetInt,
@@ -42,17 +75,6 @@ pub struct OpenMp {
 }
 
 impl OpenMp {
-    /// The calling thread's team size for its next region without a num_threads clause.
-    pub fn max_threads(&self) -> i32 {
-        // SAFETY: the runtime's own omp_get_max_threads, resolved from this loaded object.
-        unsafe { (self.get_max_threads)() }
-    }
-
-    pub fn set_num_threads(&self, n: i32) {
-        // SAFETY: the runtime's omp_set_num_threads; n >= 1.
-        unsafe { (self.set_num_threads)(n.max(1)) }
-    }
-
     /// Nesting level of the calling thread (0: not inside any parallel region).
     pub fn level(&self) -> i32 {
         // SAFETY: the runtime's omp_get_level.
@@ -78,51 +100,82 @@ impl OpenMp {
     }
 }
 
-/// How a BLAS library's thread count is read and set.
+/// A runtime's thread count: how it is read and set.
 #[derive(Clone, Copy)]
-enum Count {
+pub enum Count {
     Int(GetInt, SetInt),
     /// BLIS takes and returns `dim_t` (64 bits).
     Wide(GetWide, SetWide),
 }
 
-/// One loaded BLAS library whose thread count can be set (a process-wide setting in all of them).
-#[derive(Clone)]
-pub struct Blas {
-    pub family: &'static str,
-    pub path: String,
-    count: Count,
-}
+impl Count {
+    fn addresses(&self) -> (usize, usize) {
+        match *self {
+            Count::Int(get, set) => (get as usize, set as usize),
+            Count::Wide(get, set) => (get as usize, set as usize),
+        }
+    }
 
-impl Blas {
-    pub fn threads(&self) -> i32 {
-        // SAFETY: the library's own getter, resolved from this loaded object, with its C signature.
-        match self.count {
+    pub fn get(&self) -> i32 {
+        // SAFETY: the library's own getter, resolved from its loaded object, with its C signature.
+        match *self {
             Count::Int(get, _) => unsafe { get() },
             Count::Wide(get, _) => unsafe { get() }.clamp(1, i32::MAX as i64) as i32,
         }
     }
 
-    pub fn set_threads(&self, n: i32) {
+    pub fn set(&self, n: i32) {
         let n = n.max(1);
         // SAFETY: the library's own setter with its C signature; n >= 1.
-        match self.count {
+        match *self {
             Count::Int(_, set) => unsafe { set(n) },
             Count::Wide(_, set) => unsafe { set(n as i64) },
         }
     }
 }
 
-/// What is loaded now.
-#[derive(Clone, Default)]
+/// One loaded BLAS library whose thread count can be set (a process-wide setting in all of them).
+#[derive(Clone, Copy)]
+pub struct Blas {
+    pub family: &'static str,
+    pub name: Name,
+    pub count: Count,
+}
+
+/// What is loaded now (the first MAX_PER_KIND of each kind).
+#[derive(Clone, Copy, Default)]
 pub struct Runtimes {
-    pub openmp: Vec<OpenMp>,
-    pub blas: Vec<Blas>,
+    openmp: [Option<OpenMp>; MAX_PER_KIND],
+    blas: [Option<Blas>; MAX_PER_KIND],
 }
 
 impl Runtimes {
     pub fn is_empty(&self) -> bool {
-        self.openmp.is_empty() && self.blas.is_empty()
+        self.openmp[0].is_none() && self.blas[0].is_none()
+    }
+
+    /// The OpenMP runtimes, in load order.
+    pub fn openmp(&self) -> impl Iterator<Item = &OpenMp> {
+        self.openmp.iter().map_while(Option::as_ref)
+    }
+
+    /// The BLAS libraries, in load order.
+    pub fn blas(&self) -> impl Iterator<Item = &Blas> {
+        self.blas.iter().map_while(Option::as_ref)
+    }
+
+    /// The same runtimes (entry points) as `other`.
+    fn same(&self, other: &Runtimes) -> bool {
+        let omp = |r: &Runtimes| r.openmp().map(|o| o.count.addresses()).collect::<Vec<_>>();
+        let blas = |r: &Runtimes| r.blas().map(|b| b.count.addresses()).collect::<Vec<_>>();
+        omp(self) == omp(other) && blas(self) == blas(other)
+    }
+}
+
+/// Puts `item` in the first free slot, if any.
+fn push<T>(slots: &mut [Option<T>], item: T) {
+    if let Some(slot) = slots.iter_mut().find(|s| s.is_none()) {
+        *slot = Some(item);
     }
 }
 
@@ -182,19 +235,24 @@ const FAMILIES: &[Family] = &[
 ];
 
 /// What is loaded now: the last scan, or a new one if objects were loaded or unloaded since.
-pub fn loaded() -> Arc<Runtimes> {
+pub fn loaded() -> &'static Runtimes {
     /// The loader's (adds, subs) at the last scan, and what it found.
-    type Scanned = Option<((u64, u64), Arc<Runtimes>)>;
+    type Scanned = Option<((u64, u64), &'static Runtimes)>;
     static CACHE: ForkSafeMutex<Scanned> = ForkSafeMutex::new(None);
     let generation = load_generation();
-    if let Some((seen, found)) = CACHE.lock().as_ref() {
-        if *seen == generation {
-            return Arc::clone(found);
+    let mut cache = CACHE.lock();
+    match *cache {
+        Some((seen, found)) if seen == generation => found,
+        previous => {
+            let found = scan();
+            let kept = match previous {
+                Some((_, old)) if old.same(&found) => old,
+                _ => &*Box::leak(Box::new(found)),
+            };
+            *cache = Some((generation, kept));
+            kept
         }
     }
-    let found = Arc::new(scan());
-    *CACHE.lock() = Some((generation, Arc::clone(&found)));
-    found
 }
 
 /// The loader's counts of objects loaded and unloaded so far.
@@ -258,14 +316,15 @@ fn scan() -> Runtimes {
         let Some(object) = Object::open(&path) else {
             continue;
         };
+        let name = Name::new(&base);
         if let Some(kind) = omp {
-            if let Some(rt) = object.openmp(kind, text.clone()) {
-                found.openmp.push(rt);
+            if let Some(rt) = object.openmp(kind, name) {
+                push(&mut found.openmp, rt);
             }
         }
         if let Some(family) = family {
-            if let Some(blas) = object.blas(family, text) {
-                found.blas.push(blas);
+            if let Some(blas) = object.blas(family, name) {
+                push(&mut found.blas, blas);
             }
         }
     }
@@ -305,18 +364,16 @@ impl Object {
         }
     }
 
-    fn openmp(&self, kind: OmpKind, path: String) -> Option<OpenMp> {
+    fn openmp(&self, kind: OmpKind, name: Name) -> Option<OpenMp> {
         // SAFETY: each symbol is the runtime's OpenMP API function of that name, whose C
         // signature is the one transmuted to (OpenMP specification).
         unsafe {
             Some(OpenMp {
                 kind,
-                path,
-                get_max_threads: std::mem::transmute::<*mut c_void, GetInt>(
-                    self.own(c"omp_get_max_threads")?,
-                ),
-                set_num_threads: std::mem::transmute::<*mut c_void, SetInt>(
-                    self.own(c"omp_set_num_threads")?,
+                name,
+                count: Count::Int(
+                    std::mem::transmute::<*mut c_void, GetInt>(self.own(c"omp_get_max_threads")?),
+                    std::mem::transmute::<*mut c_void, SetInt>(self.own(c"omp_set_num_threads")?),
                 ),
                 get_level: std::mem::transmute::<*mut c_void, GetInt>(self.own(c"omp_get_level")?),
                 get_active_level: std::mem::transmute::<*mut c_void, GetInt>(
@@ -332,7 +389,7 @@ impl Object {
         }
     }
 
-    fn blas(&self, family: &Family, path: String) -> Option<Blas> {
+    fn blas(&self, family: &Family, name: Name) -> Option<Blas> {
         let (get, set) = family
             .symbols
             .iter()
@@ -354,7 +411,7 @@ impl Object {
         };
         Some(Blas {
             family: family.name,
-            path,
+            name,
             count,
         })
     }
