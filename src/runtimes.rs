@@ -23,7 +23,7 @@ type Pause = unsafe extern "C" fn(c_int) -> c_int;
 const OMP_PAUSE_HARD: c_int = 2;
 
 /// Runtimes of each kind handled (more are left alone).
-pub const MAX_PER_KIND: usize = 4;
+pub(crate) const MAX_PER_KIND: usize = 4;
 
 /// A loaded object's file name (its last path component, cut to fit), for messages.
 #[derive(Clone, Copy)]
@@ -239,8 +239,11 @@ pub fn loaded() -> &'static Runtimes {
     /// The loader's (adds, subs) at the last scan, and what it found.
     type Scanned = Option<((u64, u64), &'static Runtimes)>;
     static CACHE: ForkSafeMutex<Scanned> = ForkSafeMutex::new(None);
-    let generation = load_generation();
+    // The loader's lock is taken by dl_iterate_phdr (and dlopen, dlsym, dladdr): holding the
+    // cache's ForkSafeMutex meanwhile keeps every fork() waiting until it is released, so that
+    // no child is born with the loader locked by this thread (forklock.rs).
     let mut cache = CACHE.lock();
+    let generation = load_generation();
     match *cache {
         Some((seen, found)) if seen == generation => found,
         previous => {

@@ -1199,6 +1199,7 @@ fn op_map(st: &mut State, inp: &mut In) {
         worker_reduce: None,
         wresult_size: 0,
         progress: None,
+        inner_threads: 0,
     };
     if ex && inp.chance(220) {
         opts_null = false;
@@ -1227,6 +1228,13 @@ fn op_map(st: &mut State, inp: &mut In) {
             1..=3 => 0,
             _ => inp.below(200) as usize,
         };
+        let inner_threads: i32 = match inp.u8() % 8 {
+            0 => [-2, i32::MIN][inp.below(2) as usize], // invalid
+            1 => -1,
+            2 => 1,
+            3 => 2,
+            _ => 0,
+        };
         let hooks = inp.u8();
         let o = sm_map_opts {
             size,
@@ -1236,6 +1244,7 @@ fn op_map(st: &mut State, inp: &mut In) {
             worker_reduce: (hooks & 4 != 0).then_some(worker_reduce as _),
             wresult_size,
             progress: (hooks & 8 != 0).then_some(progress as _),
+            inner_threads,
         };
         // SAFETY: sm_map_opts is plain data of `known` bytes; buf has room.
         unsafe {
@@ -1258,6 +1267,8 @@ fn op_map(st: &mut State, inp: &mut In) {
         // SAFETY: img holds an image of an sm_map_opts whose fields are whole (sizes 12 and 44
         // cut only integer fields), so every function pointer is NULL or one of ours.
         eff = unsafe { std::ptr::read_unaligned(img.as_ptr() as *const sm_map_opts) };
+        // inner_threads below -1 is refused (when the size reaches the field)
+        opts_invalid |= size >= 8 && eff.inner_threads < -1;
         if hooks & 16 != 0 {
             s.init_fail_worker = inp.below(nworkers as u32 + 1) as i32;
         }
@@ -1286,6 +1297,7 @@ fn op_map(st: &mut State, inp: &mut In) {
             worker_reduce: None,
             wresult_size: 0,
             progress: None,
+            inner_threads: 0,
         };
         s.init_fail_worker = -1;
         s.fini_fail_worker = -1;
@@ -1585,6 +1597,7 @@ fn op_parallel(st: &mut State, inp: &mut In) {
         worker_reduce: None,
         wresult_size: inp.below(200) as usize,
         progress: None,
+        inner_threads: [0, -1, 1][inp.below(3) as usize],
     };
     if flavour == 3 {
         match inp.below(3) {

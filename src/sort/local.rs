@@ -97,9 +97,18 @@ fn sort_slice<S: Source>(
     };
     let at = |out: &[i64], x: usize| out[x - lo] as usize;
     let piece_max = PIECE_MAX.min(len / 4);
-    let mut budget = 2 * len; // overlap elements the slice may still merge
+    // overlap elements the slice may still merge
+    let mut budget = 2 * len;
+    // both at their largest from the start: no allocation (which could abort) while sorting, and
+    // memory that cannot be had is one more reason to leave the keys to the other paths
     let mut piece: Vec<(S::K, usize)> = Vec::new();
     let mut overlap: Vec<(S::K, usize)> = Vec::new();
+    if piece.try_reserve_exact(piece_max + 1).is_err()
+        || overlap.try_reserve_exact(piece_max).is_err()
+    {
+        give_up.store(true, Ordering::Relaxed);
+        return None;
+    }
     let mut pieces = 0;
     let mut tail = key(lo);
     out[0] = lo as i64;
