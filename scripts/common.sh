@@ -19,13 +19,21 @@ ensure_tools() {
   for spec in "$@"; do
     command -v "${spec%%:*}" >/dev/null 2>&1 || missing+=("${spec#*:}")
   done
-  [ "${#missing[@]}" -eq 0 ] && return 0
+  install_missing "" "${missing[@]}"
+}
+
+# install_missing WHY PKG ...: installs the Debian packages PKG (none: nothing to do) with apt-get,
+# saying WHY; fails when there is no apt-get.
+install_missing() {
+  local why=$1
+  shift
+  [ "$#" -eq 0 ] && return 0
   if ! command -v apt-get >/dev/null 2>&1; then
-    echo "error: missing ${missing[*]} and no apt-get to install them; install them by hand" >&2
+    echo "error: missing $* and no apt-get to install them; install them by hand${why:+ ($why)}" >&2
     return 1
   fi
-  echo "==> installing ${missing[*]}"
-  apt_install "${missing[@]}"
+  echo "==> installing $*${why:+ ($why)}"
+  apt_install "$@"
 }
 
 # ensure_omp_blas: what tests/omp needs besides gcc: clang with LLVM's OpenMP runtime, and OpenBLAS's
@@ -41,13 +49,7 @@ ensure_omp_blas() {
   fi
   [ -e "/usr/lib/$ma/openblas-pthread/libopenblas.so" ] || missing+=(libopenblas-dev libopenblas0-pthread)
   [ -e "/usr/lib/$ma/openblas-openmp/libopenblas.so.0" ] || missing+=(libopenblas0-openmp)
-  [ "${#missing[@]}" -eq 0 ] && return 0
-  if ! command -v apt-get >/dev/null 2>&1; then
-    echo "warning: missing ${missing[*]} and no apt-get: the OpenMP/BLAS tests (tests/omp) will skip" >&2
-    return 1
-  fi
-  echo "==> installing ${missing[*]} (for the OpenMP and BLAS tests)"
-  apt_install "${missing[@]}"
+  install_missing "for the OpenMP and BLAS tests, tests/omp, which skip without them" "${missing[@]}"
 }
 
 # apt_install PKG ...: installs Debian packages (as root, non-interactively), with fresh lists.
