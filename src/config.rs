@@ -76,7 +76,7 @@ pub fn inner_threads() -> crate::status::Result<i32> {
 }
 
 /// An environment variable, read with libc's getenv: std::env::var takes a lock of the Rust
-/// runtime, which a fork by another thread could leave locked in a child (see forklock.rs).
+/// runtime, which a fork by another thread could leave locked in a child (see sys/forklock.rs).
 fn env(name: &str) -> Option<String> {
     let name = std::ffi::CString::new(name).ok()?;
     // SAFETY: getenv with a NUL-terminated name returns NULL or a NUL-terminated string that stays

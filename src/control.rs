@@ -13,9 +13,9 @@
 //! - With a reduce callback, results go through a ring of `window` slots: job `j` writes slot
 //!   `j % window` once the caller has reduced job `j - window` (bounded memory whatever `njobs`).
 
-use crate::futex;
-use crate::shm::SharedRegion;
 use crate::status::Result;
+use crate::sys::futex;
+use crate::sys::shm::SharedRegion;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Added to a filled slot's state word when the job did not end with `JobEnd::Done`.

@@ -5,9 +5,9 @@
 //! allocated, and a read that comes up short (the file shrank meanwhile) fails the call. A thread the
 //! system refuses has its part read by the calling thread instead (`spawn_or_run`).
 
-use crate::shm;
-use crate::spawn::{spawn_or_run, Started};
 use crate::status::{Error, Result, Status};
+use crate::sys::shm;
+use crate::sys::spawn::{spawn_or_run, Started};
 use std::ffi::CStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;

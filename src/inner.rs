@@ -3,7 +3,7 @@
 //! in an OpenMP region because of the fork. See docs/DESIGN.md, "OpenMP and BLAS inside jobs".
 //!
 //! A map's [`Plan`] is made on the caller before the workers start: which runtimes are loaded
-//! (runtimes.rs), and the thread count each should have in a worker:
+//! (sys/runtimes.rs), and the thread count each should have in a worker:
 //! - `inner_threads` n > 0: exactly n; -1: runtimes left alone; 0: `SM_INNER_THREADS` if set, else
 //!   at most max(1, cpus / workers), and never more than the caller's own setting (cpus: the
 //!   affinity mask at the first map).
@@ -22,8 +22,8 @@
 //! child (pthread_atfork) and need nothing.
 
 use crate::config;
-use crate::runtimes::{self, Count, OmpKind, Runtimes, MAX_PER_KIND};
 use crate::status::{Error, Result};
+use crate::sys::runtimes::{self, Count, OmpKind, Runtimes, MAX_PER_KIND};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// How the map's workers run, which decides who sets the process-wide (BLAS) counts.

@@ -7,13 +7,10 @@
 //!   [`supervise`]: the caller's side (in-order reduce, dead-worker detection);
 //! - [`process`], [`threads`], [`serial`]: the three ways of running workers;
 //! - [`sync`]: critical and ordered sections; [`frame`]: which job the calling thread runs;
-//! - [`shm`]: shared memory; [`futex`]: sleeping on shared words;
-//! - [`sort`]: the parallel radix argsort; [`fromfile`]: parallel file reading; [`spawn`]:
-//!   helper threads that fall back to the calling thread;
-//! - [`interrupt`]: noticing SIGINT/SIGTERM the caller handles; [`forklock`]: mutexes that a
-//!   fork cannot leave locked;
+//! - [`sort`]: the parallel radix argsort; [`fromfile`]: parallel file reading;
 //! - [`inner`]: OpenMP and BLAS thread counts inside jobs, and forks that OpenMP survives;
-//!   [`runtimes`]: finding the loaded OpenMP runtimes and BLAS libraries;
+//! - [`sys`]: the system wrappers below all of it (shared memory, futexes, fork-safe locks,
+//!   signals, helper threads, the loaded OpenMP and BLAS libraries);
 //! - [`config`], [`status`], [`last_error`]: settings, status codes and messages.
 //!
 //! docs/DESIGN.md describes the protocols that cross processes.
@@ -21,23 +18,18 @@
 pub mod config;
 pub mod control;
 pub mod ffi;
-pub mod forklock;
 pub mod frame;
 pub mod fromfile;
-pub mod futex;
 pub mod inner;
-pub mod interrupt;
 pub mod last_error;
 pub mod map;
 pub mod pool;
 pub mod process;
 pub mod progress;
 pub mod region;
-pub mod runtimes;
 pub mod serial;
-pub mod shm;
 pub mod sort;
-pub mod spawn;
+pub mod sys;
 pub mod status;
 pub mod supervise;
 pub mod sync;

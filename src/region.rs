@@ -13,8 +13,8 @@
 
 use crate::control::{claim, Control, JobEnd, Misuse, LOOP_SLOTS, NO_JOB};
 use crate::frame::{with_current, CriticalState, Frame, OrderedState};
-use crate::futex;
 use crate::status::{Error, Result};
+use crate::sys::futex;
 use crate::worker::Task;
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
@@ -197,7 +197,7 @@ fn stopped(ctl: &Control) -> bool {
         return true;
     }
     if let Some(baseline) = ctl.interrupt_baseline {
-        if crate::interrupt::caught_since(baseline) {
+        if crate::sys::interrupt::caught_since(baseline) {
             ctl.header().limit.store(0, Ordering::SeqCst);
             ctl.wake_region_waiters();
             return true;

@@ -2,10 +2,10 @@
 //! for dead workers, and decide what the map returns.
 
 use crate::control::{Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED};
-use crate::futex;
-use crate::interrupt::InterruptWatch;
 use crate::progress::Progress;
 use crate::sync::release_lock_of_dead_worker;
+use crate::sys::futex;
+use crate::sys::interrupt::InterruptWatch;
 use crate::worker::{wake_slot_waiters, JobFn};
 use std::ffi::c_void;
 use std::sync::atomic::Ordering;

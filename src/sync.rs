@@ -7,12 +7,14 @@
 
 use crate::control::{Control, HookFailure, JobEnd};
 use crate::frame::{with_current, CriticalState, Frame, OrderedState};
-use crate::futex;
 use crate::status::{Error, Result};
+use crate::sys::futex;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::ffi::types::SM_STOP as STOP_CODE;
+/// What a job returns to stop the map (C: `SM_STOP`, "STOP" in ASCII; ffi/types.rs checks that
+/// the two agree).
+pub(crate) const STOP_CODE: std::ffi::c_int = 0x5354_4f50;
 
 /// How long a job spins for its ordered turn before sleeping: the previous job usually hands
 /// over within a microsecond, and a futex sleep/wake costs tens.

@@ -2,9 +2,9 @@
 //! `worker::run_worker` on the same control block protocol as forked workers.
 
 use crate::control::Control;
-use crate::futex;
 use crate::status::{Error, Result};
 use crate::supervise::{supervise, CallerDuties, Death, Outcome, Workers};
+use crate::sys::futex;
 use crate::worker::{run_worker, Task};
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
 use std::sync::Arc;

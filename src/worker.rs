@@ -8,10 +8,10 @@ use crate::control::{
     claim, Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED, STAGE_FINISHING, STAGE_JOBS,
 };
 use crate::frame::Frame;
-use crate::futex;
 use crate::region::RegionFn;
 use crate::supervise::Outcome;
 use crate::sync::{finish_hook, finish_job, publish_ordered_pos};
+use crate::sys::futex;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -185,7 +185,7 @@ fn check_out(ctl: &Control, w: usize) {
 /// workers look for themselves); the map is then stopped.
 fn interrupted(ctl: &Control) -> bool {
     match ctl.interrupt_baseline {
-        Some(baseline) if crate::interrupt::caught_since(baseline) => {
+        Some(baseline) if crate::sys::interrupt::caught_since(baseline) => {
             ctl.header().limit.store(0, Ordering::SeqCst);
             wake_slot_waiters(ctl);
             true

@@ -2,8 +2,8 @@
 
 use super::call;
 use crate::frame;
-use crate::shm;
 use crate::status::Error;
+use crate::sys::shm;
 use std::ffi::c_void;
 
 /// Allocates `count * itemsize` zero-filled bytes shared between the caller and the workers of

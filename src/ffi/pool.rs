@@ -2,10 +2,10 @@
 
 use super::call;
 use super::types::{sm_backend, sm_backend_arg, sm_pool};
-use crate::forklock::{ForkSafeGuard, ForkSafeMutex};
 use crate::frame;
 use crate::pool::{Backend, Pool};
 use crate::status::{Error, Result};
+use crate::sys::forklock::{ForkSafeGuard, ForkSafeMutex};
 use std::ffi::c_int;
 
 /// Addresses of live pools, so a freed or foreign pointer is refused instead of dereferenced.

@@ -5,6 +5,7 @@ use std::ffi::{c_int, c_void};
 /// A `work()` return value that asks the map to stop early. It is not an error: jobs before it
 /// (and it) are reduced, and `sm_map` returns `SM_STOPPED`. (The value spells "STOP" in ASCII.)
 pub const SM_STOP: c_int = 0x5354_4f50;
+const _: () = assert!(SM_STOP == crate::sync::STOP_CODE);
 
 /// The most workers a pool may have: `sm_pool_new` refuses more with SM_ERR_INVALID.
 pub const SM_MAX_WORKERS: c_int = 4096;

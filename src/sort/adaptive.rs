@@ -33,8 +33,8 @@
 
 use super::keys::{Key, Source};
 use super::radix::{self, chunk_len, per_chunk, Index, SharedMut, PARALLEL_MIN};
-use crate::spawn::spawn_or_run;
 use crate::status::Result;
+use crate::sys::spawn::spawn_or_run;
 
 /// Which way the sort went (for tests, which check that the presorted paths are taken).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

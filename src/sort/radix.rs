@@ -21,8 +21,8 @@
 
 use super::buffer::{Buffer, Zeroable};
 use super::keys::{Key, Source};
-use crate::spawn::spawn_or_run;
 use crate::status::Result;
+use crate::sys::spawn::spawn_or_run;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 

@@ -9,7 +9,7 @@
  *   sm_free, and maps on a pool of their own), the main thread forks 400 times; each child creates a
  *   pool of the backend, runs a map, and allocates/frees sm_empty memory, within 2 s.  No child may hang
  *   (a library lock held by another thread at the moment of fork() would stay locked forever in the
- *   child; src/forklock.rs is why none is). */
+ *   child; src/sys/forklock.rs is why none is). */
 #include "testutil.h"
 
 static int work(void *ctx, size_t job, void *result) {

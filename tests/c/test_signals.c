@@ -242,7 +242,7 @@ static void case_handled_thread(sm_backend b) {
   /* threads cannot be killed: their running job ends first, so keep jobs short there */
   g_job_ms = b == SM_BACKEND_PROCESS ? 60000 : 1000;
   /* Both handlers are installed before the first map: sharedmem may skip looking for a handler that
-   * appears less than 50 ms after a map found none (src/interrupt.rs, RESCAN; documented there). */
+   * appears less than 50 ms after a map found none (src/sys/interrupt.rs, RESCAN; documented there). */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;

@@ -5,8 +5,8 @@
 //! mapping) see it. Writes by any of them are seen by all, unlike ordinary memory, which fork makes
 //! copy-on-write.
 
-use crate::forklock::ForkSafeMutex;
 use crate::status::{Error, Result};
+use crate::sys::forklock::ForkSafeMutex;
 use std::collections::HashMap;
 use std::ptr::NonNull;
 

@@ -10,7 +10,7 @@
 //! a new one only when an OpenMP runtime or BLAS library is loaded or unloaded): workers on other
 //! CPUs read it every map, and memory that no one writes stays in their caches.
 
-use crate::forklock::ForkSafeMutex;
+use crate::sys::forklock::ForkSafeMutex;
 use std::ffi::{c_int, c_void, CStr, CString};
 
 type GetInt = unsafe extern "C" fn() -> c_int;

@@ -7,7 +7,7 @@
 //! Signals left at their default (the process dies, and its workers with it) or ignored are not
 //! touched. Forked workers reset caught signals to the default before running jobs (process.rs).
 
-use crate::forklock::ForkSafeMutex;
+use crate::sys::forklock::ForkSafeMutex;
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 

@@ -1,0 +1,15 @@
+//! System wrappers, the bottom layer: they import nothing of the library but each other and
+//! `status` (tests/layers.rs checks it), and know nothing of maps, jobs or the C API.
+//!
+//! - [`shm`]: shared memory; [`futex`]: sleeping on words that live in it;
+//! - [`forklock`]: mutexes that a fork by any thread cannot leave locked;
+//! - [`interrupt`]: noticing SIGINT/SIGTERM the caller handles;
+//! - [`spawn`]: helper threads that fall back to the calling thread;
+//! - [`runtimes`]: the OpenMP runtimes and BLAS libraries loaded in the process.
+
+pub mod forklock;
+pub mod futex;
+pub mod interrupt;
+pub mod runtimes;
+pub mod shm;
+pub mod spawn;
