@@ -4,7 +4,7 @@ use super::call;
 use super::pool::check_pool;
 use super::types::sm_pool;
 use crate::config;
-use crate::frame;
+use crate::engine::frame;
 use crate::fromfile;
 use crate::status::Error;
 use std::ffi::{c_char, c_void, CStr};

@@ -3,8 +3,8 @@
 use super::call_status;
 use super::pool::check_pool;
 use super::types::{sm_map_opts, sm_pool, sm_reduce_fn, sm_work_fn};
+use crate::engine::map::{self, MapOptions, MapRequest};
 use crate::last_error;
-use crate::map::{self, MapOptions, MapRequest};
 use crate::status::{sm_status, Error, Result};
 use std::ffi::c_void;
 
@@ -141,7 +141,10 @@ pub(super) fn read_options(opts: *const sm_map_opts, call: &str) -> Result<MapOp
     // every field (sizes, and NULL function pointers as None).
     let opts: sm_map_opts =
         unsafe { std::ptr::read_unaligned(copy.as_ptr() as *const sm_map_opts) };
-    crate::inner::check_setting(opts.inner_threads, &format!("{call}: opts->inner_threads"))?;
+    crate::engine::inner::check_setting(
+        opts.inner_threads,
+        &format!("{call}: opts->inner_threads"),
+    )?;
     Ok(MapOptions {
         chunk: opts.chunk as u64,
         worker_init: opts.worker_init,

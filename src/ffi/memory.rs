@@ -1,7 +1,7 @@
 //! `sm_empty` and `sm_free`.
 
 use super::call;
-use crate::frame;
+use crate::engine::frame;
 use crate::status::Error;
 use crate::sys::shm;
 use std::ffi::c_void;

@@ -2,8 +2,8 @@
 
 use super::call;
 use super::types::{sm_backend, sm_backend_arg, sm_pool};
-use crate::frame;
-use crate::pool::{Backend, Pool};
+use crate::engine::frame;
+use crate::engine::pool::{Backend, Pool};
 use crate::status::{Error, Result};
 use crate::sys::forklock::{ForkSafeGuard, ForkSafeMutex};
 use std::ffi::c_int;

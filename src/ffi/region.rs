@@ -6,10 +6,10 @@ use super::pool::check_pool;
 use super::sections::pool_identity;
 use super::types::{sm_map_opts, sm_pool, sm_region_fn, sm_schedule, sm_schedule_arg};
 use super::{call, call_status};
-use crate::control::{JobEnd, Misuse};
+use crate::engine::control::{JobEnd, Misuse};
+use crate::engine::map::{self, MapOptions};
+use crate::engine::region::{self, BarrierError, LoopSpec, Schedule};
 use crate::last_error;
-use crate::map::{self, MapOptions};
-use crate::region::{self, BarrierError, LoopSpec, Schedule};
 use crate::status::{sm_status, Error, Status};
 use std::ffi::{c_int, c_void};
 
@@ -145,10 +145,10 @@ pub extern "C" fn sm_for_next(
         if lo.is_null() || hi.is_null() {
             return Err(bad_loop("sm_for_next: lo or hi is NULL".to_string()));
         }
-        if end.saturating_sub(start) as u64 > crate::control::MAX_JOBS {
+        if end.saturating_sub(start) as u64 > crate::engine::control::MAX_JOBS {
             return Err(bad_loop(format!(
                 "sm_for_next: the loop [{start}, {end}) has more than {} iterations (SM_MAX_JOBS)",
-                crate::control::MAX_JOBS
+                crate::engine::control::MAX_JOBS
             )));
         }
         let spec = LoopSpec {
@@ -177,7 +177,7 @@ pub extern "C" fn sm_for_next(
 /// Bad arguments to sm_for_next in a region fail the region: every worker passes the same ones,
 /// and a loop silently skipped would give wrong results.
 fn bad_loop(message: String) -> Error {
-    crate::frame::with_current(|f| {
+    crate::engine::frame::with_current(|f| {
         if let Some(frame) = f.filter(|f| f.team.is_some()) {
             region::fail(frame, JobEnd::Misuse(Misuse::BadLoopArguments));
         }

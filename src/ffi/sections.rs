@@ -2,9 +2,9 @@
 
 use super::call_status;
 use super::types::sm_pool;
-use crate::frame;
+use crate::engine::frame;
+use crate::engine::sections;
 use crate::status::{sm_status, Error, Result, Status};
-use crate::sync;
 use std::ffi::{c_int, c_void};
 
 pub(crate) fn pool_identity(pool: *mut sm_pool, call: &str) -> Result<usize> {
@@ -22,7 +22,7 @@ pub(crate) fn pool_identity(pool: *mut sm_pool, call: &str) -> Result<usize> {
 #[no_mangle]
 pub extern "C" fn sm_critical_enter(pool: *mut sm_pool) -> sm_status {
     call_status(|| {
-        sync::critical_enter(pool_identity(pool, "sm_critical_enter")?)?;
+        sections::critical_enter(pool_identity(pool, "sm_critical_enter")?)?;
         Ok(Status::SM_OK)
     })
 }
@@ -31,7 +31,7 @@ pub extern "C" fn sm_critical_enter(pool: *mut sm_pool) -> sm_status {
 #[no_mangle]
 pub extern "C" fn sm_critical_leave(pool: *mut sm_pool) -> sm_status {
     call_status(|| {
-        sync::critical_leave(pool_identity(pool, "sm_critical_leave")?)?;
+        sections::critical_leave(pool_identity(pool, "sm_critical_leave")?)?;
         Ok(Status::SM_OK)
     })
 }
@@ -42,7 +42,7 @@ pub extern "C" fn sm_critical_leave(pool: *mut sm_pool) -> sm_status {
 #[no_mangle]
 pub extern "C" fn sm_ordered_enter(pool: *mut sm_pool) -> sm_status {
     call_status(|| {
-        sync::ordered_enter(pool_identity(pool, "sm_ordered_enter")?)?;
+        sections::ordered_enter(pool_identity(pool, "sm_ordered_enter")?)?;
         Ok(Status::SM_OK)
     })
 }
@@ -51,7 +51,7 @@ pub extern "C" fn sm_ordered_enter(pool: *mut sm_pool) -> sm_status {
 #[no_mangle]
 pub extern "C" fn sm_ordered_leave(pool: *mut sm_pool) -> sm_status {
     call_status(|| {
-        sync::ordered_leave(pool_identity(pool, "sm_ordered_leave")?)?;
+        sections::ordered_leave(pool_identity(pool, "sm_ordered_leave")?)?;
         Ok(Status::SM_OK)
     })
 }

@@ -5,7 +5,7 @@ use std::ffi::{c_int, c_void};
 /// A `work()` return value that asks the map to stop early. It is not an error: jobs before it
 /// (and it) are reduced, and `sm_map` returns `SM_STOPPED`. (The value spells "STOP" in ASCII.)
 pub const SM_STOP: c_int = 0x5354_4f50;
-const _: () = assert!(SM_STOP == crate::sync::STOP_CODE);
+const _: () = assert!(SM_STOP == crate::engine::sections::STOP_CODE);
 
 /// The most workers a pool may have: `sm_pool_new` refuses more with SM_ERR_INVALID.
 pub const SM_MAX_WORKERS: c_int = 4096;
@@ -21,14 +21,14 @@ pub const SM_MAX_RESULT_SIZE: u64 = 4_294_967_296;
 
 // The header's limits are the engine's.
 const _: () = assert!(SM_MAX_WORKERS == crate::config::MAX_WORKERS);
-const _: () = assert!(SM_MAX_JOBS == crate::control::MAX_JOBS);
-const _: () = assert!(SM_MAX_RESULT_SIZE == crate::map::MAX_RESULT_SIZE as u64);
+const _: () = assert!(SM_MAX_JOBS == crate::engine::control::MAX_JOBS);
+const _: () = assert!(SM_MAX_RESULT_SIZE == crate::engine::map::MAX_RESULT_SIZE as u64);
 
 /// Every `result` and `wresult` pointer sharedmem hands to a callback (and `sm_worker_local()`)
 /// is aligned to at least this many bytes, `alignof(max_align_t)` on x86_64 and aarch64 Linux,
 /// whatever `result_size` / `wresult_size` is: cast it to a struct of yours freely.
 pub const SM_RESULT_ALIGN: usize = 16;
-const _: () = assert!(SM_RESULT_ALIGN == crate::control::RESULT_ALIGN);
+const _: () = assert!(SM_RESULT_ALIGN == crate::engine::control::RESULT_ALIGN);
 
 /// Which kind of workers a pool uses.
 #[allow(non_camel_case_types)]
@@ -113,7 +113,7 @@ pub type sm_status_arg = c_int;
 /// A pool of workers. Opaque: create with `sm_pool_new`, release with `sm_pool_free`.
 #[allow(non_camel_case_types)]
 pub struct sm_pool {
-    pub(crate) pool: crate::pool::Pool,
+    pub(crate) pool: crate::engine::pool::Pool,
 }
 
 /// A job: `work(ctx, job, result)` for `job` in [0, njobs). `result` points to `result_size` zeroed

@@ -10,7 +10,7 @@
 //! the child.
 //!
 //! Rule: never fork while holding a `ForkSafeMutex` (the prepare handler would wait for itself).
-//! The library's own forks (process.rs) happen with none held.
+//! The library's own forks (engine/backend/process.rs) happen with none held.
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};

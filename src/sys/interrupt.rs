@@ -5,7 +5,7 @@
 //! caller's gets a small wrapper that notes the signal and then calls the caller's handler exactly
 //! as the kernel would have. When the last running map ends, the caller's handlers are put back.
 //! Signals left at their default (the process dies, and its workers with it) or ignored are not
-//! touched. Forked workers reset caught signals to the default before running jobs (process.rs).
+//! touched. Forked workers reset caught signals to the default before running jobs (engine/backend/process.rs).
 
 use crate::sys::forklock::ForkSafeMutex;
 use std::cell::UnsafeCell;

@@ -17,7 +17,7 @@ pub struct SharedRegion {
 }
 
 // SAFETY: the region is plain memory; all concurrent access to it goes through atomics or is
-// partitioned by the protocols that use it (see control.rs).
+// partitioned by the protocols that use it (see engine/control.rs).
 unsafe impl Send for SharedRegion {}
 // SAFETY: as above.
 unsafe impl Sync for SharedRegion {}

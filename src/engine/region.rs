@@ -1,6 +1,6 @@
 //! Parallel regions (`sm_parallel`): every worker of the pool runs the region once, as a member of
 //! a team, and the members share work-shared loops (`sm_for_next`), barriers, `sm_single` and
-//! `sm_master`, plus the critical and ordered sections of sync.rs.
+//! `sm_master`, plus the critical and ordered sections of sections.rs.
 //!
 //! The team's words live in the region's control block (control.rs: `TeamWords`, `BarrierWords`,
 //! `LoopSlot`, and per worker `loop_seq`, `ordered_pos`, `left_region`), so forked workers and
@@ -11,11 +11,11 @@
 //! As in worker.rs, nothing here takes a lock or allocates: members may be forked children of a
 //! multi-threaded caller.
 
-use crate::control::{claim, Control, JobEnd, Misuse, LOOP_SLOTS, NO_JOB};
-use crate::frame::{with_current, CriticalState, Frame, OrderedState};
+use crate::engine::control::{claim, Control, JobEnd, Misuse, LOOP_SLOTS, NO_JOB};
+use crate::engine::frame::{with_current, CriticalState, Frame, OrderedState};
+use crate::engine::worker::Task;
 use crate::status::{Error, Result};
 use crate::sys::futex;
-use crate::worker::Task;
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -141,7 +141,7 @@ pub fn run_member(ctl: &Control, task: &Task, region: RegionFn, w: usize, starte
     if started {
         // SAFETY: the caller's region function, called as the API documents.
         let code = frame.run_job(w as u64, || unsafe { region(task.ctx) });
-        let end = crate::sync::finish_job(&frame, code);
+        let end = crate::engine::sections::finish_job(&frame, code);
         if end != JobEnd::Done {
             fail(&frame, end);
         }
@@ -158,7 +158,7 @@ pub fn run_alone(task: &Task, region: RegionFn, worker: i32, wresult: *mut u8) -
         .with_wresult(wresult);
     // SAFETY: the caller's region function, called as the API documents.
     let code = frame.run_job(0, || unsafe { region(task.ctx) });
-    let end = crate::sync::finish_job(&frame, code);
+    let end = crate::engine::sections::finish_job(&frame, code);
     let team = frame.team.as_ref().expect("a region frame");
     team.failure.get().unwrap_or(end)
 }
@@ -371,7 +371,7 @@ fn leave_region(ctl: &Control, frame: &Frame) {
         .store(team.dynamic_loops.get(), Ordering::SeqCst);
     record.left_region.store(1, Ordering::SeqCst);
     record.loop_seq.store(u64::MAX, Ordering::SeqCst);
-    crate::sync::publish_ordered_pos(ctl, team.rank, NO_JOB);
+    crate::engine::sections::publish_ordered_pos(ctl, team.rank, NO_JOB);
     let b = &ctl.header().barrier;
     let v = b.count.fetch_add(1 << 32, Ordering::SeqCst) + (1 << 32);
     if arrived(v) > 0 && arrived(v) + departed(v) == ctl.nworkers as u64 {
@@ -506,7 +506,7 @@ fn enter_loop(frame: &Frame, team: &TeamFrame, spec: LoopSpec) -> Result<Option<
     let record = ctl.worker(team.rank);
     record.ordered_pos.store(0, Ordering::SeqCst);
     record.loop_seq.store(seq + 1, Ordering::SeqCst);
-    crate::sync::publish_ordered_pos(ctl, team.rank, 0);
+    crate::engine::sections::publish_ordered_pos(ctl, team.rank, 0);
     Ok(Some(run))
 }
 
@@ -568,7 +568,7 @@ fn next_chunk(frame: &Frame, team: &TeamFrame, run: &mut LoopRun) -> Result<Opti
     let n = team.size as u64;
     let publish = |pos: u64| {
         if run.spec.ordered {
-            crate::sync::publish_ordered_pos(ctl, team.rank, pos);
+            crate::engine::sections::publish_ordered_pos(ctl, team.rank, pos);
         }
     };
     let chunk = match run.spec.schedule {
@@ -642,7 +642,7 @@ fn next_chunk_alone(run: &mut LoopRun, trip: u64) -> Option<(u64, u64)> {
 /// back, and unless `nowait` it waits for the team.
 fn end_loop(frame: &Frame, team: &TeamFrame, run: &LoopRun) {
     if let Some(ctl) = frame.control() {
-        crate::sync::publish_ordered_pos(ctl, team.rank, NO_JOB);
+        crate::engine::sections::publish_ordered_pos(ctl, team.rank, NO_JOB);
         finish_dynamic(ctl, run);
     }
     if !run.spec.nowait {
@@ -724,7 +724,7 @@ pub fn ordered_leave(frame: &Frame, team: &TeamFrame) {
     frame.ordered.set(OrderedState::NotEntered);
     if let (Some(ctl), Some(run)) = (frame.control(), team.current.get()) {
         if run.ordered_entries == run.hi - run.lo {
-            crate::sync::publish_ordered_pos(ctl, team.rank, run.hi);
+            crate::engine::sections::publish_ordered_pos(ctl, team.rank, run.hi);
         }
     }
 }

@@ -2,12 +2,12 @@
 //! after the other in the calling thread, with the same outcomes a parallel map would report.
 //! Regions run here too, as a team of one, with the same per-worker hooks.
 
-use crate::control::{JobEnd, NO_JOB, RESULT_ALIGN};
-use crate::frame::{with_current, Frame};
+use crate::engine::control::{JobEnd, NO_JOB, RESULT_ALIGN};
+use crate::engine::frame::{with_current, Frame};
+use crate::engine::sections::{finish_hook, finish_job};
+use crate::engine::supervise::{CallerDuties, Outcome};
+use crate::engine::worker::{Body, Task, WorkerHooks};
 use crate::status::{Error, Result};
-use crate::supervise::{CallerDuties, Outcome};
-use crate::sync::{finish_hook, finish_job};
-use crate::worker::{Body, Task, WorkerHooks};
 use std::alloc::Layout;
 
 /// Runs `njobs` jobs in order in the calling thread. `worker` is the id jobs see (the enclosing
@@ -50,7 +50,7 @@ pub fn run(
     let outcome = match task.body {
         Body::Jobs(work) => run_jobs(njobs, task, work, &result, &frame, duties, &mut completed),
         Body::Region(region) => {
-            let end = crate::region::run_alone(task, region, worker, wresult_ptr);
+            let end = crate::engine::region::run_alone(task, region, worker, wresult_ptr);
             // A signal caught while the region ran stops it (as a parallel region would be).
             Ok(match duties.interrupt.and_then(|i| i.interrupted()) {
                 Some(signal) => Outcome::Interrupted {
@@ -91,7 +91,7 @@ pub fn run(
 fn run_jobs(
     njobs: u64,
     task: &Task,
-    work: crate::worker::JobFn,
+    work: crate::engine::worker::JobFn,
     result: &ResultBuffer,
     frame: &Frame,
     duties: CallerDuties,

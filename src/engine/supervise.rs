@@ -1,12 +1,12 @@
 //! The caller's side of a parallel map: reduce results in job order while the workers run, watch
 //! for dead workers, and decide what the map returns.
 
-use crate::control::{Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED};
-use crate::progress::Progress;
-use crate::sync::release_lock_of_dead_worker;
+use crate::engine::control::{Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED};
+use crate::engine::progress::Progress;
+use crate::engine::sections::release_lock_of_dead_worker;
+use crate::engine::worker::{wake_slot_waiters, JobFn};
 use crate::sys::futex;
 use crate::sys::interrupt::InterruptWatch;
-use crate::worker::{wake_slot_waiters, JobFn};
 use std::ffi::c_void;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -1,11 +1,11 @@
 //! The thread backend: a persistent set of threads, started with the pool, that run each map's
 //! `worker::run_worker` on the same control block protocol as forked workers.
 
-use crate::control::Control;
+use crate::engine::control::Control;
+use crate::engine::supervise::{supervise, CallerDuties, Death, Outcome, Workers};
+use crate::engine::worker::{run_worker, Task};
 use crate::status::{Error, Result};
-use crate::supervise::{supervise, CallerDuties, Death, Outcome, Workers};
 use crate::sys::futex;
-use crate::worker::{run_worker, Task};
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;

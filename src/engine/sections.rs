@@ -5,8 +5,8 @@
 //! once every other worker's ordered position is at or past `j`; positions only grow, and each
 //! worker moves its own when a job leaves its ordered section or finishes. See docs/DESIGN.md.
 
-use crate::control::{Control, HookFailure, JobEnd};
-use crate::frame::{with_current, CriticalState, Frame, OrderedState};
+use crate::engine::control::{Control, HookFailure, JobEnd};
+use crate::engine::frame::{with_current, CriticalState, Frame, OrderedState};
 use crate::status::{Error, Result};
 use crate::sys::futex;
 use std::sync::atomic::Ordering;
@@ -123,7 +123,7 @@ pub fn ordered_enter(pool: usize) -> Result<()> {
                     team.rank
                 )));
             }
-            return crate::region::ordered_enter(frame, team);
+            return crate::engine::region::ordered_enter(frame, team);
         }
         match frame.ordered.get() {
             OrderedState::NotEntered => {}
@@ -173,7 +173,7 @@ pub fn ordered_leave(pool: usize) -> Result<()> {
 
 fn leave_ordered(frame: &Frame) {
     if let Some(team) = frame.team.as_ref() {
-        crate::region::ordered_leave(frame, team);
+        crate::engine::region::ordered_leave(frame, team);
         return;
     }
     if let Some(ctl) = frame.control() {

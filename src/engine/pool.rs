@@ -1,9 +1,9 @@
 //! A pool: how many workers, of which kind, and (for threads) the threads themselves.
 
 use crate::config;
+use crate::engine::backend::threads::ThreadPool;
 use crate::status::{Error, Result};
 use crate::sys::shm::SharedRegion;
-use crate::threads::ThreadPool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 

@@ -1,10 +1,10 @@
 //! The process backend: every map forks its workers, which run `worker::run_worker` on the shared
 //! control block and leave with `_exit`. See docs/DESIGN.md, "Process workers".
 
-use crate::control::Control;
+use crate::engine::control::Control;
+use crate::engine::supervise::{supervise, CallerDuties, Cause, Death, Outcome, Workers};
+use crate::engine::worker::{run_worker, Task};
 use crate::status::{Error, Result};
-use crate::supervise::{supervise, CallerDuties, Cause, Death, Outcome, Workers};
-use crate::worker::{run_worker, Task};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -73,7 +73,7 @@ impl Workers for Children {
             return Some(Death {
                 worker: w,
                 pid,
-                job: (job != crate::control::NO_JOB).then_some(job),
+                job: (job != crate::engine::control::NO_JOB).then_some(job),
                 lost_from: record.unfinished.load(Ordering::Acquire),
                 cause,
                 stage: record.stage.load(Ordering::Acquire),
@@ -127,7 +127,7 @@ pub fn run(ctl: &Control, task: &Task, duties: CallerDuties) -> Result<Outcome> 
             h.limit.store(0, Ordering::SeqCst);
             h.active()
                 .fetch_sub((ctl.nworkers - w) as u32, Ordering::SeqCst);
-            crate::worker::wake_slot_waiters(ctl);
+            crate::engine::worker::wake_slot_waiters(ctl);
             children.kill_all();
             children.reap_blocking();
             return Err(Error::nomem(format!(

@@ -4,13 +4,13 @@
 //! allocation of the library's own: in a forked child of a multi-threaded caller, a lock held by
 //! another thread at fork time would never be released.
 
-use crate::control::{
+use crate::engine::control::{
     claim, Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED, STAGE_FINISHING, STAGE_JOBS,
 };
-use crate::frame::Frame;
-use crate::region::RegionFn;
-use crate::supervise::Outcome;
-use crate::sync::{finish_hook, finish_job, publish_ordered_pos};
+use crate::engine::frame::Frame;
+use crate::engine::region::RegionFn;
+use crate::engine::sections::{finish_hook, finish_job, publish_ordered_pos};
+use crate::engine::supervise::Outcome;
 use crate::sys::futex;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
@@ -35,7 +35,7 @@ pub enum Body {
 pub struct Task {
     pub body: Body,
     pub ctx: *mut c_void,
-    /// Identity (address) of the pool running the map, for the checks in sync.rs.
+    /// Identity (address) of the pool running the map, for the checks in sections.rs.
     pub pool: usize,
     /// Jobs claimed at a time; 0 = adaptive.
     pub chunk: u64,
@@ -44,7 +44,7 @@ pub struct Task {
     pub fini: Option<WorkerFiniFn>,
     /// The OpenMP and BLAS thread counts each worker sets (None: no runtime loaded, or a map
     /// inside a job, which keeps its worker's).
-    pub inner: Option<crate::inner::Plan>,
+    pub inner: Option<crate::engine::inner::Plan>,
 }
 
 // SAFETY: ctx is the caller's pointer, handed to the caller's own work function; sharing it with
@@ -106,7 +106,7 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
             record.unfinished.store(0, Ordering::Release);
             let started = run_init(ctl, task, &frame, w);
             record.stage.store(STAGE_JOBS, Ordering::Release);
-            crate::region::run_member(ctl, task, region, w, started);
+            crate::engine::region::run_member(ctl, task, region, w, started);
             record.unfinished.store(NO_JOB, Ordering::Release);
             record.stage.store(STAGE_FINISHING, Ordering::Release);
             if started {
@@ -308,7 +308,7 @@ fn run_job(ctl: &Control, task: &Task, work: JobFn, frame: &Frame, w: usize, job
     }
     // Positions only matter once some job waits for its turn; until then the per-chunk publish in
     // run_worker is enough (a waiter sets `used` first, and every worker looks at it after each job).
-    if frame.ordered.get() == crate::frame::OrderedState::NotEntered
+    if frame.ordered.get() == crate::engine::frame::OrderedState::NotEntered
         && h.ordered.used.load(Ordering::SeqCst) != 0
     {
         publish_ordered_pos(ctl, w, job + 1);

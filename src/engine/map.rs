@@ -1,17 +1,19 @@
 //! One call of `sm_map`: pick how to run it, run it, and turn the outcome into a status and message.
 
 use crate::config;
-use crate::control::{Control, HookFailure, JobEnd, Misuse, MAX_JOBS, NO_JOB, STAGE_FINISHING};
-use crate::frame::{self, with_current};
-use crate::inner::{Plan, Workers};
-use crate::pool::{Backend, Pool};
-use crate::progress::{Progress, ProgressFn};
-use crate::region::RegionFn;
+use crate::engine::backend::{process, serial};
+use crate::engine::control::{
+    Control, HookFailure, JobEnd, Misuse, MAX_JOBS, NO_JOB, STAGE_FINISHING,
+};
+use crate::engine::frame::{self, with_current};
+use crate::engine::inner::{Plan, Workers};
+use crate::engine::pool::{Backend, Pool};
+use crate::engine::progress::{Progress, ProgressFn};
+use crate::engine::region::RegionFn;
+use crate::engine::supervise::{with_hook_failures, CallerDuties, Cause, Death, Outcome, Reducer};
+use crate::engine::worker::{Body, JobFn, Task, WorkerFiniFn, WorkerHooks, WorkerInitFn};
 use crate::status::{Error, Result, Status};
-use crate::supervise::{with_hook_failures, CallerDuties, Cause, Death, Outcome, Reducer};
 use crate::sys::interrupt::InterruptWatch;
-use crate::worker::{Body, JobFn, Task, WorkerFiniFn, WorkerHooks, WorkerInitFn};
-use crate::{process, serial};
 use std::ffi::c_void;
 use std::sync::atomic::Ordering;
 

@@ -1,0 +1,16 @@
+//! The engine: pools, launching a map or region, the workers' loop, the caller's supervision,
+//! sections and regions, and the three ways of running workers (`backend/`). Above the system
+//! wrappers (`crate::sys`), below the C boundary (`crate::ffi`), which it never imports
+//! (tests/layers.rs).
+
+pub mod backend;
+pub mod control;
+pub mod frame;
+pub mod inner;
+pub mod map;
+pub mod pool;
+pub mod progress;
+pub mod region;
+pub mod sections;
+pub mod supervise;
+pub mod worker;
