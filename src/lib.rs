@@ -17,13 +17,13 @@
 //!
 //! docs/DESIGN.md describes the protocols that cross processes.
 
-pub mod config;
-pub mod engine;
+pub(crate) mod config;
+pub(crate) mod engine;
 pub mod ffi;
-pub mod fromfile;
-pub mod last_error;
-pub mod sort;
-pub mod sys;
+pub(crate) mod fromfile;
+pub(crate) mod last_error;
+pub(crate) mod sort;
+pub(crate) mod sys;
 pub mod status;
 
 pub use ffi::diagnostics::*;

@@ -102,3 +102,17 @@ fn the_reader_sees_grouped_and_inline_paths() {
         .collect();
     assert_eq!(deps, want);
 }
+
+#[test]
+fn the_layers_are_folders() {
+    for path in [
+        "ffi/mod.rs",
+        "engine/mod.rs",
+        "engine/backend/process.rs",
+        "engine/backend/threads.rs",
+        "engine/backend/serial.rs",
+        "sys/mod.rs",
+    ] {
+        assert!(src().join(path).is_file(), "src/{path} is missing");
+    }
+}

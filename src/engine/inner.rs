@@ -24,7 +24,7 @@
 use crate::config;
 use crate::status::{Error, Result};
 use crate::sys::runtimes::{self, Count, OmpKind, Runtimes, MAX_PER_KIND};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 
 /// How the map's workers run, which decides who sets the process-wide (BLAS) counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,37 @@ fn cpus() -> usize {
     n
 }
 
+/// `SM_VERBOSE=1`: says on stderr which OpenMP runtimes and BLAS libraries a map found, the first
+/// time and whenever that changes.
+fn announce(found: &'static Runtimes) {
+    static SHOWN: AtomicPtr<Runtimes> = AtomicPtr::new(std::ptr::null_mut());
+    let ptr = found as *const Runtimes as *mut Runtimes;
+    if SHOWN.swap(ptr, Ordering::Relaxed) == ptr {
+        return;
+    }
+    let omp: Vec<String> = found
+        .openmp()
+        .map(|rt| format!("{} ({:?})", rt.name.as_str(), rt.kind))
+        .collect();
+    let blas: Vec<String> = found
+        .blas()
+        .map(|rt| format!("{} ({})", rt.name.as_str(), rt.family))
+        .collect();
+    eprintln!(
+        "sharedmem: OpenMP runtimes loaded: {}; BLAS libraries: {}",
+        if omp.is_empty() {
+            "none".into()
+        } else {
+            omp.join(", ")
+        },
+        if blas.is_empty() {
+            "none".into()
+        } else {
+            blas.join(", ")
+        }
+    );
+}
+
 /// A map's inner thread counts, made on the caller. Small and all in the task, which every worker
 /// reads at the start of a map anyway (another CPU's cache line costs a short map on threads
 /// more than everything else here); the entry points are in `runtimes`, which no one writes.
@@ -84,6 +115,9 @@ impl Plan {
             s => s,
         };
         let runtimes = runtimes::loaded();
+        if config::verbose() {
+            announce(runtimes);
+        }
         if runtimes.is_empty() {
             return Ok(None);
         }

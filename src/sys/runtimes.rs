@@ -118,18 +118,22 @@ impl Count {
 
     pub fn get(&self) -> i32 {
         // SAFETY: the library's own getter, resolved from its loaded object, with its C signature.
-        match *self {
-            Count::Int(get, _) => unsafe { get() },
-            Count::Wide(get, _) => unsafe { get() }.clamp(1, i32::MAX as i64) as i32,
+        unsafe {
+            match *self {
+                Count::Int(get, _) => get(),
+                Count::Wide(get, _) => get().clamp(1, i32::MAX as i64) as i32,
+            }
         }
     }
 
     pub fn set(&self, n: i32) {
         let n = n.max(1);
         // SAFETY: the library's own setter with its C signature; n >= 1.
-        match *self {
-            Count::Int(_, set) => unsafe { set(n) },
-            Count::Wide(_, set) => unsafe { set(n as i64) },
+        unsafe {
+            match *self {
+                Count::Int(_, set) => set(n),
+                Count::Wide(_, set) => set(n as i64),
+            }
         }
     }
 }
