@@ -17,7 +17,9 @@ use crate::sys::interrupt::InterruptWatch;
 use std::ffi::c_void;
 use std::sync::atomic::Ordering;
 
-pub struct MapRequest {
+pub struct MapRequest<'a> {
+    /// The C function called (`sm_map`, `sm_map_ex`), for messages.
+    pub call: &'a str,
     pub njobs: usize,
     pub work: JobFn,
     pub reduce: Option<JobFn>,
@@ -100,13 +102,13 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
         serial::run(njobs, &task, req.result_size, worker, &hooks, duties)?
     } else if njobs == 0 {
         // Nothing to run: no fork, no thread wake-up, no signal handling to set up.
-        pool.claim()?;
+        pool.claim(req.call)?;
         if let Some(p) = progress {
             p.finish(0);
         }
         Outcome::Completed
     } else {
-        let _busy = pool.claim()?;
+        let _busy = pool.claim(req.call)?;
         let interrupt = InterruptWatch::start();
         if pool.backend() == Backend::Serial || config::debug() {
             let duties = CallerDuties {
@@ -198,6 +200,7 @@ fn finish_workers(
 /// and progress are not used: the ffi refuses them). Ok carries SM_OK or SM_STOPPED (with a
 /// message); every failure is an Err.
 pub fn run_region(
+    call: &str,
     pool: &Pool,
     region: RegionFn,
     ctx: *mut c_void,
@@ -229,7 +232,7 @@ pub fn run_region(
         // A region inside a job or region runs as a team of one in that worker, keeping its id.
         alone(&task, with_current(|f| f.map_or(0, |f| f.worker)), None)?
     } else {
-        let _busy = pool.claim()?;
+        let _busy = pool.claim(call)?;
         let interrupt = InterruptWatch::start();
         if pool.backend() == Backend::Serial || config::debug() {
             task.inner = Plan::new(options.inner_threads, 1, Workers::Caller)?;

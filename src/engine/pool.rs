@@ -78,16 +78,17 @@ impl Pool {
     }
 
     /// Marks the pool busy for the life of the returned guard; fails if it already is.
-    pub fn claim(&self) -> Result<BusyGuard<'_>> {
+    /// The pool for one map or region; `call` (the C function) names the refusal.
+    pub fn claim(&self, call: &str) -> Result<BusyGuard<'_>> {
         if self
             .busy
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            return Err(Error::state(
-                "sm_map: this pool is already running a map (called from another thread, or from \
-                 reduce); use one pool per concurrent map",
-            ));
+            return Err(Error::state(format!(
+                "{call}: this pool is already running a map or region (called from another \
+                 thread, or from reduce); use one pool per concurrent map or region"
+            )));
         }
         Ok(BusyGuard(self))
     }

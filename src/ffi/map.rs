@@ -93,6 +93,7 @@ fn run(
     let pool = check_pool(pool, call)?;
     let work = work.ok_or_else(|| Error::invalid(format!("{call}: work is NULL")))?;
     let request = MapRequest {
+        call,
         njobs,
         work,
         reduce,

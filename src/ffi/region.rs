@@ -93,7 +93,7 @@ fn run_region(
 ) -> crate::status::Result<Status> {
     let pool = check_pool(pool, call)?;
     let region = region.ok_or_else(|| Error::invalid(format!("{call}: region is NULL")))?;
-    let (status, note) = map::run_region(pool, region, ctx, &options)?;
+    let (status, note) = map::run_region(call, pool, region, ctx, &options)?;
     if let Some(note) = note {
         last_error::set(status, &note);
     }

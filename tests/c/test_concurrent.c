@@ -55,10 +55,15 @@ static void *thread_maps(void *arg) {
 
 typedef struct {
   sm_pool *pool;
-  sm_status inner, crit;
+  sm_status inner, crit, region;
   size_t inner_reduced;
-  char inner_msg[256], crit_msg[256];
+  char inner_msg[256], crit_msg[256], region_msg[256];
 } reent_t;
+
+static int region_noop(void *ctx) {
+  (void)ctx;
+  return 0;
+}
 
 static int reduce_inner_count(void *v, size_t job, void *r) {
   (void)job;
@@ -73,6 +78,8 @@ static int reduce_reenter(void *v, size_t job, void *r) {
   if (job == 5) {
     t->inner = sm_map(t->pool, 10, work, reduce_inner_count, sizeof(size_t), t);
     snprintf(t->inner_msg, sizeof t->inner_msg, "%s", last_err());
+    t->region = sm_parallel(t->pool, region_noop, NULL);
+    snprintf(t->region_msg, sizeof t->region_msg, "%s", last_err());
     t->crit = sm_critical_enter(t->pool);
     snprintf(t->crit_msg, sizeof t->crit_msg, "%s", last_err());
     if (t->crit == SM_OK) sm_critical_leave(t->pool);
@@ -216,7 +223,11 @@ int main(int argc, char **argv) {
   CHECK(r.inner == SM_ERR_STATE || (r.inner == SM_OK && r.inner_reduced == 10),
         "sm_map on the running pool from reduce returned %s with %zu inner reductions", sm_status_str(r.inner),
         r.inner_reduced);
-  if (r.inner == SM_ERR_STATE) CHECK(r.inner_msg[0], "refused sm_map from reduce without a message");
+  if (r.inner == SM_ERR_STATE)
+    CHECK(strncmp(r.inner_msg, "sm_map: ", 8) == 0, "refused sm_map from reduce: \"%s\"", r.inner_msg);
+  /* a region on the busy pool is refused in its own name */
+  CHECK(r.region == SM_ERR_STATE && strncmp(r.region_msg, "sm_parallel: ", 13) == 0,
+        "sm_parallel on the busy pool from reduce: %s \"%s\"", sm_status_str(r.region), r.region_msg);
   CHECK(r.crit == SM_ERR_STATE, "sm_critical_enter from reduce (not a job) returned %s, expected SM_ERR_STATE",
         sm_status_str(r.crit));
   CHECK(r.crit_msg[0], "sm_critical_enter from reduce: no message");
