@@ -15,7 +15,7 @@
 
 use crate::status::Result;
 use crate::sys::futex;
-use crate::sys::shm::SharedRegion;
+use crate::sys::shm::SharedMapping;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Added to a filled slot's state word when the job did not end with `JobEnd::Done`.
@@ -354,7 +354,7 @@ impl HookFailure {
 
 /// The shared control block of one map plus the parameters fixed for its duration.
 pub struct Control {
-    region: SharedRegion,
+    mapping: SharedMapping,
     pub njobs: u64,
     pub nworkers: usize,
     /// Number of result slots, a power of two (slot and lap are a mask and a shift away: a
@@ -390,7 +390,7 @@ pub struct Control {
 // SAFETY: every field shared between workers is an atomic or is partitioned among them by the
 // protocol (each result buffer has one writer at a time, handed over through the slot words).
 unsafe impl Sync for Control {}
-// SAFETY: as above; the region is plain shared memory.
+// SAFETY: as above; the mapping is plain shared memory.
 unsafe impl Send for Control {}
 
 /// Result memory the window may use at most when results are large; the window never drops below
@@ -424,7 +424,7 @@ unsafe fn zero_dirty(p: *mut u8, len: usize) {
 impl Control {
     /// Lays out and maps the control block for a map of `njobs` jobs on `nworkers` workers.
     ///
-    /// `spare` is the region of an earlier map of the same pool: reused when large enough, since
+    /// `spare` is the mapping of an earlier map of the same pool: reused when large enough, since
     /// unmapping costs a TLB shootdown on every CPU that runs a thread of this process.
     pub fn new(
         njobs: u64,
@@ -432,7 +432,7 @@ impl Control {
         result_size: usize,
         with_reduce: bool,
         wresult_size: usize,
-        spare: Option<SharedRegion>,
+        spare: Option<SharedMapping>,
     ) -> Result<Control> {
         let too_big = || {
             crate::status::Error::nomem(format!(
@@ -482,17 +482,17 @@ impl Control {
             .and_then(|b| b.checked_add(data_offset))
             .filter(|t| *t <= isize::MAX as usize)
             .ok_or_else(too_big)?;
-        let region = match spare {
+        let mapping = match spare {
             Some(r) if r.size() >= total => {
                 // Only the words up to the result buffers need their initial zeros back: workers
                 // zero each result buffer before every job.
-                // SAFETY: no worker uses this region any more (the previous map is over),
-                // data_offset <= total <= its length, the region is page-aligned, and data_offset
+                // SAFETY: no worker uses this mapping any more (the previous map is over),
+                // data_offset <= total <= its length, the mapping is page-aligned, and data_offset
                 // is a multiple of 64 (wresult_offset and wresult_stride are rounded up to 64).
                 unsafe { zero_dirty(r.as_ptr(), data_offset) };
                 r
             }
-            _ => SharedRegion::new(total).map_err(|e| {
+            _ => SharedMapping::new(total).map_err(|e| {
                 crate::status::Error::nomem(format!(
                     "sm_map: cannot allocate the map's control block ({} bytes with result_size \
                      {result_size}): {}",
@@ -501,7 +501,7 @@ impl Control {
             })?,
         };
         let ctl = Control {
-            region,
+            mapping,
             njobs,
             nworkers,
             window,
@@ -525,8 +525,8 @@ impl Control {
     }
 
     /// Gives back the mapping for the next map of the same pool.
-    pub fn into_region(self) -> SharedRegion {
-        self.region
+    pub fn into_mapping(self) -> SharedMapping {
+        self.mapping
     }
 
     /// Sets the non-zero initial values (the mapping starts zero-filled).
@@ -552,16 +552,16 @@ impl Control {
     }
 
     pub fn header(&self) -> &Header {
-        // SAFETY: the region starts with a Header (page-aligned, zero-initialised, all atomics), and
+        // SAFETY: the mapping starts with a Header (page-aligned, zero-initialised, all atomics), and
         // lives as long as self.
-        unsafe { &*(self.region.as_ptr() as *const Header) }
+        unsafe { &*(self.mapping.as_ptr() as *const Header) }
     }
 
     pub fn worker(&self, w: usize) -> &WorkerRecord {
         assert!(w < self.nworkers);
         // SAFETY: records are laid out contiguously at workers_offset (64-aligned) for nworkers
         // workers inside the region.
-        unsafe { &*(self.region.as_ptr().add(self.workers_offset) as *const WorkerRecord).add(w) }
+        unsafe { &*(self.mapping.as_ptr().add(self.workers_offset) as *const WorkerRecord).add(w) }
     }
 
     fn slot_index(&self, job: u64) -> usize {
@@ -588,13 +588,13 @@ impl Control {
     pub fn slot_state(&self, job: u64) -> &AtomicU32 {
         let s = self.slot_index(job);
         // SAFETY: `window` u32 words live at slot_state_offset; s < window.
-        unsafe { &*(self.region.as_ptr().add(self.slot_state_offset) as *const AtomicU32).add(s) }
+        unsafe { &*(self.mapping.as_ptr().add(self.slot_state_offset) as *const AtomicU32).add(s) }
     }
 
     pub fn slot_end(&self, job: u64) -> &AtomicU64 {
         let s = self.slot_index(job);
         // SAFETY: `window` u64 words live at slot_end_offset (8-aligned); s < window.
-        unsafe { &*(self.region.as_ptr().add(self.slot_end_offset) as *const AtomicU64).add(s) }
+        unsafe { &*(self.mapping.as_ptr().add(self.slot_end_offset) as *const AtomicU64).add(s) }
     }
 
     /// Worker `w`'s own result (zeroed at the start of the map), filled by its fini hook and
@@ -604,9 +604,9 @@ impl Control {
             return std::ptr::null_mut();
         }
         assert!(w < self.nworkers);
-        // SAFETY: nworkers buffers of wresult_stride bytes start at wresult_offset in the region.
+        // SAFETY: nworkers buffers of wresult_stride bytes start at wresult_offset in the mapping.
         unsafe {
-            self.region
+            self.mapping
                 .as_ptr()
                 .add(self.wresult_offset + w * self.wresult_stride)
         }
@@ -625,7 +625,7 @@ impl Control {
         };
         // SAFETY: buffers of result_stride bytes start at data_offset; index < number of buffers.
         unsafe {
-            self.region
+            self.mapping
                 .as_ptr()
                 .add(self.data_offset + index * self.result_stride)
         }

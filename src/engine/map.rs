@@ -128,7 +128,7 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
             if let Some(threads) = pool.threads() {
                 threads.check_owner("sm_map")?;
             }
-            let spare = pool.take_spare_region();
+            let spare = pool.take_spare_mapping();
             let mut ctl = Control::new(
                 njobs,
                 n,
@@ -165,7 +165,7 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
                 finish_workers(&ctl, outcome, &hooks, req.ctx)
             });
             completed = Some(ctl.completed());
-            pool.keep_spare_region(ctl.into_region());
+            pool.keep_spare_mapping(ctl.into_mapping());
             outcome?
         }
     };
@@ -243,7 +243,7 @@ pub fn run_region(
                 threads.check_owner("sm_parallel")?;
             }
             let n = pool.nworkers();
-            let spare = pool.take_spare_region();
+            let spare = pool.take_spare_mapping();
             let mut ctl = Control::new(n as u64, n, 0, false, options.wresult_size, spare)?;
             ctl.is_region = true;
             ctl.oversubscribed = pool.oversubscribed();
@@ -275,7 +275,7 @@ pub fn run_region(
                 };
                 finish_workers(&ctl, outcome, &hooks, ctx)
             });
-            pool.keep_spare_region(ctl.into_region());
+            pool.keep_spare_mapping(ctl.into_mapping());
             outcome?
         }
     };

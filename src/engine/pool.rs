@@ -3,7 +3,7 @@
 use crate::config;
 use crate::engine::backend::threads::ThreadPool;
 use crate::status::{Error, Result};
-use crate::sys::shm::SharedRegion;
+use crate::sys::shm::SharedMapping;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -25,7 +25,7 @@ pub struct Pool {
     busy: AtomicBool,
     /// The control block mapping of the last map, kept for the next one. Only the thread holding
     /// `busy` touches it, and never while forking.
-    spare_region: Mutex<Option<SharedRegion>>,
+    spare_mapping: Mutex<Option<SharedMapping>>,
 }
 
 impl Pool {
@@ -57,7 +57,7 @@ impl Pool {
             oversubscribed: n > config::affinity_cpus().max(1) as usize,
             threads,
             busy: AtomicBool::new(false),
-            spare_region: Mutex::new(None),
+            spare_mapping: Mutex::new(None),
         })
     }
 
@@ -93,15 +93,15 @@ impl Pool {
         Ok(BusyGuard(self))
     }
 
-    pub fn take_spare_region(&self) -> Option<SharedRegion> {
-        self.spare_region
+    pub fn take_spare_mapping(&self) -> Option<SharedMapping> {
+        self.spare_mapping
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
     }
 
-    pub fn keep_spare_region(&self, region: SharedRegion) {
-        *self.spare_region.lock().unwrap_or_else(|p| p.into_inner()) = Some(region);
+    pub fn keep_spare_mapping(&self, mapping: SharedMapping) {
+        *self.spare_mapping.lock().unwrap_or_else(|p| p.into_inner()) = Some(mapping);
     }
 
     pub fn is_busy(&self) -> bool {

@@ -11,20 +11,20 @@ use std::collections::HashMap;
 use std::ptr::NonNull;
 
 /// An anonymous shared mapping, unmapped on drop.
-pub struct SharedRegion {
+pub struct SharedMapping {
     ptr: NonNull<u8>,
     len: usize,
 }
 
-// SAFETY: the region is plain memory; all concurrent access to it goes through atomics or is
+// SAFETY: the mapping is plain memory; all concurrent access to it goes through atomics or is
 // partitioned by the protocols that use it (see engine/control.rs).
-unsafe impl Send for SharedRegion {}
+unsafe impl Send for SharedMapping {}
 // SAFETY: as above.
-unsafe impl Sync for SharedRegion {}
+unsafe impl Sync for SharedMapping {}
 
-impl SharedRegion {
+impl SharedMapping {
     /// Maps `len` zero-filled bytes (at least one page).
-    pub fn new(len: usize) -> Result<SharedRegion> {
+    pub fn new(len: usize) -> Result<SharedMapping> {
         let len = len.max(1);
         // SAFETY: an anonymous mapping at an address of the kernel's choosing touches no existing
         // memory; the result is checked against MAP_FAILED before use.
@@ -44,7 +44,7 @@ impl SharedRegion {
                 "could not map {len} bytes of shared memory: {err}"
             )));
         }
-        Ok(SharedRegion {
+        Ok(SharedMapping {
             ptr: NonNull::new(ptr.cast()).expect("mmap returned NULL without MAP_FIXED"),
             len,
         })
@@ -73,7 +73,7 @@ impl SharedRegion {
     }
 }
 
-impl Drop for SharedRegion {
+impl Drop for SharedMapping {
     fn drop(&mut self) {
         // SAFETY: we own this mapping of `len` bytes and nothing refers to it after drop.
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
@@ -96,13 +96,13 @@ pub fn allocate(count: usize, itemsize: usize) -> Result<*mut u8> {
             "sm_empty: {bytes} bytes is larger than any allocation can be"
         )));
     }
-    let region = SharedRegion::new(bytes).map_err(|e| {
+    let mapping = SharedMapping::new(bytes).map_err(|e| {
         Error::nomem(format!(
             "sm_empty({count}, {itemsize}): {}",
             e.message.trim_start_matches("could not ")
         ))
     })?;
-    let (ptr, len) = region.into_raw();
+    let (ptr, len) = mapping.into_raw();
     let mut table = ALLOCATIONS.lock();
     table
         .get_or_insert_with(HashMap::new)
@@ -122,7 +122,7 @@ pub fn release(ptr: *mut u8) -> Result<()> {
         // SAFETY: the table held this exact mapping, and removing it from the table makes this the
         // only release.
         Some(len) => unsafe {
-            SharedRegion::release_raw(ptr, len);
+            SharedMapping::release_raw(ptr, len);
             Ok(())
         },
         None => Err(Error::invalid(format!(
