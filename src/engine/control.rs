@@ -658,6 +658,18 @@ impl Control {
     }
 }
 
+/// Wakes workers sleeping in `wait_for_free_slot` so they re-check their slot and the limit.
+/// Slots are freed with plain release stores; the fence orders them before the look at `waiters`,
+/// so a worker that registered too late for us to see it also sees its slot free.
+pub fn wake_slot_waiters(ctl: &Control) {
+    let h = ctl.header();
+    std::sync::atomic::fence(Ordering::SeqCst);
+    if h.slot_wait.waiters.load(Ordering::SeqCst) > 0 {
+        h.slot_wait.epoch.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&h.slot_wait.epoch);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

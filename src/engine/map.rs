@@ -7,11 +7,12 @@ use crate::engine::control::{
 };
 use crate::engine::frame::{self, with_current};
 use crate::engine::inner::{Plan, Workers};
+use crate::engine::outcome::{Cause, Death, Outcome};
 use crate::engine::pool::{Backend, Pool};
 use crate::engine::progress::{Progress, ProgressFn};
 use crate::engine::region::RegionFn;
-use crate::engine::supervise::{with_hook_failures, CallerDuties, Cause, Death, Outcome, Reducer};
-use crate::engine::worker::{Body, JobFn, Task, WorkerFiniFn, WorkerHooks, WorkerInitFn};
+use crate::engine::supervise::{with_hook_failures, CallerDuties, Reducer, WorkerHooks};
+use crate::engine::task::{Body, JobFn, Task, WorkerFiniFn, WorkerInitFn};
 use crate::status::{Error, Result, Status};
 use crate::sys::interrupt::InterruptWatch;
 use std::ffi::c_void;

@@ -13,7 +13,7 @@
 
 use crate::engine::control::{claim, Control, JobEnd, Misuse, LOOP_SLOTS, NO_JOB};
 use crate::engine::frame::{with_current, CriticalState, Frame, OrderedState};
-use crate::engine::worker::Task;
+use crate::engine::task::Task;
 use crate::status::{Error, Result};
 use crate::sys::futex;
 use std::cell::Cell;

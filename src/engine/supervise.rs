@@ -1,47 +1,17 @@
 //! The caller's side of a parallel map: reduce results in job order while the workers run, watch
 //! for dead workers, and decide what the map returns.
 
+use crate::engine::control::wake_slot_waiters;
 use crate::engine::control::{Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED};
+use crate::engine::outcome::{Cause, Death, Outcome};
 use crate::engine::progress::Progress;
 use crate::engine::sections::release_lock_of_dead_worker;
-use crate::engine::worker::{wake_slot_waiters, JobFn};
+use crate::engine::task::{JobFn, WorkerFiniFn};
 use crate::sys::futex;
 use crate::sys::interrupt::InterruptWatch;
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// How a worker process ended without finishing its loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
-    Signal(i32),
-    Exit(i32),
-    /// Reaped by someone else (the caller ignores SIGCHLD or reaps every child itself).
-    Vanished,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Death {
-    pub worker: usize,
-    pub pid: i32,
-    /// The job it was running, if any.
-    pub job: Option<u64>,
-    /// Jobs from here on may not have run.
-    pub lost_from: u64,
-    pub cause: Cause,
-    /// Where the worker was: `WorkerRecord::stage` (before, in or after its job loop).
-    pub stage: u32,
-}
-
-impl Death {
-    /// Ctrl-C and friends: the user wants the whole map gone, not its earlier results drained.
-    pub fn is_interrupt(&self) -> bool {
-        matches!(
-            self.cause,
-            Cause::Signal(libc::SIGINT | libc::SIGTERM | libc::SIGHUP | libc::SIGQUIT)
-        )
-    }
-}
 
 /// What a backend lets the supervisor do with its workers.
 pub trait Workers {
@@ -70,51 +40,38 @@ pub struct Reducer {
     pub ctx: *mut c_void,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Completed,
-    /// A job returned SM_STOP (reduce ran for it).
-    StoppedByJob(u64),
-    /// reduce returned `code` for this job.
-    StoppedByReduce {
-        job: u64,
-        code: i32,
-    },
-    /// A job ended with an error or left a section held.
-    JobFailed {
-        job: u64,
-        end: JobEnd,
-    },
-    WorkerDied(Death),
-    /// A worker_init or worker_fini hook returned nonzero.
-    HookFailed {
-        worker: usize,
-        failure: HookFailure,
-    },
-    /// worker_reduce returned `code` for this worker.
-    StoppedByWorkerReduce {
-        worker: usize,
-        code: i32,
-    },
-    /// A watched signal was caught by the caller's handler, or killed a worker.
-    Interrupted {
-        signal: i32,
-        death: Option<Death>,
-    },
-}
-
 /// How long the caller spins before it sleeps: results about to arrive and short maps then cost
 /// no wake-up. Short, because on a machine with as many workers as CPUs the caller's spinning
 /// takes time from a worker.
 const CALLER_SPIN: Duration = Duration::from_micros(10);
 
-impl Outcome {
-    /// The jobs ran as asked: to the end, or to a requested stop.
-    pub fn is_success(&self) -> bool {
-        matches!(
-            self,
-            Outcome::Completed | Outcome::StoppedByJob(_) | Outcome::StoppedByReduce { .. }
-        )
+/// What becomes of the per-worker results once the jobs are done.
+pub struct WorkerHooks {
+    pub wresult_size: usize,
+    pub worker_reduce: Option<WorkerFiniFn>,
+}
+
+impl WorkerHooks {
+    /// On the caller, after a map that succeeded (or stopped on request): worker_reduce for each
+    /// given worker's result, in the order given (worker order); a nonzero return stops there.
+    pub(crate) fn combine(
+        &self,
+        outcome: Outcome,
+        ctx: *mut c_void,
+        results: impl IntoIterator<Item = (usize, *mut u8)>,
+    ) -> Outcome {
+        let Some(worker_reduce) = self.worker_reduce.filter(|_| outcome.is_success()) else {
+            return outcome;
+        };
+        for (worker, wresult) in results {
+            // SAFETY: the caller's hook, with that worker's result (wresult_size bytes), which no
+            // worker touches any more.
+            let code = unsafe { worker_reduce(ctx, worker as c_int, wresult.cast()) };
+            if code != 0 {
+                return Outcome::StoppedByWorkerReduce { worker, code };
+            }
+        }
+        outcome
     }
 }
 

@@ -4,84 +4,17 @@
 //! allocation of the library's own: in a forked child of a multi-threaded caller, a lock held by
 //! another thread at fork time would never be released.
 
+use crate::engine::control::wake_slot_waiters;
 use crate::engine::control::{
     claim, Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED, STAGE_FINISHING, STAGE_JOBS,
 };
 use crate::engine::frame::Frame;
-use crate::engine::region::RegionFn;
 use crate::engine::sections::{finish_hook, finish_job, publish_ordered_pos};
-use crate::engine::supervise::Outcome;
+use crate::engine::task::{Body, JobFn, Task};
 use crate::sys::futex;
-use std::ffi::{c_int, c_void};
+use std::ffi::c_int;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// `sm_work_fn` / `sm_reduce_fn`: `int (*)(void *ctx, size_t job, void *result)`.
-pub type JobFn = unsafe extern "C" fn(*mut c_void, usize, *mut c_void) -> c_int;
-
-/// `sm_worker_init_fn`: `int (*)(void *ctx, int worker)`.
-pub type WorkerInitFn = unsafe extern "C" fn(*mut c_void, c_int) -> c_int;
-/// `sm_worker_fini_fn` (also worker_reduce): `int (*)(void *ctx, int worker, void *wresult)`.
-pub type WorkerFiniFn = unsafe extern "C" fn(*mut c_void, c_int, *mut c_void) -> c_int;
-
-/// What the workers run: a map's jobs, or a parallel region (once per worker).
-#[derive(Clone, Copy)]
-pub enum Body {
-    Jobs(JobFn),
-    Region(RegionFn),
-}
-
-/// What every worker of a map runs.
-pub struct Task {
-    pub body: Body,
-    pub ctx: *mut c_void,
-    /// Identity (address) of the pool running the map, for the checks in sections.rs.
-    pub pool: usize,
-    /// Jobs claimed at a time; 0 = adaptive.
-    pub chunk: u64,
-    /// Run by each worker before its first job / after its last.
-    pub init: Option<WorkerInitFn>,
-    pub fini: Option<WorkerFiniFn>,
-    /// The OpenMP and BLAS thread counts each worker sets (None: no runtime loaded, or a map
-    /// inside a job, which keeps its worker's).
-    pub inner: Option<crate::engine::inner::Plan>,
-}
-
-// SAFETY: ctx is the caller's pointer, handed to the caller's own work function; sharing it with
-// the workers is the whole point of the API, and the caller promised it is valid for the map.
-unsafe impl Send for Task {}
-// SAFETY: as above.
-unsafe impl Sync for Task {}
-
-/// What becomes of the per-worker results once the jobs are done.
-pub struct WorkerHooks {
-    pub wresult_size: usize,
-    pub worker_reduce: Option<WorkerFiniFn>,
-}
-
-impl WorkerHooks {
-    /// On the caller, after a map that succeeded (or stopped on request): worker_reduce for each
-    /// given worker's result, in the order given (worker order); a nonzero return stops there.
-    pub(crate) fn combine(
-        &self,
-        outcome: Outcome,
-        ctx: *mut c_void,
-        results: impl IntoIterator<Item = (usize, *mut u8)>,
-    ) -> Outcome {
-        let Some(worker_reduce) = self.worker_reduce.filter(|_| outcome.is_success()) else {
-            return outcome;
-        };
-        for (worker, wresult) in results {
-            // SAFETY: the caller's hook, with that worker's result (wresult_size bytes), which no
-            // worker touches any more.
-            let code = unsafe { worker_reduce(ctx, worker as c_int, wresult.cast()) };
-            if code != 0 {
-                return Outcome::StoppedByWorkerReduce { worker, code };
-            }
-        }
-        outcome
-    }
-}
 
 /// A chunk of tiny jobs should take about this long: long enough to make the claim (one contended
 /// atomic) negligible, short enough that the last chunks still balance between workers.
@@ -347,17 +280,5 @@ fn wait_for_free_slot(ctl: &Control, w: usize, job: u64) -> bool {
         if stopped {
             return false;
         }
-    }
-}
-
-/// Wakes workers sleeping in `wait_for_free_slot` so they re-check their slot and the limit.
-/// Slots are freed with plain release stores; the fence orders them before the look at `waiters`,
-/// so a worker that registered too late for us to see it also sees its slot free.
-pub fn wake_slot_waiters(ctl: &Control) {
-    let h = ctl.header();
-    std::sync::atomic::fence(Ordering::SeqCst);
-    if h.slot_wait.waiters.load(Ordering::SeqCst) > 0 {
-        h.slot_wait.epoch.fetch_add(1, Ordering::SeqCst);
-        futex::wake_all(&h.slot_wait.epoch);
     }
 }

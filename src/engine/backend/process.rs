@@ -2,8 +2,10 @@
 //! control block and leave with `_exit`. See docs/DESIGN.md, "Process workers".
 
 use crate::engine::control::Control;
-use crate::engine::supervise::{supervise, CallerDuties, Cause, Death, Outcome, Workers};
-use crate::engine::worker::{run_worker, Task};
+use crate::engine::outcome::{Cause, Death, Outcome};
+use crate::engine::supervise::{supervise, CallerDuties, Workers};
+use crate::engine::task::Task;
+use crate::engine::worker::run_worker;
 use crate::status::{Error, Result};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -127,7 +129,7 @@ pub fn run(ctl: &Control, task: &Task, duties: CallerDuties) -> Result<Outcome> 
             h.limit.store(0, Ordering::SeqCst);
             h.active()
                 .fetch_sub((ctl.nworkers - w) as u32, Ordering::SeqCst);
-            crate::engine::worker::wake_slot_waiters(ctl);
+            crate::engine::control::wake_slot_waiters(ctl);
             children.kill_all();
             children.reap_blocking();
             return Err(Error::nomem(format!(

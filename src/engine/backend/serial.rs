@@ -4,9 +4,10 @@
 
 use crate::engine::control::{JobEnd, NO_JOB, RESULT_ALIGN};
 use crate::engine::frame::{with_current, Frame};
+use crate::engine::outcome::Outcome;
 use crate::engine::sections::{finish_hook, finish_job};
-use crate::engine::supervise::{CallerDuties, Outcome};
-use crate::engine::worker::{Body, Task, WorkerHooks};
+use crate::engine::supervise::{CallerDuties, WorkerHooks};
+use crate::engine::task::{Body, Task};
 use crate::status::{Error, Result};
 use std::alloc::Layout;
 
@@ -91,7 +92,7 @@ pub fn run(
 fn run_jobs(
     njobs: u64,
     task: &Task,
-    work: crate::engine::worker::JobFn,
+    work: crate::engine::task::JobFn,
     result: &ResultBuffer,
     frame: &Frame,
     duties: CallerDuties,

@@ -2,8 +2,10 @@
 //! `worker::run_worker` on the same control block protocol as forked workers.
 
 use crate::engine::control::Control;
-use crate::engine::supervise::{supervise, CallerDuties, Death, Outcome, Workers};
-use crate::engine::worker::{run_worker, Task};
+use crate::engine::outcome::{Death, Outcome};
+use crate::engine::supervise::{supervise, CallerDuties, Workers};
+use crate::engine::task::Task;
+use crate::engine::worker::run_worker;
 use crate::status::{Error, Result};
 use crate::sys::futex;
 use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
