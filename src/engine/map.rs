@@ -72,19 +72,8 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
     }
     check_result_sizes(req.result_size, req.options.wresult_size)?;
     let options = &req.options;
-    let mut task = Task {
-        body: Body::Jobs(req.work),
-        ctx: req.ctx,
-        pool: pool as *const Pool as usize,
-        chunk: options.chunk,
-        init: options.worker_init,
-        fini: options.worker_fini,
-        inner: None,
-    };
-    let hooks = WorkerHooks {
-        wresult_size: options.wresult_size,
-        worker_reduce: options.worker_reduce,
-    };
+    let (mut task, hooks) =
+        task_and_hooks(pool, Body::Jobs(req.work), req.ctx, options.chunk, options);
     let reducer = req.reduce.map(|reduce| Reducer {
         reduce,
         ctx: req.ctx,
@@ -173,6 +162,31 @@ pub fn run(pool: &Pool, req: &MapRequest) -> Result<(Status, Option<String>)> {
     interpret(outcome, njobs, completed, req.reduce.is_some())
 }
 
+/// What a map or region hands its workers (the task; its inner thread counts are set once the
+/// backend is known) and what becomes of their per-worker results.
+fn task_and_hooks(
+    pool: &Pool,
+    body: Body,
+    ctx: *mut c_void,
+    chunk: u64,
+    options: &MapOptions,
+) -> (Task, WorkerHooks) {
+    let task = Task {
+        body,
+        ctx,
+        pool: pool as *const Pool as usize,
+        chunk,
+        init: options.worker_init,
+        fini: options.worker_fini,
+        inner: None,
+    };
+    let hooks = WorkerHooks {
+        wresult_size: options.wresult_size,
+        worker_reduce: options.worker_reduce,
+    };
+    (task, hooks)
+}
+
 /// How a pool's parallel maps run their workers, for the inner thread counts.
 fn workers_of(pool: &Pool) -> Workers {
     match pool.threads() {
@@ -208,19 +222,7 @@ pub fn run_region(
     options: &MapOptions,
 ) -> Result<(Status, Option<String>)> {
     check_result_sizes(0, options.wresult_size)?;
-    let mut task = Task {
-        body: Body::Region(region),
-        ctx,
-        pool: pool as *const Pool as usize,
-        chunk: 0,
-        init: options.worker_init,
-        fini: options.worker_fini,
-        inner: None,
-    };
-    let hooks = WorkerHooks {
-        wresult_size: options.wresult_size,
-        worker_reduce: options.worker_reduce,
-    };
+    let (mut task, hooks) = task_and_hooks(pool, Body::Region(region), ctx, 0, options);
     let alone = |task: &Task, worker: i32, interrupt: Option<&InterruptWatch>| {
         let duties = CallerDuties {
             reducer: None,
