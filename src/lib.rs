@@ -15,7 +15,7 @@
 //! Beside them: [`sort`] (the parallel argsort), [`fromfile`] (parallel file reading), and
 //! [`config`], [`status`], [`last_error`] (settings, status codes and messages).
 //!
-//! docs/DESIGN.md describes the protocols that cross processes.
+//! docs/DESIGN.md describes the layers; src/engine/README.md the protocols that cross processes.
 
 pub(crate) mod config;
 pub(crate) mod engine;

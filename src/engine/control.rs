@@ -1,7 +1,7 @@
 //! The control block of one map: the words that workers and the caller share while it runs.
 //!
 //! It lives in one anonymous shared mapping (see shm.rs), created by the caller before it forks the
-//! workers, so forked workers and threads use exactly the same protocol. docs/DESIGN.md explains the
+//! workers, so forked workers and threads use exactly the same protocol. engine/README.md explains the
 //! protocol; in short:
 //!
 //! - `next_job` hands out jobs: a worker claims a chunk `[start, start + chunk)` with [`claim`].

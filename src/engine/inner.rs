@@ -1,6 +1,6 @@
 //! Jobs that use OpenMP or a threaded BLAS: the inner thread pools of every worker are limited
 //! (so that workers × inner threads do not oversubscribe the CPUs), and forked workers never hang
-//! in an OpenMP region because of the fork. See docs/DESIGN.md, "OpenMP and BLAS inside jobs".
+//! in an OpenMP region because of the fork. See engine/README.md, "OpenMP and BLAS inside jobs".
 //!
 //! A map's [`Plan`] is made on the caller before the workers start: which runtimes are loaded
 //! (sys/runtimes.rs), and the thread count each should have in a worker:

@@ -4,7 +4,7 @@
 //!
 //! The team's words live in the region's control block (control.rs: `TeamWords`, `BarrierWords`,
 //! `LoopSlot`, and per worker `loop_seq`, `ordered_pos`, `left_region`), so forked workers and
-//! threads use one protocol; docs/DESIGN.md, "Parallel regions", explains it. A team of one
+//! threads use one protocol; engine/README.md, "Parallel regions", explains it. A team of one
 //! (serial backend, debug mode, a region inside a job) has no control block: its loops are handed
 //! out locally and its barriers return at once.
 //!
@@ -301,7 +301,7 @@ pub fn barrier(pool: usize) -> Result<std::result::Result<(), BarrierError>> {
     })
 }
 
-/// The barrier itself, also run at the end of every loop without `nowait`. See docs/DESIGN.md.
+/// The barrier itself, also run at the end of every loop without `nowait`. See engine/README.md, "Parallel regions".
 fn team_barrier(frame: &Frame) -> std::result::Result<(), BarrierError> {
     let Some(ctl) = frame.control() else {
         return Ok(()); // a team of one
@@ -597,7 +597,7 @@ fn next_chunk(frame: &Frame, team: &TeamFrame, run: &mut LoopRun) -> Result<Opti
         Schedule::Dynamic | Schedule::Guided => {
             let d = run.dynamic_seq.expect("a shared loop has a slot");
             let slot = &ctl.header().loops[(d % LOOP_SLOTS as u64) as usize];
-            // Publish a lower bound of the claim before claiming (see "Ordered" in DESIGN.md).
+            // Publish a lower bound of the claim before claiming (see "Ordered" in engine/README.md).
             publish(slot.next.load(Ordering::SeqCst));
             let chunk = run.chunk;
             let claimed = if run.spec.schedule == Schedule::Dynamic {

@@ -3,7 +3,7 @@
 //! Critical is a futex mutex in the map's control block (so it works across processes and is fresh
 //! for every map: a worker that dies holding it cannot wedge the next map). Ordered lets job `j` in
 //! once every other worker's ordered position is at or past `j`; positions only grow, and each
-//! worker moves its own when a job leaves its ordered section or finishes. See docs/DESIGN.md.
+//! worker moves its own when a job leaves its ordered section or finishes. See engine/README.md, "Critical" and "Ordered".
 
 use crate::engine::control::{Control, HookFailure, JobEnd};
 use crate::engine::frame::{with_current, CriticalState, Frame, OrderedState};

@@ -1,5 +1,5 @@
 //! The process backend: every map forks its workers, which run `worker::run_worker` on the shared
-//! control block and leave with `_exit`. See docs/DESIGN.md, "Process workers".
+//! control block and leave with `_exit`. See engine/README.md, "Process workers".
 
 use crate::engine::control::Control;
 use crate::engine::outcome::{Cause, Death, Outcome};
