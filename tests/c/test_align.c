@@ -133,9 +133,7 @@ static int region(void *vctx) {
 }
 
 static sm_map_opts options(size_t wresult_size) {
-  sm_map_opts o;
-  memset(&o, 0, sizeof o);
-  o.size = sizeof o;
+  sm_map_opts o = default_opts();
   o.worker_init = init;
   o.worker_fini = fini;
   o.worker_reduce = wreduce;

@@ -75,9 +75,7 @@ static int count_job(void *ctx, size_t job, void *result) {
 
 static void check_map(int nworkers, size_t njobs, size_t chunk) {
   reset_tally();
-  sm_map_opts o;
-  memset(&o, 0, sizeof o);
-  o.size = sizeof o;
+  sm_map_opts o = default_opts();
   o.chunk = chunk;
   sm_status s = sm_map_ex(g_pool, njobs, count_job, NULL, 0, NULL, &o);
   CHECK(s == SM_OK, "[%s, %d workers] map of %zu jobs, chunk %zu: %s (%s)", g_backend_name,

@@ -559,9 +559,7 @@ static void run_case(int cause, int moment) {
   c.pool = sm_pool_new(NW, SM_BACKEND_PROCESS);
   FCHECK(c.pool != NULL, "sm_pool_new: %s", last_err());
 
-  sm_map_opts o;
-  memset(&o, 0, sizeof o);
-  o.size = sizeof o;
+  sm_map_opts o = default_opts();
   size_t njobs = 0;
   long k = -1;         /* reduce must have run for exactly jobs 0..k-1 (-1: a region) */
   long job_named = -1; /* the message must name this job */

@@ -149,9 +149,7 @@ static void test_limits(sm_pool *pool) {
       CHECK(sm_map(pool, 10, work_nothing, with_reduce ? reduce_keep : NULL, over[i], &sink) == SM_ERR_INVALID,
             "%s: not SM_ERR_INVALID (%s)", what, last_err());
       expect_msg(what, "SM_MAX_RESULT_SIZE", NULL, NULL);
-      sm_map_opts o;
-      memset(&o, 0, sizeof o);
-      o.size = sizeof o;
+      sm_map_opts o = default_opts();
       o.wresult_size = over[i];
       snprintf(what, sizeof what, "sm_map_ex with wresult_size %zu%s", over[i], with_reduce ? " and reduce" : "");
       CHECK(sm_map_ex(pool, 10, work_nothing, with_reduce ? reduce_keep : NULL, sizeof(int), &sink, &o) ==

@@ -425,9 +425,7 @@ static void case_as(void) {
       CHECK(st == SM_ERR_NOMEM && icontains(last_err(), "result_size"),
             "backend %d: sm_map with result_size SM_MAX_RESULT_SIZE under RLIMIT_AS: %s (%s), expected "
             "SM_ERR_NOMEM", (int)backends[k], sm_status_str(st), last_err());
-      sm_map_opts o;
-      memset(&o, 0, sizeof o);
-      o.size = sizeof o;
+      sm_map_opts o = default_opts();
       o.wresult_size = (size_t)1 << 30;
       st = sm_map_ex(bp, 10, work_rec, NULL, 0, &nred, &o);
       CHECK(st == SM_ERR_NOMEM && sm_last_status() == SM_ERR_NOMEM,
@@ -641,9 +639,7 @@ static void case_shm(void) {
       int nred = 0;
       CHECK_STATUS(sm_map(g_pool, 200, work_shm, reduce_shm, sizeof(size_t), &nred), SM_OK, "map %d", i);
       CHECK(nred == 200, "reduced %d", nred);
-      sm_map_opts o;
-      memset(&o, 0, sizeof o);
-      o.size = sizeof o;
+      sm_map_opts o = default_opts();
       o.worker_fini = fini_shm;
       o.wresult_size = 64;
       CHECK_STATUS(sm_map_ex(g_pool, 200, work_shm, NULL, 16, NULL, &o), SM_OK, "map_ex %d", i);

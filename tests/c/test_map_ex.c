@@ -61,9 +61,7 @@ static int worker_reduce(void *ctx, int worker, void *wresult) {
 }
 
 static sm_status run(sm_pool *pool, caller_ctx *c, size_t chunk) {
-  sm_map_opts opts;
-  memset(&opts, 0, sizeof opts);
-  opts.size = sizeof opts;
+  sm_map_opts opts = default_opts();
   opts.chunk = chunk;
   opts.worker_init = init;
   opts.worker_fini = fini;

@@ -121,9 +121,7 @@ static int inner_region(void *vctx) {
 /* Runs a nested map and region in a job (or region) whose own per-worker result is `outer`. */
 static int nested(sm_pool *pool, acc_t *outer) {
   int64_t got = -1;
-  sm_map_opts o;
-  memset(&o, 0, sizeof o);
-  o.size = sizeof o;
+  sm_map_opts o = default_opts();
   o.worker_fini = inner_fini;
   o.wresult_size = sizeof(inner_acc_t);
   sm_status s = sm_map_ex(pool, 10, inner_job, NULL, 0, &got, &o);
@@ -221,9 +219,7 @@ static ctx_t new_ctx(sm_pool *pool, int team) {
 }
 
 static sm_map_opts opts_for(size_t chunk) {
-  sm_map_opts o;
-  memset(&o, 0, sizeof o);
-  o.size = sizeof o;
+  sm_map_opts o = default_opts();
   o.chunk = chunk;
   o.worker_init = init;
   o.worker_fini = fini;

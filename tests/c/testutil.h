@@ -318,6 +318,14 @@ static inline void *must_empty(size_t count, size_t itemsize) {
   return p;
 }
 
+/* Map options with every field zero (defaults, NULL hooks) and `size` set, to fill in. */
+static inline sm_map_opts default_opts(void) {
+  sm_map_opts o;
+  memset(&o, 0, sizeof o);
+  o.size = sizeof o;
+  return o;
+}
+
 /* Number of CPUs this process may run on. */
 static inline int affinity_cpus(void) {
   cpu_set_t set;

@@ -60,12 +60,6 @@ static int job_fn(void *ctx, size_t job, void *result) {
   return 0;
 }
 
-static int cpus(void) {
-  cpu_set_t set;
-  CHECK(sched_getaffinity(0, sizeof set, &set) == 0, "sched_getaffinity");
-  return CPU_COUNT(&set);
-}
-
 int main(int argc, char **argv) {
   sm_backend backend = parse_backend(argc, argv);
   const char *build = argc >= 3 ? argv[2] : "pthread";
@@ -85,14 +79,12 @@ int main(int argc, char **argv) {
     int inner = m % 3 == 0 ? 0 : m % 3 == 1 ? 1 : 2;
     int expect = inner;
     if (inner == 0) {
-      expect = cpus() / workers;
+      expect = affinity_cpus() / workers;
       if (expect < 1) expect = 1;
       if (expect > mine) expect = mine;
     }
     memset(g, 0, sizeof *g);
-    sm_map_opts o;
-    memset(&o, 0, sizeof o);
-    o.size = sizeof o;
+    sm_map_opts o = default_opts();
     o.inner_threads = inner;
     CHECK(sm_map_ex(pool, NJOBS, job_fn, NULL, 0, NULL, &o) == SM_OK, "map %d: %s", m, sm_last_error());
     for (int j = 0; j < NJOBS; j++) {

@@ -81,26 +81,18 @@ static int region_fn(void *ctx) {
   return 0;
 }
 
-static int cpus(void) {
-  cpu_set_t set;
-  CHECK(sched_getaffinity(0, sizeof set, &set) == 0, "sched_getaffinity");
-  return CPU_COUNT(&set);
-}
-
 /* The inner team the header promises for inner_threads = setting (0: default), with the
  * caller's current omp_get_max_threads(). */
 static int expected_team(int setting, int workers) {
   if (setting > 0) return setting;
-  int share = cpus() / workers;
+  int share = affinity_cpus() / workers;
   if (share < 1) share = 1;
   int mine = omp_get_max_threads();
   return share < mine ? share : mine;
 }
 
 static sm_map_opts opts_with(int inner) {
-  sm_map_opts o;
-  memset(&o, 0, sizeof o);
-  o.size = sizeof o;
+  sm_map_opts o = default_opts();
   o.inner_threads = inner;
   return o;
 }
