@@ -170,9 +170,13 @@ impl Runtimes {
 
     /// The same runtimes (entry points) as `other`.
     fn same(&self, other: &Runtimes) -> bool {
-        let omp = |r: &Runtimes| r.openmp().map(|o| o.count.addresses()).collect::<Vec<_>>();
-        let blas = |r: &Runtimes| r.blas().map(|b| b.count.addresses()).collect::<Vec<_>>();
-        omp(self) == omp(other) && blas(self) == blas(other)
+        self.openmp()
+            .map(|o| o.count.addresses())
+            .eq(other.openmp().map(|o| o.count.addresses()))
+            && self
+                .blas()
+                .map(|b| b.count.addresses())
+                .eq(other.blas().map(|b| b.count.addresses()))
     }
 }
 
