@@ -95,6 +95,22 @@ impl Error {
     pub fn nomem(message: impl Into<String>) -> Error {
         Error::new(Status::SM_ERR_NOMEM, message)
     }
+
+    /// The error as the C function `call` reports it: its message starts with `call: ` (added
+    /// unless it is there already).
+    pub fn in_call(self, call: &str) -> Error {
+        let named = self
+            .message
+            .strip_prefix(call)
+            .is_some_and(|rest| rest.starts_with(": "));
+        if named {
+            return self;
+        }
+        Error {
+            message: format!("{call}: {}", self.message),
+            ..self
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -1,5 +1,5 @@
-//! How a map or region ended, as the caller's side (supervise.rs) and the backends found it; map.rs
-//! turns it into a status and a message.
+//! How a map or region ended, as the caller's side (supervise.rs) and the backends found it;
+//! report.rs turns it into a status and a message.
 
 use crate::engine::control::{HookFailure, JobEnd};
 

@@ -40,6 +40,34 @@ pub struct Reducer {
     pub ctx: *mut c_void,
 }
 
+/// What a job's end does to its map, once its result (at `result`, when it has one) is reduced
+/// if the map reduces: None, go on; else the outcome that stops the map there. A job that
+/// returned SM_STOP is still reduced; a failed one is not. Serial and parallel maps both end
+/// their jobs here.
+pub fn job_ended(
+    reducer: Option<Reducer>,
+    job: u64,
+    end: JobEnd,
+    result: *mut u8,
+) -> Option<Outcome> {
+    let reduce = |r: Reducer| {
+        // SAFETY: the caller's reduce function, with the job's finished result, which no worker
+        // touches until reduce returns (the contract of `result`).
+        unsafe { (r.reduce)(r.ctx, job as usize, result.cast()) }
+    };
+    match end {
+        JobEnd::Done => {
+            let code = reducer.map_or(0, reduce);
+            (code != 0).then_some(Outcome::StoppedByReduce { job, code })
+        }
+        JobEnd::Stop => {
+            reducer.map(reduce);
+            Some(Outcome::StoppedByJob(job))
+        }
+        end => Some(Outcome::JobFailed { job, end }),
+    }
+}
+
 /// How long the caller spins before it sleeps: results about to arrive and short maps then cost
 /// no wake-up. Short, because on a machine with as many workers as CPUs the caller's spinning
 /// takes time from a worker.
@@ -181,21 +209,8 @@ impl Supervisor<'_> {
             } else {
                 JobEnd::unpack(ctl.slot_end(job).load(Ordering::Acquire))
             };
-            let stop = match end {
-                JobEnd::Done => {
-                    // SAFETY: the caller's reduce function with the finished job's result slot,
-                    // which no worker touches until we free it below.
-                    let code = unsafe { (r.reduce)(r.ctx, job as usize, result.cast()) };
-                    (code != 0).then_some(Outcome::StoppedByReduce { job, code })
-                }
-                JobEnd::Stop => {
-                    // SAFETY: as above; the stopping job's result is still reduced.
-                    unsafe { (r.reduce)(r.ctx, job as usize, result.cast()) };
-                    Some(Outcome::StoppedByJob(job))
-                }
-                end => Some(Outcome::JobFailed { job, end }),
-            };
-            if let Some(outcome) = stop {
+            // The slot is the finished job's: no worker touches it until it is freed below.
+            if let Some(outcome) = job_ended(Some(r), job, end, result) {
                 h.limit.fetch_min(job + 1, Ordering::SeqCst);
                 wake_slot_waiters(ctl);
                 return Some(outcome);

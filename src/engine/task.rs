@@ -1,5 +1,5 @@
 //! What a map or region asks of its workers (the task every worker reads) and the callbacks'
-//! types: shared by the launch (map.rs), the workers (worker.rs) and the backends.
+//! types: shared by the launch (launch.rs), the workers (worker.rs) and the backends.
 
 use crate::engine::region::RegionFn;
 use std::ffi::{c_int, c_void};

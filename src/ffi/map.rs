@@ -1,9 +1,11 @@
-//! `sm_map`.
+//! `sm_map` and `sm_map_ex`, and the launch that `sm_parallel` shares with them.
 
 use super::call_status;
 use super::pool::check_pool;
 use super::types::{sm_map_opts, sm_pool, sm_reduce_fn, sm_work_fn};
-use crate::engine::map::{self, MapOptions, MapRequest};
+use crate::engine;
+use crate::engine::launch::{Launch, LaunchOptions, Work};
+use crate::engine::pool::Pool;
 use crate::last_error;
 use crate::status::{sm_status, Error, Result};
 use std::ffi::c_void;
@@ -39,7 +41,7 @@ pub extern "C" fn sm_map(
             reduce,
             result_size,
             ctx,
-            MapOptions::default(),
+            LaunchOptions::default(),
         )
     })
 }
@@ -88,20 +90,35 @@ fn run(
     reduce: sm_reduce_fn,
     result_size: usize,
     ctx: *mut c_void,
-    options: MapOptions,
+    options: LaunchOptions,
 ) -> Result<sm_status> {
     let pool = check_pool(pool, call)?;
     let work = work.ok_or_else(|| Error::invalid(format!("{call}: work is NULL")))?;
-    let request = MapRequest {
-        call,
+    let work = Work::Jobs {
         njobs,
         work,
         reduce,
         result_size,
+    };
+    launch(call, pool, work, ctx, options)
+}
+
+/// Launches a map or region on `pool` for the export `call`; a stop's message goes to
+/// `sm_last_error()` with its SM_STOPPED.
+pub(super) fn launch(
+    call: &str,
+    pool: &Pool,
+    work: Work,
+    ctx: *mut c_void,
+    options: LaunchOptions,
+) -> Result<sm_status> {
+    let request = Launch {
+        call,
+        work,
         ctx,
         options,
     };
-    let (status, note) = map::run(pool, &request)?;
+    let (status, note) = engine::launch::launch(pool, &request)?;
     if let Some(note) = note {
         last_error::set(status, &note);
     }
@@ -111,9 +128,9 @@ fn run(
 /// Reads the caller's options, as many bytes of them as its `size` says (a caller built against
 /// an older, shorter struct gets zero for the fields it does not know). `call` names the export
 /// in messages.
-pub(super) fn read_options(opts: *const sm_map_opts, call: &str) -> Result<MapOptions> {
+pub(super) fn read_options(opts: *const sm_map_opts, call: &str) -> Result<LaunchOptions> {
     if opts.is_null() {
-        return Ok(MapOptions::default());
+        return Ok(LaunchOptions::default());
     }
     // SAFETY: opts points to at least a size_t: the struct's first field (the caller's contract).
     let size = unsafe { std::ptr::read_unaligned(opts as *const usize) };
@@ -146,7 +163,7 @@ pub(super) fn read_options(opts: *const sm_map_opts, call: &str) -> Result<MapOp
         opts.inner_threads,
         &format!("{call}: opts->inner_threads"),
     )?;
-    Ok(MapOptions {
+    Ok(LaunchOptions {
         chunk: opts.chunk as u64,
         worker_init: opts.worker_init,
         worker_fini: opts.worker_fini,

@@ -1,15 +1,14 @@
 //! `sm_parallel` and what its region calls: `sm_for_next`, `sm_barrier`, `sm_single`,
 //! `sm_master`, `sm_num_workers`.
 
-use super::map::read_options;
+use super::map::{launch, read_options};
 use super::pool::check_pool;
 use super::sections::pool_identity;
 use super::types::{sm_map_opts, sm_pool, sm_region_fn, sm_schedule, sm_schedule_arg};
 use super::{call, call_status};
 use crate::engine::control::{JobEnd, Misuse};
-use crate::engine::map::{self, MapOptions};
+use crate::engine::launch::{LaunchOptions, Work};
 use crate::engine::region::{self, BarrierError, LoopSpec, Schedule};
-use crate::last_error;
 use crate::status::{sm_status, Error, Status};
 use std::ffi::{c_int, c_void};
 
@@ -41,7 +40,7 @@ pub extern "C" fn sm_parallel(
     region: sm_region_fn,
     ctx: *mut c_void,
 ) -> sm_status {
-    call_status(|| run_region("sm_parallel", pool, region, ctx, MapOptions::default()))
+    call_status(|| run_region("sm_parallel", pool, region, ctx, LaunchOptions::default()))
 }
 
 /// `sm_parallel` with the per-worker options of `sm_map_ex` (`opts` may be NULL: then exactly
@@ -89,15 +88,11 @@ fn run_region(
     pool: *mut sm_pool,
     region: sm_region_fn,
     ctx: *mut c_void,
-    options: MapOptions,
+    options: LaunchOptions,
 ) -> crate::status::Result<Status> {
     let pool = check_pool(pool, call)?;
     let region = region.ok_or_else(|| Error::invalid(format!("{call}: region is NULL")))?;
-    let (status, note) = map::run_region(call, pool, region, ctx, &options)?;
-    if let Some(note) = note {
-        last_error::set(status, &note);
-    }
-    Ok(status)
+    launch(call, pool, Work::Region(region), ctx, options)
 }
 
 /// The work-shared loop over [start, end) in a region: every worker calls

@@ -22,7 +22,7 @@ pub const SM_MAX_RESULT_SIZE: u64 = 4_294_967_296;
 // The header's limits are the engine's.
 const _: () = assert!(SM_MAX_WORKERS == crate::config::MAX_WORKERS);
 const _: () = assert!(SM_MAX_JOBS == crate::engine::control::MAX_JOBS);
-const _: () = assert!(SM_MAX_RESULT_SIZE == crate::engine::map::MAX_RESULT_SIZE as u64);
+const _: () = assert!(SM_MAX_RESULT_SIZE == crate::engine::launch::MAX_RESULT_SIZE as u64);
 
 /// Every `result` and `wresult` pointer sharedmem hands to a callback (and `sm_worker_local()`)
 /// is aligned to at least this many bytes, `alignof(max_align_t)` on x86_64 and aarch64 Linux,

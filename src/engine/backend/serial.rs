@@ -6,7 +6,7 @@ use crate::engine::control::{JobEnd, NO_JOB, RESULT_ALIGN};
 use crate::engine::frame::{with_current, Frame};
 use crate::engine::outcome::Outcome;
 use crate::engine::sections::{finish_hook, finish_job};
-use crate::engine::supervise::{CallerDuties, WorkerHooks};
+use crate::engine::supervise::{job_ended, CallerDuties, WorkerHooks};
 use crate::engine::task::{Body, Task};
 use crate::status::{Error, Result};
 use std::alloc::Layout;
@@ -123,24 +123,8 @@ fn run_jobs(
         if matches!(end, JobEnd::Done | JobEnd::Stop) {
             *completed += 1;
         }
-        match end {
-            JobEnd::Done => {
-                if let Some(r) = reducer {
-                    // SAFETY: the caller's reduce function with this job's result.
-                    let code = unsafe { (r.reduce)(r.ctx, job as usize, buffer.cast()) };
-                    if code != 0 {
-                        return Ok(Outcome::StoppedByReduce { job, code });
-                    }
-                }
-            }
-            JobEnd::Stop => {
-                if let Some(r) = reducer {
-                    // SAFETY: as above; the stopping job is still reduced.
-                    unsafe { (r.reduce)(r.ctx, job as usize, buffer.cast()) };
-                }
-                return Ok(Outcome::StoppedByJob(job));
-            }
-            end => return Ok(Outcome::JobFailed { job, end }),
+        if let Some(outcome) = job_ended(reducer, job, end, buffer) {
+            return Ok(outcome);
         }
     }
     Ok(Outcome::Completed)
