@@ -8,7 +8,7 @@ static DEBUG_ENV: AtomicU8 = AtomicU8::new(ENV_UNREAD);
 const ENV_UNREAD: u8 = 0;
 
 /// The largest pool we agree to create: a guard against forking INT_MAX processes by mistake.
-pub(crate) const MAX_WORKERS: i32 = 4096;
+pub(crate) const MAX_WORKERS: i32 = crate::abi::SM_MAX_WORKERS;
 
 /// Turns debug mode on or off for every later map (`sm_set_debug`).
 pub fn set_debug(on: bool) {

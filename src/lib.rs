@@ -5,7 +5,7 @@
 //! - [`ffi`]: the C API (and `include/sharedmem.h`, generated from it): argument checks,
 //!   conversions, the panic boundary;
 //! - [`engine`]: pools ([`engine::pool`]), one map or region from start to outcome
-//!   ([`engine::map`]), its shared control block ([`engine::control`]), the workers' loop
+//!   ([`engine::launch`], [`engine::report`]), its shared control block ([`engine::control`]), the workers' loop
 //!   ([`engine::worker`]) and the caller's side ([`engine::supervise`]), critical and ordered
 //!   sections ([`engine::sections`]), regions ([`engine::region`]), the three ways of running
 //!   workers ([`engine::backend`]), OpenMP/BLAS thread counts in jobs ([`engine::inner`]);
@@ -13,10 +13,12 @@
 //!   signals, helper threads, the loaded OpenMP and BLAS libraries).
 //!
 //! Beside them: [`sort`] (the parallel argsort), [`fromfile`] (parallel file reading), and
-//! [`config`], [`status`], [`last_error`] (settings, status codes and messages).
+//! [`config`], [`status`], [`last_error`] (settings, status codes and messages). Below them all:
+//! [`abi`], the header's types and constants, each defined once.
 //!
 //! docs/DESIGN.md describes the layers; src/engine/README.md the protocols that cross processes.
 
+pub mod abi;
 pub(crate) mod config;
 pub(crate) mod engine;
 pub mod ffi;
@@ -26,6 +28,7 @@ pub(crate) mod sort;
 pub(crate) mod sys;
 pub mod status;
 
+pub use abi::*;
 pub use ffi::diagnostics::*;
 pub use ffi::file::*;
 pub use ffi::map::*;
@@ -34,5 +37,3 @@ pub use ffi::pool::*;
 pub use ffi::region::*;
 pub use ffi::sections::*;
 pub use ffi::sort::*;
-pub use ffi::types::*;
-pub use status::sm_status;

@@ -1,36 +1,9 @@
-//! Status codes returned through the C API, and the error type the engine passes around.
+//! The status codes (`sm_status`, defined with the header's other types in abi.rs): what each
+//! means in words, and the error type every layer passes around.
 
 use std::fmt;
 
-/// Result of a sharedmem call. `SM_OK` is zero; every other value is a reason the call did not
-/// complete as asked, with details in `sm_last_error()`.
-#[allow(non_camel_case_types)]
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum sm_status {
-    /// Success.
-    SM_OK = 0,
-    /// The map stopped early because a job returned SM_STOP or reduce returned nonzero.
-    SM_STOPPED = 1,
-    /// An argument was invalid (NULL pool or callback, a value out of range, a size overflow).
-    SM_ERR_INVALID = 2,
-    /// Memory (or a process, for the process backend) could not be allocated.
-    SM_ERR_NOMEM = 3,
-    /// A job returned an error value; the message names the job and the value.
-    SM_ERR_JOB = 4,
-    /// A worker process died (signal or exit); the message names the job, pid and cause.
-    SM_ERR_WORKER_DIED = 5,
-    /// The map was interrupted by a signal (SIGINT, SIGTERM, ...); all workers were reaped.
-    SM_ERR_INTERRUPTED = 6,
-    /// A call made in the wrong state: critical/ordered misuse, or a call outside a map.
-    SM_ERR_STATE = 7,
-    /// An input/output error.
-    SM_ERR_IO = 8,
-    /// An internal error (a Rust panic) was caught at the C boundary.
-    SM_ERR_PANIC = 9,
-}
-
-pub use sm_status as Status;
+pub use crate::abi::sm_status as Status;
 
 impl Status {
     /// Every status, in numeric order.

@@ -78,6 +78,22 @@ fn sys_imports_only_sys_and_status() {
 }
 
 #[test]
+fn the_c_types_and_statuses_are_at_the_bottom() {
+    let abi = violations(&[src().join("abi.rs")], &|_| false);
+    assert!(
+        abi.is_empty(),
+        "src/abi.rs (the header's types, used by every layer) imports nothing of the crate:\n{}",
+        abi.join("\n")
+    );
+    let status = violations(&[src().join("status.rs")], &|dep| dep == "abi");
+    assert!(
+        status.is_empty(),
+        "src/status.rs imports only abi:\n{}",
+        status.join("\n")
+    );
+}
+
+#[test]
 fn only_the_c_boundary_imports_it() {
     let files: Vec<PathBuf> = rust_files(&src())
         .into_iter()
@@ -106,6 +122,7 @@ fn the_reader_sees_grouped_and_inline_paths() {
 #[test]
 fn the_layers_are_folders() {
     for path in [
+        "abi.rs",
         "ffi/mod.rs",
         "engine/mod.rs",
         "engine/backend/process.rs",

@@ -30,11 +30,11 @@ pub(crate) const STAGE_FINISHING: u32 = 2;
 
 /// Every result and per-worker result handed to a callback is aligned to this (`SM_RESULT_ALIGN`,
 /// `alignof(max_align_t)` on the supported platforms): programs cast them to structs.
-pub(crate) const RESULT_ALIGN: usize = 16;
+pub(crate) const RESULT_ALIGN: usize = crate::abi::SM_RESULT_ALIGN;
 const _: () = assert!(std::mem::align_of::<libc::max_align_t>() <= RESULT_ALIGN);
 
 /// The largest `njobs` a map accepts (and trip count a work-shared loop accepts).
-pub(crate) const MAX_JOBS: u64 = 1 << 62;
+pub(crate) const MAX_JOBS: u64 = crate::abi::SM_MAX_JOBS;
 
 /// Claims the next items of a counter that hands out `[0, end)`: `size(remaining)` of them (at
 /// least one), or None once everything is claimed. The counter never moves past `end`, so no

@@ -11,11 +11,10 @@ use crate::engine::frame::{self, with_current};
 use crate::engine::inner::{Plan, Workers};
 use crate::engine::outcome::Outcome;
 use crate::engine::pool::{Backend, Pool};
-use crate::engine::progress::{Progress, ProgressFn};
-use crate::engine::region::RegionFn;
+use crate::engine::progress::Progress;
 use crate::engine::report::{self, Ran};
 use crate::engine::supervise::{with_hook_failures, CallerDuties, Reducer, WorkerHooks};
-use crate::engine::task::{Body, JobFn, Task, WorkerFiniFn, WorkerInitFn};
+use crate::engine::task::{Body, JobFn, ProgressFn, RegionFn, Task, WorkerFiniFn, WorkerInitFn};
 use crate::status::{Error, Result, Status};
 use crate::sys::interrupt::InterruptWatch;
 use std::ffi::c_void;
@@ -63,7 +62,7 @@ pub struct LaunchOptions {
 
 /// The largest result and per-worker result, in bytes: one limit for every backend, so that a size
 /// is refused (SM_ERR_INVALID) or tried (and then maybe SM_ERR_NOMEM) the same way on each.
-pub(crate) const MAX_RESULT_SIZE: usize = 1 << 32;
+pub(crate) const MAX_RESULT_SIZE: usize = crate::abi::SM_MAX_RESULT_SIZE as usize;
 
 /// Runs the launch. Ok carries SM_OK or SM_STOPPED (with a message for the latter); every failure
 /// is an Err. Every message starts with `launch.call`.

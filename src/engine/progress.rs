@@ -2,13 +2,11 @@
 //! callback (`sm_map_opts.progress`) and, with `SM_PROGRESS=1` in the environment, a bar on stderr
 //! when stderr is a terminal and the map has run for more than a second.
 
+use crate::engine::task::ProgressFn;
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::io::Write;
 use std::time::{Duration, Instant};
-
-/// `sm_progress_fn`: `void (*)(void *ctx, size_t done, size_t total)`.
-pub type ProgressFn = unsafe extern "C" fn(*mut c_void, usize, usize);
 
 /// How often the callback and the bar are updated at most.
 const INTERVAL: Duration = Duration::from_millis(100);

@@ -13,16 +13,12 @@
 
 use crate::engine::control::{claim, Control, JobEnd, Misuse, LOOP_SLOTS, NO_JOB};
 use crate::engine::frame::{with_current, CriticalState, Frame, OrderedState};
-use crate::engine::task::Task;
+use crate::engine::task::{RegionFn, Task};
 use crate::status::{Error, Result};
 use crate::sys::futex;
 use std::cell::Cell;
-use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-
-/// `sm_region_fn`: `int (*)(void *ctx)`.
-pub type RegionFn = unsafe extern "C" fn(*mut c_void) -> c_int;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Schedule {

@@ -5,16 +5,13 @@
 //! once every other worker's ordered position is at or past `j`; positions only grow, and each
 //! worker moves its own when a job leaves its ordered section or finishes. See engine/README.md, "Critical" and "Ordered".
 
+use crate::abi::SM_STOP;
 use crate::engine::control::{Control, HookFailure, JobEnd};
 use crate::engine::frame::{with_current, CriticalState, Frame, OrderedState};
 use crate::status::{Error, Result};
 use crate::sys::futex;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// What a job returns to stop the map (C: `SM_STOP`, "STOP" in ASCII; ffi/types.rs checks that
-/// the two agree).
-pub(crate) const STOP_CODE: std::ffi::c_int = 0x5354_4f50;
 
 /// How long a job spins for its ordered turn before sleeping: the previous job usually hands
 /// over within a microsecond, and a futex sleep/wake costs tens.
@@ -187,7 +184,7 @@ fn leave_ordered(frame: &Frame) {
 pub fn finish_job(frame: &Frame, code: i32) -> JobEnd {
     let mut end = match code {
         0 => JobEnd::Done,
-        STOP_CODE => JobEnd::Stop,
+        SM_STOP => JobEnd::Stop,
         c => JobEnd::Error(c),
     };
     if frame.critical.get() != CriticalState::NotHeld {

@@ -1,16 +1,30 @@
 //! What a map or region asks of its workers (the task every worker reads) and the callbacks'
 //! types: shared by the launch (launch.rs), the workers (worker.rs) and the backends.
 
-use crate::engine::region::RegionFn;
-use std::ffi::{c_int, c_void};
+use crate::abi;
+use std::ffi::c_void;
 
-/// `sm_work_fn` / `sm_reduce_fn`: `int (*)(void *ctx, size_t job, void *result)`.
-pub type JobFn = unsafe extern "C" fn(*mut c_void, usize, *mut c_void) -> c_int;
+/// The function inside one of the header's nullable callback types (`Option<fn>`): the engine
+/// holds callbacks that are known to be there. Through it, each callback type is defined once, in
+/// abi.rs, as the header has it.
+pub trait Callback {
+    type Fn: Copy;
+}
 
+impl<F: Copy> Callback for Option<F> {
+    type Fn = F;
+}
+
+/// `sm_work_fn` (and `sm_reduce_fn`, the same type): `int (*)(void *ctx, size_t job, void *result)`.
+pub type JobFn = <abi::sm_work_fn as Callback>::Fn;
 /// `sm_worker_init_fn`: `int (*)(void *ctx, int worker)`.
-pub type WorkerInitFn = unsafe extern "C" fn(*mut c_void, c_int) -> c_int;
-/// `sm_worker_fini_fn` (also worker_reduce): `int (*)(void *ctx, int worker, void *wresult)`.
-pub type WorkerFiniFn = unsafe extern "C" fn(*mut c_void, c_int, *mut c_void) -> c_int;
+pub type WorkerInitFn = <abi::sm_worker_init_fn as Callback>::Fn;
+/// `sm_worker_fini_fn`: `int (*)(void *ctx, int worker, void *wresult)`; also worker_reduce's.
+pub type WorkerFiniFn = <abi::sm_worker_fini_fn as Callback>::Fn;
+/// `sm_region_fn`: `int (*)(void *ctx)`.
+pub type RegionFn = <abi::sm_region_fn as Callback>::Fn;
+/// `sm_progress_fn`: `void (*)(void *ctx, size_t done, size_t total)`.
+pub type ProgressFn = <abi::sm_progress_fn as Callback>::Fn;
 
 /// What the workers run: a map's jobs, or a parallel region (once per worker).
 #[derive(Clone, Copy)]

@@ -1,9 +1,10 @@
 //! `sm_last_error`, `sm_last_status`, `sm_status_str`, `sm_set_debug`.
 
-use super::types::sm_status_arg;
+use crate::abi::sm_status;
+use crate::abi::sm_status_arg;
 use crate::config;
 use crate::last_error;
-use crate::status::{sm_status, Status};
+use crate::status::Status;
 use std::ffi::{c_char, c_int};
 
 /// The message of the last failure on the calling thread ("" if none yet). Valid until the next

@@ -2,7 +2,7 @@
 
 use super::call;
 use super::pool::check_pool;
-use super::types::sm_pool;
+use super::pool::sm_pool;
 use crate::config;
 use crate::engine::frame;
 use crate::fromfile;

@@ -2,12 +2,14 @@
 
 use super::call_status;
 use super::pool::check_pool;
-use super::types::{sm_map_opts, sm_pool, sm_reduce_fn, sm_work_fn};
+use super::pool::sm_pool;
+use crate::abi::sm_status;
+use crate::abi::{sm_map_opts, sm_reduce_fn, sm_work_fn};
 use crate::engine;
 use crate::engine::launch::{Launch, LaunchOptions, Work};
 use crate::engine::pool::Pool;
 use crate::last_error;
-use crate::status::{sm_status, Error, Result};
+use crate::status::{Error, Result};
 use std::ffi::c_void;
 
 /// Runs `work(ctx, job, result)` once for every job in [0, njobs) on the pool's workers, handing

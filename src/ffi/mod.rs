@@ -7,7 +7,6 @@
 //! for the rest (that a non-NULL array has the length given).
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
-pub mod types;
 pub mod pool;
 pub mod map;
 pub mod sections;

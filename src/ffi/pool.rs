@@ -1,7 +1,7 @@
 //! `sm_pool_new`, `sm_pool_free`, `sm_pool_nworkers`.
 
 use super::call;
-use super::types::{sm_backend, sm_backend_arg, sm_pool};
+use crate::abi::{sm_backend, sm_backend_arg};
 use crate::engine::frame;
 use crate::engine::pool::{Backend, Pool};
 use crate::status::{Error, Result};
@@ -14,6 +14,12 @@ static LIVE_POOLS: ForkSafeMutex<Vec<usize>> = ForkSafeMutex::new(Vec::new());
 
 fn live_pools() -> ForkSafeGuard<'static, Vec<usize>> {
     LIVE_POOLS.lock()
+}
+
+/// A pool of workers. Opaque: create with `sm_pool_new`, release with `sm_pool_free`.
+#[allow(non_camel_case_types)]
+pub struct sm_pool {
+    pub(crate) pool: Pool,
 }
 
 /// Turns a pool pointer from C into a reference, refusing NULL and pointers that are not live pools.

@@ -3,20 +3,18 @@
 
 use super::map::{launch, read_options};
 use super::pool::check_pool;
+use super::pool::sm_pool;
 use super::sections::pool_identity;
-use super::types::{sm_map_opts, sm_pool, sm_region_fn, sm_schedule, sm_schedule_arg};
 use super::{call, call_status};
+use crate::abi::sm_status;
+use crate::abi::{
+    sm_map_opts, sm_region_fn, sm_schedule, sm_schedule_arg, SM_FOR_NOWAIT, SM_FOR_ORDERED,
+};
 use crate::engine::control::{JobEnd, Misuse};
 use crate::engine::launch::{LaunchOptions, Work};
 use crate::engine::region::{self, BarrierError, LoopSpec, Schedule};
-use crate::status::{sm_status, Error, Status};
+use crate::status::{Error, Status};
 use std::ffi::{c_int, c_void};
-
-/// `sm_for_next` flag: the loop has an ordered section (`sm_ordered_enter`/`sm_ordered_leave`
-/// around part of each iteration's body), run in iteration order.
-pub const SM_FOR_ORDERED: c_int = 1;
-/// `sm_for_next` flag: no barrier at the end of the loop (a worker done with its chunks goes on).
-pub const SM_FOR_NOWAIT: c_int = 2;
 
 /// Runs a parallel region: every worker of the pool runs `region(ctx)` once, at the same time,
 /// and the call returns when all have returned. Inside, `sm_worker_id()` is the worker's rank

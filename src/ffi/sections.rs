@@ -1,10 +1,11 @@
 //! `sm_critical_*`, `sm_ordered_*`, `sm_worker_id` and `sm_worker_local`: what jobs call.
 
 use super::call_status;
-use super::types::sm_pool;
+use super::pool::sm_pool;
+use crate::abi::sm_status;
 use crate::engine::frame;
 use crate::engine::sections;
-use crate::status::{sm_status, Error, Result, Status};
+use crate::status::{Error, Result, Status};
 use std::ffi::{c_int, c_void};
 
 pub(crate) fn pool_identity(pool: *mut sm_pool, call: &str) -> Result<usize> {

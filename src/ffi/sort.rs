@@ -2,10 +2,12 @@
 
 use super::call_status;
 use super::pool::check_pool;
-use super::types::{sm_dtype, sm_dtype_arg, sm_pool};
+use super::pool::sm_pool;
+use crate::abi::sm_status;
+use crate::abi::{sm_dtype, sm_dtype_arg};
 use crate::config;
 use crate::sort::{self, Dtype};
-use crate::status::{sm_status, Error, Result, Status};
+use crate::status::{Error, Result, Status};
 use std::ffi::{c_int, c_void};
 
 fn dtype_from(raw: sm_dtype_arg) -> Result<Dtype> {

@@ -1,11 +1,13 @@
-//! Types that appear in the C header.
+//! The types and constants of the C header (`include/sharedmem.h`), each defined once: the C
+//! boundary (`ffi`) takes and returns them, the engine works with them (its callback types and
+//! limits are these), so this module sits below both and imports nothing of the crate. The one C
+//! type defined elsewhere is the opaque `sm_pool` (ffi/pool.rs), which holds an engine pool.
 
 use std::ffi::{c_int, c_void};
 
 /// A `work()` return value that asks the map to stop early. It is not an error: jobs before it
 /// (and it) are reduced, and `sm_map` returns `SM_STOPPED`. (The value spells "STOP" in ASCII.)
 pub const SM_STOP: c_int = 0x5354_4f50;
-const _: () = assert!(SM_STOP == crate::engine::sections::STOP_CODE);
 
 /// The most workers a pool may have: `sm_pool_new` refuses more with SM_ERR_INVALID.
 pub const SM_MAX_WORKERS: c_int = 4096;
@@ -19,16 +21,10 @@ pub const SM_MAX_JOBS: u64 = 4_611_686_018_427_387_904;
 /// allocated is SM_ERR_NOMEM. (Return bigger data through `sm_empty` memory.)
 pub const SM_MAX_RESULT_SIZE: u64 = 4_294_967_296;
 
-// The header's limits are the engine's.
-const _: () = assert!(SM_MAX_WORKERS == crate::config::MAX_WORKERS);
-const _: () = assert!(SM_MAX_JOBS == crate::engine::control::MAX_JOBS);
-const _: () = assert!(SM_MAX_RESULT_SIZE == crate::engine::launch::MAX_RESULT_SIZE as u64);
-
 /// Every `result` and `wresult` pointer sharedmem hands to a callback (and `sm_worker_local()`)
 /// is aligned to at least this many bytes, `alignof(max_align_t)` on x86_64 and aarch64 Linux,
 /// whatever `result_size` / `wresult_size` is: cast it to a struct of yours freely.
 pub const SM_RESULT_ALIGN: usize = 16;
-const _: () = assert!(SM_RESULT_ALIGN == crate::engine::control::RESULT_ALIGN);
 
 /// Which kind of workers a pool uses.
 #[allow(non_camel_case_types)]
@@ -61,6 +57,12 @@ pub enum sm_schedule {
     /// (`schedule(guided, chunk)`).
     SM_SCHEDULE_GUIDED = 2,
 }
+
+/// `sm_for_next` flag: the loop has an ordered section (`sm_ordered_enter`/`sm_ordered_leave`
+/// around part of each iteration's body), run in iteration order.
+pub const SM_FOR_ORDERED: c_int = 1;
+/// `sm_for_next` flag: no barrier at the end of the loop (a worker done with its chunks goes on).
+pub const SM_FOR_NOWAIT: c_int = 2;
 
 /// How an `sm_schedule` argument arrives; named `sm_schedule` in the header.
 #[allow(non_camel_case_types)]
@@ -109,12 +111,6 @@ pub type sm_backend_arg = c_int;
 /// How an `sm_status` argument arrives; named `sm_status` in the header.
 #[allow(non_camel_case_types)]
 pub type sm_status_arg = c_int;
-
-/// A pool of workers. Opaque: create with `sm_pool_new`, release with `sm_pool_free`.
-#[allow(non_camel_case_types)]
-pub struct sm_pool {
-    pub(crate) pool: crate::engine::pool::Pool,
-}
 
 /// A job: `work(ctx, job, result)` for `job` in [0, njobs). `result` points to `result_size` zeroed
 /// bytes the job may fill, aligned to `SM_RESULT_ALIGN` (NULL when result_size is 0). Return 0 on
@@ -180,3 +176,31 @@ pub type sm_progress_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, done: us
 #[allow(non_camel_case_types)]
 pub type sm_reduce_fn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int>;
+
+/// Result of a sharedmem call. `SM_OK` is zero; every other value is a reason the call did not
+/// complete as asked, with details in `sm_last_error()`.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum sm_status {
+    /// Success.
+    SM_OK = 0,
+    /// The map stopped early because a job returned SM_STOP or reduce returned nonzero.
+    SM_STOPPED = 1,
+    /// An argument was invalid (NULL pool or callback, a value out of range, a size overflow).
+    SM_ERR_INVALID = 2,
+    /// Memory (or a process, for the process backend) could not be allocated.
+    SM_ERR_NOMEM = 3,
+    /// A job returned an error value; the message names the job and the value.
+    SM_ERR_JOB = 4,
+    /// A worker process died (signal or exit); the message names the job, pid and cause.
+    SM_ERR_WORKER_DIED = 5,
+    /// The map was interrupted by a signal (SIGINT, SIGTERM, ...); all workers were reaped.
+    SM_ERR_INTERRUPTED = 6,
+    /// A call made in the wrong state: critical/ordered misuse, or a call outside a map.
+    SM_ERR_STATE = 7,
+    /// An input/output error.
+    SM_ERR_IO = 8,
+    /// An internal error (a Rust panic) was caught at the C boundary.
+    SM_ERR_PANIC = 9,
+}
