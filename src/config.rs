@@ -1,5 +1,6 @@
 //! Process-wide settings: the default worker count and debug (serial) mode.
 
+use crate::status::{Error, Result};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU8, Ordering};
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
@@ -46,7 +47,7 @@ pub fn verbose() -> bool {
 
 /// `SM_INNER_THREADS`, the process-wide default of `inner_threads` (0 when unset or empty), read
 /// at the first map. A value that is not -1, 0 or a positive count fails every map that uses it.
-pub fn inner_threads() -> crate::status::Result<i32> {
+pub fn inner_threads() -> Result<i32> {
     const UNREAD: i64 = i64::MIN;
     const BAD: i64 = i64::MIN + 1;
     static INNER: AtomicI64 = AtomicI64::new(UNREAD);
@@ -66,7 +67,7 @@ pub fn inner_threads() -> crate::status::Result<i32> {
         INNER.store(v, Ordering::Relaxed);
     }
     if v == BAD {
-        return Err(crate::status::Error::invalid(format!(
+        return Err(Error::invalid(format!(
             "SM_INNER_THREADS={:?}: use -1 (leave OpenMP and BLAS thread counts alone), 0 (at most \
              cpus / workers) or a thread count >= 1",
             env("SM_INNER_THREADS").unwrap_or_default()

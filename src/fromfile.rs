@@ -76,9 +76,8 @@ pub fn fromfile(
         *count
     };
     let bytes = n * itemsize;
-    let memory = shm::allocate(n, itemsize).map_err(|e| {
-        crate::status::Error::new(e.status, format!("sm_fromfile: '{shown}': {}", e.message))
-    })?;
+    let memory = shm::allocate(n, itemsize)
+        .map_err(|e| Error::new(e.status, format!("sm_fromfile: '{shown}': {}", e.message)))?;
     if let Err(e) = read_parallel(&file, offset as u64, memory, bytes, threads, &shown) {
         shm::release(memory).expect("memory from shm::allocate above");
         return Err(e);

@@ -13,7 +13,7 @@
 //! - With a reduce callback, results go through a ring of `window` slots: job `j` writes slot
 //!   `j % window` once the caller has reduced job `j - window` (bounded memory whatever `njobs`).
 
-use crate::status::Result;
+use crate::status::{Error, Result};
 use crate::sys::futex;
 use crate::sys::shm::SharedMapping;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
@@ -435,7 +435,7 @@ impl Control {
         spare: Option<SharedMapping>,
     ) -> Result<Control> {
         let too_big = || {
-            crate::status::Error::nomem(format!(
+            Error::nomem(format!(
                 "result_size {result_size} is too large to allocate result buffers for {nworkers} workers"
             ))
         };
@@ -468,15 +468,12 @@ impl Control {
             round_up(slot_state_offset + 4 * window as usize, 8).ok_or_else(too_big)?;
         let wresult_offset =
             round_up(slot_end_offset + 8 * window as usize, 64).ok_or_else(too_big)?;
-        let wresult_stride = round_up(wresult_size, 64).ok_or_else(|| {
-            crate::status::Error::nomem(format!("wresult_size {wresult_size} is too large"))
-        })?;
+        let wresult_stride = round_up(wresult_size, 64)
+            .ok_or_else(|| Error::nomem(format!("wresult_size {wresult_size} is too large")))?;
         let data_offset = wresult_stride
             .checked_mul(nworkers)
             .and_then(|b| b.checked_add(wresult_offset))
-            .ok_or_else(|| {
-                crate::status::Error::nomem(format!("wresult_size {wresult_size} is too large"))
-            })?;
+            .ok_or_else(|| Error::nomem(format!("wresult_size {wresult_size} is too large")))?;
         let total = stride
             .checked_mul(buffers)
             .and_then(|b| b.checked_add(data_offset))
@@ -493,7 +490,7 @@ impl Control {
                 r
             }
             _ => SharedMapping::new(total).map_err(|e| {
-                crate::status::Error::nomem(format!(
+                Error::nomem(format!(
                     "sm_map: cannot allocate the map's control block ({} bytes with result_size \
                      {result_size}): {}",
                     total, e.message

@@ -6,6 +6,7 @@
 //! that forked, so no lock or allocation is involved.
 
 use crate::engine::control::Control;
+use crate::engine::region::TeamFrame;
 use std::cell::Cell;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +37,7 @@ pub struct Frame {
     pub critical: Cell<CriticalState>,
     pub ordered: Cell<OrderedState>,
     /// Set when this frame runs a parallel region (`sm_parallel`) rather than a map's jobs.
-    pub team: Option<crate::engine::region::TeamFrame>,
+    pub team: Option<TeamFrame>,
     /// This worker's per-worker result in the map or region this frame runs (`sm_worker_local`);
     /// null when it has none. Never inherited from a parent: a nested map has its own or none.
     pub wresult: *mut u8,
@@ -72,7 +73,7 @@ impl Frame {
         worker: i32,
         pool: usize,
         parent: *const Frame,
-        team: crate::engine::region::TeamFrame,
+        team: TeamFrame,
     ) -> Frame {
         Frame {
             team: Some(team),

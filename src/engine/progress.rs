@@ -2,6 +2,7 @@
 //! callback (`sm_map_opts.progress`) and, with `SM_PROGRESS=1` in the environment, a bar on stderr
 //! when stderr is a terminal and the map has run for more than a second.
 
+use crate::config::env_flag;
 use crate::engine::task::ProgressFn;
 use std::cell::Cell;
 use std::ffi::c_void;
@@ -27,7 +28,7 @@ pub struct Progress {
 impl Progress {
     /// None when there is nothing to report to: no callback, and no bar asked for (or no terminal).
     pub fn new(callback: Option<ProgressFn>, ctx: *mut c_void, total: u64) -> Option<Progress> {
-        let bar = crate::config::env_flag("SM_PROGRESS") && stderr_is_terminal();
+        let bar = env_flag("SM_PROGRESS") && stderr_is_terminal();
         if callback.is_none() && !bar {
             return None;
         }

@@ -13,9 +13,12 @@
 
 use crate::engine::control::{claim, Control, JobEnd, Misuse, LOOP_SLOTS, NO_JOB};
 use crate::engine::frame::{with_current, CriticalState, Frame, OrderedState};
+use crate::engine::sections::{finish_job, publish_ordered_pos};
 use crate::engine::task::{RegionFn, Task};
+use crate::status::Status;
 use crate::status::{Error, Result};
 use crate::sys::futex;
+use crate::sys::interrupt::caught_since;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -137,7 +140,7 @@ pub fn run_member(ctl: &Control, task: &Task, region: RegionFn, w: usize, starte
     if started {
         // SAFETY: the caller's region function, called as the API documents.
         let code = frame.run_job(w as u64, || unsafe { region(task.ctx) });
-        let end = crate::engine::sections::finish_job(&frame, code);
+        let end = finish_job(&frame, code);
         if end != JobEnd::Done {
             fail(&frame, end);
         }
@@ -154,7 +157,7 @@ pub fn run_alone(task: &Task, region: RegionFn, worker: i32, wresult: *mut u8) -
         .with_wresult(wresult);
     // SAFETY: the caller's region function, called as the API documents.
     let code = frame.run_job(0, || unsafe { region(task.ctx) });
-    let end = crate::engine::sections::finish_job(&frame, code);
+    let end = finish_job(&frame, code);
     let team = frame.team.as_ref().expect("a region frame");
     team.failure.get().unwrap_or(end)
 }
@@ -193,7 +196,7 @@ fn stopped(ctl: &Control) -> bool {
         return true;
     }
     if let Some(baseline) = ctl.interrupt_baseline {
-        if crate::sys::interrupt::caught_since(baseline) {
+        if caught_since(baseline) {
             ctl.header().limit.store(0, Ordering::SeqCst);
             ctl.wake_region_waiters();
             return true;
@@ -367,7 +370,7 @@ fn leave_region(ctl: &Control, frame: &Frame) {
         .store(team.dynamic_loops.get(), Ordering::SeqCst);
     record.left_region.store(1, Ordering::SeqCst);
     record.loop_seq.store(u64::MAX, Ordering::SeqCst);
-    crate::engine::sections::publish_ordered_pos(ctl, team.rank, NO_JOB);
+    publish_ordered_pos(ctl, team.rank, NO_JOB);
     let b = &ctl.header().barrier;
     let v = b.count.fetch_add(1 << 32, Ordering::SeqCst) + (1 << 32);
     if arrived(v) > 0 && arrived(v) + departed(v) == ctl.nworkers as u64 {
@@ -464,7 +467,7 @@ pub fn for_next(pool: usize, spec: LoopSpec) -> Result<Option<(u64, u64)>> {
 /// What a loop that ends because the region is stopping says (sm_for_next returns 0 with it).
 fn stopping() -> Error {
     Error::new(
-        crate::status::Status::SM_STOPPED,
+        Status::SM_STOPPED,
         "sm_for_next: the region is being stopped (another worker failed, or the call was \
          interrupted): return from the region",
     )
@@ -502,7 +505,7 @@ fn enter_loop(frame: &Frame, team: &TeamFrame, spec: LoopSpec) -> Result<Option<
     let record = ctl.worker(team.rank);
     record.ordered_pos.store(0, Ordering::SeqCst);
     record.loop_seq.store(seq + 1, Ordering::SeqCst);
-    crate::engine::sections::publish_ordered_pos(ctl, team.rank, 0);
+    publish_ordered_pos(ctl, team.rank, 0);
     Ok(Some(run))
 }
 
@@ -564,7 +567,7 @@ fn next_chunk(frame: &Frame, team: &TeamFrame, run: &mut LoopRun) -> Result<Opti
     let n = team.size as u64;
     let publish = |pos: u64| {
         if run.spec.ordered {
-            crate::engine::sections::publish_ordered_pos(ctl, team.rank, pos);
+            publish_ordered_pos(ctl, team.rank, pos);
         }
     };
     let chunk = match run.spec.schedule {
@@ -638,7 +641,7 @@ fn next_chunk_alone(run: &mut LoopRun, trip: u64) -> Option<(u64, u64)> {
 /// back, and unless `nowait` it waits for the team.
 fn end_loop(frame: &Frame, team: &TeamFrame, run: &LoopRun) {
     if let Some(ctl) = frame.control() {
-        crate::engine::sections::publish_ordered_pos(ctl, team.rank, NO_JOB);
+        publish_ordered_pos(ctl, team.rank, NO_JOB);
         finish_dynamic(ctl, run);
     }
     if !run.spec.nowait {
@@ -705,7 +708,7 @@ pub fn ordered_enter(frame: &Frame, team: &TeamFrame) -> Result<()> {
         h.ordered.used.store(1, Ordering::SeqCst);
         if !wait_until(ctl, &h.ordered.epoch, &h.ordered.waiters, turn) {
             return Err(Error::new(
-                crate::status::Status::SM_STOPPED,
+                Status::SM_STOPPED,
                 "sm_ordered_enter: the region is being stopped",
             ));
         }
@@ -720,7 +723,7 @@ pub fn ordered_leave(frame: &Frame, team: &TeamFrame) {
     frame.ordered.set(OrderedState::NotEntered);
     if let (Some(ctl), Some(run)) = (frame.control(), team.current.get()) {
         if run.ordered_entries == run.hi - run.lo {
-            crate::engine::sections::publish_ordered_pos(ctl, team.rank, run.hi);
+            publish_ordered_pos(ctl, team.rank, run.hi);
         }
     }
 }

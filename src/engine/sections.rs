@@ -8,6 +8,7 @@
 use crate::abi::SM_STOP;
 use crate::engine::control::{Control, HookFailure, JobEnd};
 use crate::engine::frame::{with_current, CriticalState, Frame, OrderedState};
+use crate::engine::region;
 use crate::status::{Error, Result};
 use crate::sys::futex;
 use std::sync::atomic::Ordering;
@@ -120,7 +121,7 @@ pub fn ordered_enter(pool: usize) -> Result<()> {
                     team.rank
                 )));
             }
-            return crate::engine::region::ordered_enter(frame, team);
+            return region::ordered_enter(frame, team);
         }
         match frame.ordered.get() {
             OrderedState::NotEntered => {}
@@ -170,7 +171,7 @@ pub fn ordered_leave(pool: usize) -> Result<()> {
 
 fn leave_ordered(frame: &Frame) {
     if let Some(team) = frame.team.as_ref() {
-        crate::engine::region::ordered_leave(frame, team);
+        region::ordered_leave(frame, team);
         return;
     }
     if let Some(ctl) = frame.control() {

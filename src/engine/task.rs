@@ -2,6 +2,7 @@
 //! types: shared by the launch (launch.rs), the workers (worker.rs) and the backends.
 
 use crate::abi;
+use crate::engine::inner::Plan;
 use std::ffi::c_void;
 
 /// The function inside one of the header's nullable callback types (`Option<fn>`): the engine
@@ -46,7 +47,7 @@ pub struct Task {
     pub fini: Option<WorkerFiniFn>,
     /// The OpenMP and BLAS thread counts each worker sets (None: no runtime loaded, or a map
     /// inside a job, which keeps its worker's).
-    pub inner: Option<crate::engine::inner::Plan>,
+    pub inner: Option<Plan>,
 }
 
 // SAFETY: ctx is the caller's pointer, handed to the caller's own work function; sharing it with

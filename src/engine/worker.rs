@@ -9,9 +9,12 @@ use crate::engine::control::{
     claim, Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED, STAGE_FINISHING, STAGE_JOBS,
 };
 use crate::engine::frame::Frame;
+use crate::engine::frame::OrderedState;
+use crate::engine::region::run_member;
 use crate::engine::sections::{finish_hook, finish_job, publish_ordered_pos};
 use crate::engine::task::{Body, JobFn, Task};
 use crate::sys::futex;
+use crate::sys::interrupt::caught_since;
 use std::ffi::c_int;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -39,7 +42,7 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
             record.unfinished.store(0, Ordering::Release);
             let started = run_init(ctl, task, &frame, w);
             record.stage.store(STAGE_JOBS, Ordering::Release);
-            crate::engine::region::run_member(ctl, task, region, w, started);
+            run_member(ctl, task, region, w, started);
             record.unfinished.store(NO_JOB, Ordering::Release);
             record.stage.store(STAGE_FINISHING, Ordering::Release);
             if started {
@@ -118,7 +121,7 @@ fn check_out(ctl: &Control, w: usize) {
 /// workers look for themselves); the map is then stopped.
 fn interrupted(ctl: &Control) -> bool {
     match ctl.interrupt_baseline {
-        Some(baseline) if crate::sys::interrupt::caught_since(baseline) => {
+        Some(baseline) if caught_since(baseline) => {
             ctl.header().limit.store(0, Ordering::SeqCst);
             wake_slot_waiters(ctl);
             true
@@ -241,8 +244,7 @@ fn run_job(ctl: &Control, task: &Task, work: JobFn, frame: &Frame, w: usize, job
     }
     // Positions only matter once some job waits for its turn; until then the per-chunk publish in
     // run_worker is enough (a waiter sets `used` first, and every worker looks at it after each job).
-    if frame.ordered.get() == crate::engine::frame::OrderedState::NotEntered
-        && h.ordered.used.load(Ordering::SeqCst) != 0
+    if frame.ordered.get() == OrderedState::NotEntered && h.ordered.used.load(Ordering::SeqCst) != 0
     {
         publish_ordered_pos(ctl, w, job + 1);
     }

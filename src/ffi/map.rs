@@ -6,6 +6,7 @@ use super::pool::sm_pool;
 use crate::abi::sm_status;
 use crate::abi::{sm_map_opts, sm_reduce_fn, sm_work_fn};
 use crate::engine;
+use crate::engine::inner::check_setting;
 use crate::engine::launch::{Launch, LaunchOptions, Work};
 use crate::engine::pool::Pool;
 use crate::last_error;
@@ -161,10 +162,7 @@ pub(super) fn read_options(opts: *const sm_map_opts, call: &str) -> Result<Launc
     // every field (sizes, and NULL function pointers as None).
     let opts: sm_map_opts =
         unsafe { std::ptr::read_unaligned(copy.as_ptr() as *const sm_map_opts) };
-    crate::engine::inner::check_setting(
-        opts.inner_threads,
-        &format!("{call}: opts->inner_threads"),
-    )?;
+    check_setting(opts.inner_threads, &format!("{call}: opts->inner_threads"))?;
     Ok(LaunchOptions {
         chunk: opts.chunk as u64,
         worker_init: opts.worker_init,

@@ -10,10 +10,12 @@ use crate::abi::sm_status;
 use crate::abi::{
     sm_map_opts, sm_region_fn, sm_schedule, sm_schedule_arg, SM_FOR_NOWAIT, SM_FOR_ORDERED,
 };
+use crate::engine::control::MAX_JOBS;
 use crate::engine::control::{JobEnd, Misuse};
+use crate::engine::frame::with_current;
 use crate::engine::launch::{LaunchOptions, Work};
 use crate::engine::region::{self, BarrierError, LoopSpec, Schedule};
-use crate::status::{Error, Status};
+use crate::status::{Error, Result, Status};
 use std::ffi::{c_int, c_void};
 
 /// Runs a parallel region: every worker of the pool runs `region(ctx)` once, at the same time,
@@ -87,7 +89,7 @@ fn run_region(
     region: sm_region_fn,
     ctx: *mut c_void,
     options: LaunchOptions,
-) -> crate::status::Result<Status> {
+) -> Result<Status> {
     let pool = check_pool(pool, call)?;
     let region = region.ok_or_else(|| Error::invalid(format!("{call}: region is NULL")))?;
     launch(call, pool, Work::Region(region), ctx, options)
@@ -138,10 +140,10 @@ pub extern "C" fn sm_for_next(
         if lo.is_null() || hi.is_null() {
             return Err(bad_loop("sm_for_next: lo or hi is NULL".to_string()));
         }
-        if end.saturating_sub(start) as u64 > crate::engine::control::MAX_JOBS {
+        if end.saturating_sub(start) as u64 > MAX_JOBS {
             return Err(bad_loop(format!(
                 "sm_for_next: the loop [{start}, {end}) has more than {} iterations (SM_MAX_JOBS)",
-                crate::engine::control::MAX_JOBS
+                MAX_JOBS
             )));
         }
         let spec = LoopSpec {
@@ -170,7 +172,7 @@ pub extern "C" fn sm_for_next(
 /// Bad arguments to sm_for_next in a region fail the region: every worker passes the same ones,
 /// and a loop silently skipped would give wrong results.
 fn bad_loop(message: String) -> Error {
-    crate::engine::frame::with_current(|f| {
+    with_current(|f| {
         if let Some(frame) = f.filter(|f| f.team.is_some()) {
             region::fail(frame, JobEnd::Misuse(Misuse::BadLoopArguments));
         }

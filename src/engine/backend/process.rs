@@ -2,6 +2,7 @@
 //! control block and leave with `_exit`. See engine/README.md, "Process workers".
 
 use crate::engine::control::Control;
+use crate::engine::control::{wake_slot_waiters, NO_JOB};
 use crate::engine::outcome::{Cause, Death, Outcome};
 use crate::engine::supervise::{supervise, CallerDuties, Workers};
 use crate::engine::task::Task;
@@ -75,7 +76,7 @@ impl Workers for Children {
             return Some(Death {
                 worker: w,
                 pid,
-                job: (job != crate::engine::control::NO_JOB).then_some(job),
+                job: (job != NO_JOB).then_some(job),
                 lost_from: record.unfinished.load(Ordering::Acquire),
                 cause,
                 stage: record.stage.load(Ordering::Acquire),
@@ -129,7 +130,7 @@ pub fn run(ctl: &Control, task: &Task, duties: CallerDuties) -> Result<Outcome> 
             h.limit.store(0, Ordering::SeqCst);
             h.active()
                 .fetch_sub((ctl.nworkers - w) as u32, Ordering::SeqCst);
-            crate::engine::control::wake_slot_waiters(ctl);
+            wake_slot_waiters(ctl);
             children.kill_all();
             children.reap_blocking();
             return Err(Error::nomem(format!(

@@ -5,8 +5,10 @@
 use crate::engine::control::{JobEnd, NO_JOB, RESULT_ALIGN};
 use crate::engine::frame::{with_current, Frame};
 use crate::engine::outcome::Outcome;
+use crate::engine::region::run_alone;
 use crate::engine::sections::{finish_hook, finish_job};
 use crate::engine::supervise::{job_ended, CallerDuties, WorkerHooks};
+use crate::engine::task::JobFn;
 use crate::engine::task::{Body, Task};
 use crate::status::{Error, Result};
 use std::alloc::Layout;
@@ -51,7 +53,7 @@ pub fn run(
     let outcome = match task.body {
         Body::Jobs(work) => run_jobs(njobs, task, work, &result, &frame, duties, &mut completed),
         Body::Region(region) => {
-            let end = crate::engine::region::run_alone(task, region, worker, wresult_ptr);
+            let end = run_alone(task, region, worker, wresult_ptr);
             // A signal caught while the region ran stops it (as a parallel region would be).
             Ok(match duties.interrupt.and_then(|i| i.interrupted()) {
                 Some(signal) => Outcome::Interrupted {
@@ -92,7 +94,7 @@ pub fn run(
 fn run_jobs(
     njobs: u64,
     task: &Task,
-    work: crate::engine::task::JobFn,
+    work: JobFn,
     result: &ResultBuffer,
     frame: &Frame,
     duties: CallerDuties,
