@@ -3,17 +3,17 @@
 //! wrappers (`crate::sys`), below the C boundary (`crate::ffi`), which it never imports
 //! (tests/layers.rs). README.md beside this file explains the protocols.
 
-pub mod backend;
-pub mod control;
-pub mod frame;
-pub mod inner;
-pub mod launch;
-pub mod outcome;
-pub mod pool;
-pub mod progress;
-pub mod region;
-pub mod report;
-pub mod sections;
-pub mod supervise;
-pub mod task;
-pub mod worker;
+pub(crate) mod backend;
+pub(crate) mod control;
+pub(crate) mod frame;
+pub(crate) mod inner;
+pub(crate) mod launch;
+pub(crate) mod outcome;
+pub(crate) mod pool;
+pub(crate) mod progress;
+pub(crate) mod region;
+pub(crate) mod report;
+pub(crate) mod sections;
+pub(crate) mod supervise;
+pub(crate) mod task;
+pub(crate) mod worker;

@@ -1,6 +1,6 @@
 //! The three ways of running a map's workers: forked processes (`process`), the pool's persistent
 //! threads (`threads`), or the calling thread alone (`serial`).
 
-pub mod process;
-pub mod serial;
-pub mod threads;
+pub(crate) mod process;
+pub(crate) mod serial;
+pub(crate) mod threads;
