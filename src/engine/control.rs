@@ -668,6 +668,17 @@ pub fn wake_slot_waiters(ctl: &Control) {
 }
 
 #[cfg(test)]
+impl Control {
+    /// The same control block for a map of `njobs` jobs: lets a test keep a small window (sized by
+    /// a small `njobs` in `Control::new`) over many more jobs, as a map with large results has.
+    pub(crate) fn with_njobs(mut self, njobs: u64) -> Control {
+        self.njobs = njobs;
+        self.header().limit.store(njobs, Ordering::Relaxed);
+        self
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -705,5 +716,206 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.message.contains("result_size"), "{}", e.message);
+    }
+
+    #[test]
+    fn window_is_sized_as_documented() {
+        // 1024 slots per worker when results are small and there are jobs enough.
+        let c = Control::new(100_000_000, 2, 8, true, 0, None).unwrap();
+        assert_eq!(c.window, 2048);
+        // ... rounded down to a power of two (3 x 1024 = 3072).
+        let c = Control::new(100_000_000, 3, 8, true, 0, None).unwrap();
+        assert_eq!(c.window, 2048);
+        // 64 MiB of results at most: 1 MiB results get 64 slots.
+        let c = Control::new(100_000, 2, 1 << 20, true, 0, None).unwrap();
+        assert_eq!(c.window, 64);
+        // ... but never fewer than 4 slots per worker, whatever the memory bound says.
+        let c = Control::new(100_000, 2, 16 << 20, true, 0, None).unwrap();
+        assert_eq!(c.window, 8);
+        // No more slots than jobs (rounded down to a power of two).
+        let c = Control::new(100, 2, 8, true, 0, None).unwrap();
+        assert_eq!(c.window, 64);
+        // Without reduce there is no window.
+        let c = Control::new(100, 2, 8, false, 0, None).unwrap();
+        assert_eq!(c.window, 0);
+    }
+
+    #[test]
+    fn slot_words_tell_neighbouring_laps_apart() {
+        let c = Control::new(8, 2, 8, true, 0, None).unwrap();
+        let w = c.window;
+        assert_eq!(w, 8);
+        let laps_near_wrap = ((1u64 << 30) - 2) * w;
+        for j in (0..4 * w).chain(laps_near_wrap..laps_near_wrap + 3 * w) {
+            let next = j + w;
+            // Job j and job j + window share one slot (state word, end word and buffer) ...
+            assert!(std::ptr::eq(c.slot_state(j), c.slot_state(next)), "job {j}");
+            assert!(std::ptr::eq(c.slot_end(j), c.slot_end(next)), "job {j}");
+            assert_eq!(c.result_buffer(j, 0), c.result_buffer(next, 1), "job {j}");
+            // ... and no other job of the same lap does.
+            let neighbour = if j % w == w - 1 { j - 1 } else { j + 1 };
+            assert!(
+                !std::ptr::eq(c.slot_state(j), c.slot_state(neighbour)),
+                "job {j}"
+            );
+            assert_ne!(
+                c.result_buffer(j, 0),
+                c.result_buffer(neighbour, 0),
+                "job {j}"
+            );
+
+            let free = c.slot_free_word(j);
+            let filled = c.slot_filled_word(j);
+            // Job j holds its slot once filled, whether it succeeded or failed ...
+            assert!(c.slot_holds(j, filled), "job {j}");
+            assert!(c.slot_holds(j, filled | SLOT_FAILED), "job {j}");
+            assert!(!c.slot_holds(j, free), "job {j}");
+            // ... and job j + window may not write it while it holds job j's result (done or
+            // failed), nor mistake it for its own result ...
+            assert_ne!(c.slot_free_word(next), filled, "job {j}");
+            assert_ne!(c.slot_free_word(next), filled | SLOT_FAILED, "job {j}");
+            assert_ne!(c.slot_free_word(next), free, "job {j}");
+            assert!(!c.slot_holds(next, filled), "job {j}");
+            assert!(!c.slot_holds(next, filled | SLOT_FAILED), "job {j}");
+            assert!(!c.slot_holds(next, free), "job {j}");
+            // ... until the caller, having reduced job j, stores the word that frees the slot for
+            // job j + window (supervise.rs stores `slot_free_word(j + window)`): that word is
+            // neither a result of job j nor of job j + window.
+            assert!(!c.slot_holds(j, c.slot_free_word(next)), "job {j}");
+            assert!(!c.slot_holds(next, c.slot_free_word(next)), "job {j}");
+            assert!(c.slot_holds(next, c.slot_filled_word(next)), "job {j}");
+        }
+        // The lap count wraps (laps are compared with their neighbours only).
+        assert_eq!(
+            c.slot_free_word(((1u64 << 30) - 1) * w),
+            (((1u64 << 30) - 1) as u32) << 2
+        );
+        assert_eq!(c.slot_free_word((1u64 << 30) * w), 0);
+    }
+
+    #[test]
+    fn claim_hands_out_fixed_chunks_up_to_the_end() {
+        let counter = AtomicU64::new(0);
+        let mut got = Vec::new();
+        while let Some(r) = claim(&counter, 10, |_| 4) {
+            got.push(r);
+        }
+        assert_eq!(got, [(0, 4), (4, 8), (8, 10)]);
+        assert_eq!(counter.load(Ordering::SeqCst), 10);
+        assert_eq!(claim(&counter, 10, |_| 4), None);
+        assert_eq!(counter.load(Ordering::SeqCst), 10);
+
+        // A size of 0 still hands out one item; the size function sees what remains.
+        let counter = AtomicU64::new(0);
+        assert_eq!(claim(&counter, 3, |_| 0), Some((0, 1)));
+        let seen = std::cell::RefCell::new(Vec::new());
+        let mut got = Vec::new();
+        while let Some(r) = claim(&counter, 10, |rem| {
+            seen.borrow_mut().push(rem);
+            rem / 2
+        }) {
+            got.push(r);
+        }
+        assert_eq!(got, [(1, 5), (5, 7), (7, 8), (8, 9), (9, 10)]);
+        // (a weak compare-and-swap may fail spuriously and ask again for the same size)
+        let mut seen = seen.into_inner();
+        seen.dedup();
+        assert_eq!(seen, [9, 5, 3, 2, 1]);
+    }
+
+    #[test]
+    fn claim_never_wraps_the_counter() {
+        // A 2^62 loop in chunks of 2^62 on a 4-worker team: a fetch_add of the chunk wrapped on
+        // the fifth claim and handed the loop out again.
+        let counter = AtomicU64::new(0);
+        assert_eq!(claim(&counter, MAX_JOBS, |_| MAX_JOBS), Some((0, MAX_JOBS)));
+        for _ in 0..8 {
+            assert_eq!(claim(&counter, MAX_JOBS, |_| u64::MAX), None);
+        }
+        assert_eq!(counter.load(Ordering::SeqCst), MAX_JOBS);
+        // A size past the end is cut at the end.
+        let counter = AtomicU64::new(5);
+        assert_eq!(claim(&counter, 7, |_| u64::MAX), Some((5, 7)));
+        assert_eq!(counter.load(Ordering::SeqCst), 7);
+    }
+
+    #[test]
+    fn concurrent_claims_hand_out_every_item_exactly_once() {
+        const END: u64 = 200_000;
+        let counter = AtomicU64::new(0);
+        let mut ranges: Vec<(u64, u64)> = std::thread::scope(|s| {
+            let claimers: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let counter = &counter;
+                    s.spawn(move || {
+                        let mut mine = Vec::new();
+                        // Claimers with different sizes, one of them adaptive like guided.
+                        while let Some(r) = claim(counter, END, |rem| match t {
+                            0 => 1,
+                            1 => 3,
+                            2 => rem / 64,
+                            _ => 7,
+                        }) {
+                            mine.push(r);
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            claimers
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        ranges.sort_unstable();
+        let mut next = 0;
+        for &(lo, hi) in &ranges {
+            assert_eq!(lo, next, "gap or overlap at {lo}");
+            assert!(hi > lo && hi <= END, "bad range {lo}..{hi}");
+            next = hi;
+        }
+        assert_eq!(next, END);
+        assert_eq!(counter.load(Ordering::SeqCst), END);
+    }
+
+    #[test]
+    fn ordered_turn_needs_every_other_worker_at_or_past_the_job() {
+        use crate::engine::sections::publish_ordered_pos;
+        let c = Control::new(100, 3, 0, false, 0, None).unwrap();
+        // Workers that have claimed nothing hold back no turn.
+        assert!(c.ordered_turn_reached(0, 0));
+        assert!(c.ordered_turn_reached(50, 1));
+        // Worker 0 holds job 0, worker 1 job 1, worker 2 job 2 (chunks of one job, as once ordered
+        // is in use).
+        for w in 0..3 {
+            publish_ordered_pos(&c, w, w as u64);
+        }
+        assert!(c.ordered_turn_reached(0, 0));
+        assert!(!c.ordered_turn_reached(1, 1), "job 0 has not passed");
+        assert!(
+            !c.ordered_turn_reached(2, 2),
+            "jobs 0 and 1 have not passed"
+        );
+        // Job 0 leaves its ordered section: job 1's turn, not yet job 2's.
+        publish_ordered_pos(&c, 0, 1);
+        assert!(c.ordered_turn_reached(1, 1));
+        assert!(!c.ordered_turn_reached(2, 2), "job 1 has not passed");
+        // Worker 0 publishes a lower bound before claiming again (next_job is 3), then claims 3.
+        publish_ordered_pos(&c, 0, 3);
+        assert!(!c.ordered_turn_reached(2, 2), "job 1 has still not passed");
+        // Job 1 finishes without an ordered section: that passes its turn too.
+        publish_ordered_pos(&c, 1, 2);
+        assert!(c.ordered_turn_reached(2, 2));
+        assert!(!c.ordered_turn_reached(3, 0), "job 2 has not passed");
+        // A worker's own position never holds back its own job (its earlier jobs ran before).
+        publish_ordered_pos(&c, 2, 3);
+        publish_ordered_pos(&c, 1, 4);
+        publish_ordered_pos(&c, 0, 0);
+        assert!(c.ordered_turn_reached(3, 0));
+        // A worker whose loop ended (NO_JOB) holds back nothing.
+        publish_ordered_pos(&c, 1, NO_JOB);
+        publish_ordered_pos(&c, 0, NO_JOB);
+        assert!(c.ordered_turn_reached(99, 2));
+        assert!(!c.ordered_turn_reached(99, 0), "worker 2 is at 3");
     }
 }

@@ -750,3 +750,171 @@ pub fn team_size() -> usize {
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::worker::testing::wait_for;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::Arc;
+
+    const POOL: usize = 0xba5;
+
+    /// The control block of a region of `n` members, not stopped (limit n).
+    fn team(n: usize) -> Control {
+        let mut ctl = Control::new(n as u64, n, 0, false, 0, None).unwrap();
+        ctl.is_region = true;
+        ctl
+    }
+
+    fn member(ctl: &Control, rank: usize) -> Frame {
+        let n = ctl.nworkers;
+        Frame::for_region(
+            Some(ctl),
+            rank as i32,
+            POOL,
+            std::ptr::null(),
+            TeamFrame::new(rank, n),
+        )
+    }
+
+    fn generation(ctl: &Control) -> u32 {
+        ctl.header().barrier.generation.load(Ordering::SeqCst)
+    }
+
+    fn count(ctl: &Control) -> u64 {
+        ctl.header().barrier.count.load(Ordering::SeqCst)
+    }
+
+    #[test]
+    fn barrier_generation_advances_once_per_barrier_when_all_arrive() {
+        const ROUNDS: usize = 300;
+        let ctl = team(3);
+        let arrivals: Vec<AtomicU64> = (0..ROUNDS).map(|_| AtomicU64::new(0)).collect();
+        let bad = AtomicU64::new(0);
+        let done = AtomicU64::new(0);
+        let all_done = std::thread::scope(|s| {
+            for rank in 0..3 {
+                let (ctl, arrivals, bad, done) = (&ctl, &arrivals, &bad, &done);
+                s.spawn(move || {
+                    let frame = member(ctl, rank);
+                    for (r, arrived) in arrivals.iter().enumerate() {
+                        arrived.fetch_add(1, Ordering::SeqCst);
+                        if team_barrier(&frame) != Ok(()) {
+                            bad.fetch_add(1, Ordering::SeqCst);
+                        }
+                        // Nobody leaves barrier r before every member reached it, and barrier r
+                        // is generation r + 1: barrier r + 1 cannot open without this member.
+                        if arrived.load(Ordering::SeqCst) != 3 {
+                            bad.fetch_add(1, Ordering::SeqCst);
+                        }
+                        if generation(ctl) != r as u32 + 1 {
+                            bad.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                });
+            }
+            // A barrier that lets the wrong members through leaves one waiting at the end: stop
+            // the region then (every wait returns), so that the test fails instead of hanging.
+            let all_done = std::panic::catch_unwind(|| {
+                wait_for("every member to pass every barrier", || {
+                    done.load(Ordering::SeqCst) == 3
+                })
+            })
+            .is_ok();
+            if !all_done {
+                ctl.header().limit.store(0, Ordering::SeqCst);
+                ctl.wake_region_waiters();
+            }
+            all_done
+        });
+        assert_eq!(bad.load(Ordering::SeqCst), 0);
+        assert!(all_done, "a member never got through");
+        assert_eq!(generation(&ctl), ROUNDS as u32);
+        assert_eq!(
+            count(&ctl),
+            0,
+            "arrivals are taken back out at every barrier"
+        );
+        assert_eq!(ctl.header().barrier.broken.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_barrier_waiter_is_released_when_the_generation_changes() {
+        let ctl = Arc::new(team(2));
+        let passed_first = Arc::new(AtomicU64::new(0));
+        let waiter = {
+            let (ctl, passed_first) = (Arc::clone(&ctl), Arc::clone(&passed_first));
+            std::thread::spawn(move || {
+                let frame = member(&ctl, 0);
+                let first = team_barrier(&frame);
+                passed_first.store(1, Ordering::SeqCst);
+                let second = team_barrier(&frame);
+                (first, second)
+            })
+        };
+        let asleep = |ctl: &Control| {
+            arrived(count(ctl)) == 1 && ctl.header().barrier.sleepers.load(Ordering::SeqCst) == 1
+        };
+        // Member 0 waits (asleep) at the first barrier for member 1: generation 0 still.
+        wait_for("member 0 to sleep at the barrier", || asleep(&ctl));
+        assert_eq!(generation(&ctl), 0);
+        assert_eq!(passed_first.load(Ordering::SeqCst), 0);
+        // Member 1 arrives last: it opens the barrier without waiting, and member 0 goes on.
+        assert_eq!(team_barrier(&member(&ctl, 1)), Ok(()));
+        assert_eq!(generation(&ctl), 1);
+        wait_for("member 0 to pass the first barrier", || {
+            passed_first.load(Ordering::SeqCst) == 1
+        });
+        // At the second barrier member 0 sleeps again; only a change of generation (here the
+        // region being stopped) lets it out.
+        wait_for("member 0 to sleep at the second barrier", || asleep(&ctl));
+        assert_eq!(generation(&ctl), 1);
+        ctl.header().limit.store(0, Ordering::SeqCst);
+        ctl.wake_region_waiters();
+        wait_for("member 0 to leave the second barrier", || {
+            waiter.is_finished()
+        });
+        let (first, second) = waiter.join().unwrap();
+        assert_eq!(first, Ok(()));
+        assert_eq!(second, Err(BarrierError::Stopped));
+    }
+
+    #[test]
+    fn a_member_that_left_breaks_the_next_barrier_whoever_comes_last() {
+        // Member 1 leaves first; member 0 then arrives and completes the team itself.
+        let ctl = team(2);
+        leave_region(&ctl, &member(&ctl, 1));
+        assert_eq!(generation(&ctl), 0, "no barrier opens without an arrival");
+        let frame = member(&ctl, 0);
+        assert_eq!(team_barrier(&frame), Err(BarrierError::Broken(1)));
+        assert_eq!(ctl.header().barrier.broken.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            generation(&ctl),
+            2,
+            "opened once, then bumped by the stop it caused"
+        );
+        assert_eq!((arrived(count(&ctl)), departed(count(&ctl))), (0, 1));
+        assert_eq!(ctl.header().team.stopped_by.load(Ordering::SeqCst), 1);
+        assert_eq!(ctl.header().limit.load(Ordering::SeqCst), 0);
+
+        // Member 0 waits first (asleep); member 1 leaving completes the team and opens it.
+        let ctl = Arc::new(team(2));
+        let waiter = {
+            let ctl = Arc::clone(&ctl);
+            std::thread::spawn(move || team_barrier(&member(&ctl, 0)))
+        };
+        wait_for("member 0 to sleep at the barrier", || {
+            arrived(count(&ctl)) == 1 && ctl.header().barrier.sleepers.load(Ordering::SeqCst) == 1
+        });
+        leave_region(&ctl, &member(&ctl, 1));
+        wait_for("member 0 to be let through", || waiter.is_finished());
+        assert_eq!(waiter.join().unwrap(), Err(BarrierError::Broken(1)));
+        assert_eq!(
+            generation(&ctl),
+            2,
+            "opened by the departure, then woken by the stop"
+        );
+    }
+}

@@ -278,3 +278,142 @@ pub fn release_lock_of_dead_worker(ctl: &Control, w: usize) {
         futex::wake_all(&c.state);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::control::NO_JOB;
+    use crate::engine::outcome::Outcome;
+    use crate::engine::task::{Body, Task};
+    use crate::engine::worker::testing::{run_on_threads, wait_for};
+    use std::ffi::{c_int, c_void};
+    use std::sync::atomic::{AtomicU32, AtomicU64};
+    use std::sync::{Arc, Mutex};
+
+    const POOL: usize = 0x0dd;
+
+    fn lock_words(ctl: &Control) -> (u32, i32) {
+        let c = &ctl.header().critical;
+        (
+            c.state.load(Ordering::SeqCst),
+            c.owner.load(Ordering::SeqCst),
+        )
+    }
+
+    #[test]
+    fn critical_held_by_a_dead_worker_is_freed_and_by_a_live_one_kept() {
+        let ctl = Arc::new(Control::new(4, 3, 0, false, 0, None).unwrap());
+        assert_eq!(lock_words(&ctl), (0, -1));
+        lock(&ctl, 1);
+        assert_eq!(lock_words(&ctl), (1, 1));
+        // Workers that do not hold the lock die: it stays with worker 1.
+        release_lock_of_dead_worker(&ctl, 0);
+        release_lock_of_dead_worker(&ctl, 2);
+        assert_eq!(lock_words(&ctl), (1, 1));
+
+        // Worker 0 waits for the lock, until it sleeps on it (state 2).
+        let got = Arc::new(AtomicU32::new(0));
+        let waiter = {
+            let (ctl, got) = (Arc::clone(&ctl), Arc::clone(&got));
+            std::thread::spawn(move || {
+                lock(&ctl, 0);
+                got.store(1, Ordering::SeqCst);
+            })
+        };
+        wait_for("the waiter to sleep on the lock", || {
+            lock_words(&ctl).0 == 2
+        });
+        release_lock_of_dead_worker(&ctl, 2);
+        assert_eq!(lock_words(&ctl), (2, 1), "a live holder's lock was freed");
+        assert_eq!(got.load(Ordering::SeqCst), 0);
+
+        // Worker 1 dies holding it: the sleeping waiter is woken and gets it.
+        release_lock_of_dead_worker(&ctl, 1);
+        wait_for("the waiter to get the freed lock", || {
+            got.load(Ordering::SeqCst) == 1
+        });
+        waiter.join().unwrap();
+        let (state, owner) = lock_words(&ctl);
+        assert_ne!(state, 0);
+        assert_eq!(owner, 0);
+        unlock(&ctl);
+        assert_eq!(lock_words(&ctl), (0, -1));
+    }
+
+    /// What the jobs of an ordered map saw.
+    struct Turns {
+        /// passed[j] is set once job j has passed its ordered turn (left its section, or is about to
+        /// return without one).
+        passed: Vec<AtomicU32>,
+        /// The jobs in the order they entered their ordered sections.
+        entered: Mutex<Vec<u64>>,
+        /// Jobs that entered while a job before them had not passed its turn.
+        early: AtomicU64,
+        errors: AtomicU64,
+    }
+
+    /// Jobs 2, 5, 8, ... skip their ordered section.
+    fn skips(job: u64) -> bool {
+        job % 3 == 2
+    }
+
+    unsafe extern "C" fn ordered_job(ctx: *mut c_void, job: usize, _: *mut c_void) -> c_int {
+        // SAFETY: ctx is the test's `Turns`, which outlives the map.
+        let t = unsafe { &*(ctx as *const Turns) };
+        if skips(job as u64) {
+            t.passed[job].store(1, Ordering::SeqCst);
+            return 0;
+        }
+        if ordered_enter(POOL).is_err() {
+            t.errors.fetch_add(1, Ordering::SeqCst);
+            return 1;
+        }
+        if t.passed[..job]
+            .iter()
+            .any(|p| p.load(Ordering::SeqCst) == 0)
+        {
+            t.early.fetch_add(1, Ordering::SeqCst);
+        }
+        t.entered.lock().unwrap().push(job as u64);
+        // Stay inside a little, so that a job let in too early is likely to get in meanwhile.
+        for _ in 0..3 {
+            std::thread::yield_now();
+        }
+        t.passed[job].store(1, Ordering::SeqCst);
+        if ordered_leave(POOL).is_err() {
+            t.errors.fetch_add(1, Ordering::SeqCst);
+        }
+        0
+    }
+
+    #[test]
+    fn ordered_turns_follow_job_order_across_workers_and_skipped_sections() {
+        let njobs = 300;
+        let ctl = Control::new(njobs, 3, 0, false, 0, None).unwrap();
+        let t = Turns {
+            passed: (0..njobs).map(|_| AtomicU32::new(0)).collect(),
+            entered: Mutex::new(Vec::new()),
+            early: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+        };
+        let task = Task {
+            body: Body::Jobs(ordered_job),
+            ctx: &t as *const Turns as *mut c_void,
+            pool: POOL,
+            chunk: 0,
+            init: None,
+            fini: None,
+            inner: None,
+        };
+        assert_eq!(run_on_threads(&ctl, &task, None), Outcome::Completed);
+        assert_eq!(t.errors.load(Ordering::SeqCst), 0);
+        assert_eq!(t.early.load(Ordering::SeqCst), 0, "a turn came too early");
+        let expected: Vec<u64> = (0..njobs).filter(|&j| !skips(j)).collect();
+        assert_eq!(*t.entered.lock().unwrap(), expected);
+        assert_eq!(ctl.header().ordered.used.load(Ordering::SeqCst), 1);
+        // Every worker ended its loop at "infinity".
+        for w in 0..ctl.nworkers {
+            assert_eq!(ctl.worker(w).ordered_pos.load(Ordering::SeqCst), NO_JOB);
+        }
+    }
+}

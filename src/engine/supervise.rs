@@ -392,3 +392,113 @@ impl Supervisor<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::task::{Body, Task};
+    use crate::engine::worker::testing::run_on_threads;
+    use std::sync::atomic::AtomicU64;
+
+    /// What the jobs and the reduce of a map with a small window saw.
+    struct Window {
+        window: u64,
+        started: AtomicU64,
+        reduced: AtomicU64,
+        /// Jobs that started before the job `window` earlier was reduced.
+        early: AtomicU64,
+        /// Reduces that came out of job order or found another job's result in the slot.
+        wrong: AtomicU64,
+    }
+
+    unsafe extern "C" fn write_job(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int {
+        // SAFETY: ctx is the test's `Window`, which outlives the map.
+        let s = unsafe { &*(ctx as *const Window) };
+        let job = job as u64;
+        s.started.fetch_add(1, Ordering::SeqCst);
+        if job >= s.window && s.reduced.load(Ordering::SeqCst) <= job - s.window {
+            s.early.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: result is this job's slot: 8 bytes (result_size), 16-aligned.
+        unsafe { result.cast::<u64>().write(job + 1) };
+        0
+    }
+
+    unsafe extern "C" fn check_job(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int {
+        // SAFETY: ctx is the test's `Window`, which outlives the map.
+        let s = unsafe { &*(ctx as *const Window) };
+        let job = job as u64;
+        if job == 0 {
+            // Give a worker that would write a slot before it is free the time to do it: the jobs
+            // of the first window have all started by now or soon will, and no more may start
+            // until this reduce is over.
+            let start = Instant::now();
+            while s.started.load(Ordering::SeqCst) <= s.window
+                && start.elapsed() < Duration::from_millis(50)
+            {
+                std::thread::yield_now();
+            }
+        }
+        // SAFETY: result is job's slot, filled by it and not reused before this returns.
+        let got = unsafe { result.cast::<u64>().read() };
+        if got != job + 1 || s.reduced.load(Ordering::SeqCst) != job {
+            s.wrong.fetch_add(1, Ordering::SeqCst);
+        }
+        s.reduced.store(job + 1, Ordering::SeqCst);
+        0
+    }
+
+    #[test]
+    fn reduce_in_job_order_and_no_job_writes_a_slot_before_it_was_reduced() {
+        // 8 slots for 2 workers (sized for 8 jobs), over 400 jobs: the ring wraps 50 times.
+        let njobs = 400;
+        let ctl = Control::new(8, 2, 8, true, 0, None)
+            .unwrap()
+            .with_njobs(njobs);
+        assert_eq!(ctl.window, 8);
+        let s = Window {
+            window: ctl.window,
+            started: AtomicU64::new(0),
+            reduced: AtomicU64::new(0),
+            early: AtomicU64::new(0),
+            wrong: AtomicU64::new(0),
+        };
+        let ctx = &s as *const Window as *mut c_void;
+        let task = Task {
+            body: Body::Jobs(write_job),
+            ctx,
+            pool: 1,
+            chunk: 0,
+            init: None,
+            fini: None,
+            inner: None,
+        };
+        let reducer = Reducer {
+            reduce: check_job,
+            ctx,
+        };
+        assert_eq!(
+            run_on_threads(&ctl, &task, Some(reducer)),
+            Outcome::Completed
+        );
+        assert_eq!(
+            s.early.load(Ordering::SeqCst),
+            0,
+            "jobs ran ahead of the window"
+        );
+        assert_eq!(
+            s.wrong.load(Ordering::SeqCst),
+            0,
+            "reduce saw a wrong result"
+        );
+        assert_eq!(s.reduced.load(Ordering::SeqCst), njobs);
+        assert_eq!(s.started.load(Ordering::SeqCst), njobs);
+        // Every slot is left free for the job one window past the end.
+        for job in njobs - ctl.window..njobs {
+            assert_eq!(
+                ctl.slot_state(job).load(Ordering::SeqCst),
+                ctl.slot_free_word(job + ctl.window)
+            );
+        }
+    }
+}

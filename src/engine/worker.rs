@@ -284,3 +284,190 @@ fn wait_for_free_slot(ctl: &Control, w: usize, job: u64) -> bool {
         }
     }
 }
+
+/// What the engine's tests share: a map run on std threads with the real worker loop and the real
+/// caller's side, and a bounded wait.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::run_worker;
+    use crate::engine::control::Control;
+    use crate::engine::outcome::{Death, Outcome};
+    use crate::engine::supervise::{supervise, CallerDuties, Reducer, Workers};
+    use crate::engine::task::Task;
+    use std::time::{Duration, Instant};
+
+    struct Threads;
+
+    impl Workers for Threads {
+        fn poll_death(&mut self, _: &Control) -> Option<Death> {
+            None
+        }
+        fn kill_all(&mut self) -> bool {
+            false
+        }
+        fn poll_interval(&self) -> Option<Duration> {
+            None
+        }
+    }
+
+    /// Runs the map of `ctl` on `ctl.nworkers` threads, the calling thread supervising (and
+    /// reducing with `reducer`) as the thread backend's caller does.
+    pub(crate) fn run_on_threads(ctl: &Control, task: &Task, reducer: Option<Reducer>) -> Outcome {
+        std::thread::scope(|s| {
+            for w in 0..ctl.nworkers {
+                s.spawn(move || run_worker(ctl, task, w));
+            }
+            let duties = CallerDuties {
+                reducer,
+                interrupt: None,
+                progress: None,
+            };
+            supervise(ctl, &mut Threads, duties)
+        })
+    }
+
+    /// Waits until `cond()` holds; panics (fails the test) if it still does not after 10 s, so that
+    /// a broken wake-up fails a test instead of hanging it.
+    pub(crate) fn wait_for(what: &str, cond: impl Fn() -> bool) {
+        let start = Instant::now();
+        while !cond() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "timed out: {what}"
+            );
+            std::thread::yield_now();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::outcome::Outcome;
+    use std::ffi::c_void;
+    use std::sync::atomic::{AtomicU32, AtomicU64};
+
+    const POOL: usize = 0x5eed;
+
+    #[test]
+    fn chunk_cap_spreads_the_rest_and_respects_window_and_ordered() {
+        // A quarter of an even share of what is left, at least one job.
+        let c = Control::new(1000, 2, 0, false, 0, None).unwrap();
+        assert_eq!(chunk_cap(&c, 0), 125);
+        assert_eq!(chunk_cap(&c, 600), 50);
+        assert_eq!(chunk_cap(&c, 993), 1);
+        assert_eq!(chunk_cap(&c, 999), 1);
+        assert_eq!(chunk_cap(&c, 1000), 1);
+        assert_eq!(chunk_cap(&c, 5000), 1);
+        // With a reduce, also a quarter of the window's share per worker (window 2048 here).
+        let c = Control::new(1_000_000, 2, 8, true, 0, None).unwrap();
+        assert_eq!(c.window, 2048);
+        assert_eq!(chunk_cap(&c, 0), 256);
+        assert_eq!(chunk_cap(&c, 999_000), 125);
+        // One job at a time once ordered is in use.
+        c.header().ordered.used.store(1, Ordering::SeqCst);
+        assert_eq!(chunk_cap(&c, 0), 1);
+    }
+
+    /// What the observing job saw: the value of `next_job` while each job ran (one worker: only
+    /// its own claims move it, so it tells which chunk each job belonged to).
+    struct Chunks {
+        ctl: *const Control,
+        next_seen: Vec<AtomicU64>,
+        /// The job that enters (and leaves) an ordered section, or NO_JOB.
+        ordered_job: u64,
+        errors: AtomicU32,
+    }
+
+    unsafe extern "C" fn observe_chunk(ctx: *mut c_void, job: usize, _: *mut c_void) -> c_int {
+        // SAFETY: ctx is the test's `Chunks`, which outlives the map, and its control block too.
+        let (obs, ctl) = unsafe {
+            let obs = &*(ctx as *const Chunks);
+            (obs, &*obs.ctl)
+        };
+        let next = ctl.header().next_job.load(Ordering::SeqCst);
+        obs.next_seen[job].store(next, Ordering::SeqCst);
+        if job as u64 == obs.ordered_job {
+            let entered = crate::engine::sections::ordered_enter(POOL).is_ok();
+            if !entered || crate::engine::sections::ordered_leave(POOL).is_err() {
+                obs.errors.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        0
+    }
+
+    /// Runs `njobs` jobs on one worker with `chunk` and returns its claims, checking that they
+    /// tile `[0, njobs)` and that every job of a claim ran.
+    fn claims_of_one_worker(njobs: u64, chunk: u64, ordered_job: u64) -> Vec<(u64, u64)> {
+        let ctl = Control::new(njobs, 1, 0, false, 0, None).unwrap();
+        let obs = Chunks {
+            ctl: &ctl,
+            next_seen: (0..njobs).map(|_| AtomicU64::new(NO_JOB)).collect(),
+            ordered_job,
+            errors: AtomicU32::new(0),
+        };
+        let task = Task {
+            body: Body::Jobs(observe_chunk),
+            ctx: &obs as *const Chunks as *mut c_void,
+            pool: POOL,
+            chunk,
+            init: None,
+            fini: None,
+            inner: None,
+        };
+        assert_eq!(
+            testing::run_on_threads(&ctl, &task, None),
+            Outcome::Completed
+        );
+        assert_eq!(obs.errors.load(Ordering::SeqCst), 0);
+        let mut claims: Vec<(u64, u64)> = Vec::new();
+        for job in 0..njobs {
+            let next = obs.next_seen[job as usize].load(Ordering::SeqCst);
+            match claims.last_mut() {
+                Some((_, hi)) if *hi == next => {}
+                _ => claims.push((job, next)),
+            }
+        }
+        let mut at = 0;
+        for &(lo, hi) in &claims {
+            assert_eq!(lo, at, "claims {claims:?}");
+            assert!(hi > lo && hi <= njobs, "claims {claims:?}");
+            at = hi;
+        }
+        assert_eq!(at, njobs);
+        claims
+    }
+
+    #[test]
+    fn a_fixed_chunk_is_claimed_as_given() {
+        assert_eq!(
+            claims_of_one_worker(10, 3, NO_JOB),
+            [(0, 3), (3, 6), (6, 9), (9, 10)]
+        );
+    }
+
+    #[test]
+    fn adaptive_chunks_start_at_one_and_stay_under_the_cap() {
+        let njobs = 20_000;
+        let claims = claims_of_one_worker(njobs, 0, NO_JOB);
+        assert_eq!(claims[0], (0, 1), "the first chunk is one job");
+        for &(lo, hi) in &claims {
+            // One worker: the rest spread over 4 chunks' worth of it.
+            let cap = ((njobs - lo) / 4).clamp(1, MAX_CHUNK);
+            assert!(hi - lo <= cap, "chunk {lo}..{hi} over the cap {cap}");
+        }
+    }
+
+    #[test]
+    fn chunks_shrink_to_one_job_once_ordered_is_used() {
+        let claims = claims_of_one_worker(20_000, 0, 10_000);
+        let (lo, hi) = *claims.iter().find(|c| c.1 > 10_000).unwrap();
+        for &(l, h) in claims.iter().filter(|c| c.0 >= hi) {
+            assert_eq!(
+                h - l,
+                1,
+                "chunk {l}..{h} after job 10000's ordered section ({lo}..{hi})"
+            );
+        }
+    }
+}
