@@ -12,8 +12,11 @@
 //! `ARGSORT_PROPS_CASES=<n>` another number of cases, `ARGSORT_PROPS_ONLY=<case>` runs one case
 //! (as printed by a failure). Run with `cargo test --release --test argsort_props`.
 
+#[path = "support/argsort_reference.rs"]
+mod argsort_reference;
+
+use argsort_reference::{reference, Dt, DTS};
 use sharedmem::*;
-use std::cmp::Ordering;
 use std::ffi::{c_int, c_void, CStr};
 
 const DEFAULT_SEED: u64 = 0x5EED_A125_0127_2024;
@@ -53,72 +56,9 @@ impl Rng {
 
 // ------------------------------------------------------------------------------------------ dtypes
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Dt {
-    F64,
-    F32,
-    I64,
-    I32,
-    I16,
-    I8,
-    U64,
-    U32,
-    U16,
-    U8,
-}
-
-const DTS: [Dt; 10] = [
-    Dt::F64,
-    Dt::F32,
-    Dt::I64,
-    Dt::I32,
-    Dt::I16,
-    Dt::I8,
-    Dt::U64,
-    Dt::U32,
-    Dt::U16,
-    Dt::U8,
-];
-
+// The dtypes (size, mask, signedness, the sm_dtype value) are in the shared reference module; here
+// what the property test adds to generate keys and show them.
 impl Dt {
-    fn size(self) -> usize {
-        match self {
-            Dt::F64 | Dt::I64 | Dt::U64 => 8,
-            Dt::F32 | Dt::I32 | Dt::U32 => 4,
-            Dt::I16 | Dt::U16 => 2,
-            Dt::I8 | Dt::U8 => 1,
-        }
-    }
-    fn bits(self) -> u32 {
-        8 * self.size() as u32
-    }
-    fn mask(self) -> u64 {
-        if self.bits() == 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.bits()) - 1
-        }
-    }
-    fn is_float(self) -> bool {
-        matches!(self, Dt::F64 | Dt::F32)
-    }
-    fn is_signed(self) -> bool {
-        matches!(self, Dt::I64 | Dt::I32 | Dt::I16 | Dt::I8)
-    }
-    fn c(self) -> c_int {
-        (match self {
-            Dt::F64 => sm_dtype::SM_DTYPE_F64,
-            Dt::F32 => sm_dtype::SM_DTYPE_F32,
-            Dt::I64 => sm_dtype::SM_DTYPE_I64,
-            Dt::I32 => sm_dtype::SM_DTYPE_I32,
-            Dt::I16 => sm_dtype::SM_DTYPE_I16,
-            Dt::I8 => sm_dtype::SM_DTYPE_I8,
-            Dt::U64 => sm_dtype::SM_DTYPE_U64,
-            Dt::U32 => sm_dtype::SM_DTYPE_U32,
-            Dt::U16 => sm_dtype::SM_DTYPE_U16,
-            Dt::U8 => sm_dtype::SM_DTYPE_U8,
-        }) as c_int
-    }
     /// The bit pattern of a real number in this float type.
     fn real(self, v: f64) -> u64 {
         match self {
@@ -416,45 +356,8 @@ fn generate(dt: Dt, d: usize, n: usize, r: &mut Rng) -> Vec<u64> {
 
 // ------------------------------------------------------------------------------------------ reference
 
-fn nan_order<T: PartialOrd + Copy>(x: T, y: T, xnan: bool, ynan: bool) -> Ordering {
-    match (xnan, ynan) {
-        (true, true) => Ordering::Equal,
-        (true, false) => Ordering::Greater,
-        (false, true) => Ordering::Less,
-        _ => x.partial_cmp(&y).expect("not NaN"), // -0.0 == +0.0
-    }
-}
-
-/// numpy.argsort(kind='stable'): a stable sort of the indices by numpy's order.
-fn reference(dt: Dt, bits: &[u64]) -> Vec<i64> {
-    let mut idx: Vec<i64> = (0..bits.len() as i64).collect();
-    macro_rules! by {
-        ($conv:expr, $cmp:expr) => {{
-            let keys: Vec<_> = bits.iter().map(|&b| $conv(b)).collect();
-            idx.sort_by(|&a, &b| $cmp(keys[a as usize], keys[b as usize]));
-        }};
-    }
-    match dt {
-        Dt::F64 => by!(f64::from_bits, |x: f64, y: f64| nan_order(
-            x,
-            y,
-            x.is_nan(),
-            y.is_nan()
-        )),
-        Dt::F32 => by!(|b: u64| f32::from_bits(b as u32), |x: f32, y: f32| {
-            nan_order(x, y, x.is_nan(), y.is_nan())
-        }),
-        Dt::I64 => by!(|b: u64| b as i64, |x: i64, y: i64| x.cmp(&y)),
-        Dt::I32 => by!(|b: u64| b as u32 as i32, |x: i32, y: i32| x.cmp(&y)),
-        Dt::I16 => by!(|b: u64| b as u16 as i16, |x: i16, y: i16| x.cmp(&y)),
-        Dt::I8 => by!(|b: u64| b as u8 as i8, |x: i8, y: i8| x.cmp(&y)),
-        Dt::U64 => by!(|b: u64| b, |x: u64, y: u64| x.cmp(&y)),
-        Dt::U32 => by!(|b: u64| b as u32, |x: u32, y: u32| x.cmp(&y)),
-        Dt::U16 => by!(|b: u64| b as u16, |x: u16, y: u16| x.cmp(&y)),
-        Dt::U8 => by!(|b: u64| b as u8, |x: u8, y: u8| x.cmp(&y)),
-    }
-    idx
-}
+// numpy.argsort(kind='stable') and its dtypes: tests/support/argsort_reference.rs, shared with
+// the fuzz target fuzz/fuzz_targets/argsort.rs.
 
 // ------------------------------------------------------------------------------------------ library
 

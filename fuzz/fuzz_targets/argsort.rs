@@ -1,5 +1,6 @@
 //! Fuzz target: `sm_argsort` against a reference stable argsort in numpy's order (NaN last and
-//! equal to every NaN, -0.0 == +0.0), the reference of tests/argsort_props.rs.
+//! equal to every NaN, -0.0 == +0.0): tests/support/argsort_reference.rs, shared with
+//! tests/argsort_props.rs.
 //!
 //! Input: byte 0 picks the dtype (low nibble % 10) and whether keys / out live in `sm_empty`
 //! memory (bits 4, 5); byte 1 the pool (NULL, or 1-3 thread workers, or process / serial pools,
@@ -15,16 +16,16 @@
 //! `out[0..n)`, keys unchanged. Any mismatch panics (a finding).
 #![no_main]
 
+// The reference and the dtypes, shared with tests/argsort_props.rs.
+#[path = "../../tests/support/argsort_reference.rs"]
+mod argsort_reference;
+
+use argsort_reference::{compare, reference, Dt, DTS};
 use libfuzzer_sys::fuzz_target;
 use sharedmem::*;
 use std::cmp::Ordering;
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::OnceLock;
-
-const SIZES: [usize; 10] = [8, 4, 8, 4, 2, 1, 8, 4, 2, 1];
-const NAMES: [&str; 10] = [
-    "F64", "F32", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8",
-];
 
 fn last_error() -> String {
     // SAFETY: sm_last_error never returns NULL; the string lives until the next failure here.
@@ -54,68 +55,6 @@ fn pools() -> &'static [(usize, &'static str); 6] {
     })
 }
 
-fn nan_order<T: PartialOrd + Copy>(x: T, y: T, xnan: bool, ynan: bool) -> Ordering {
-    match (xnan, ynan) {
-        (true, true) => Ordering::Equal,
-        (true, false) => Ordering::Greater,
-        (false, true) => Ordering::Less,
-        _ => x.partial_cmp(&y).expect("not NaN"), // -0.0 == +0.0
-    }
-}
-
-/// numpy's order of two keys given as bit patterns (low bits of each u64).
-fn compare(dt: usize, x: u64, y: u64) -> Ordering {
-    match dt {
-        0 => {
-            let (a, b) = (f64::from_bits(x), f64::from_bits(y));
-            nan_order(a, b, a.is_nan(), b.is_nan())
-        }
-        1 => {
-            let (a, b) = (f32::from_bits(x as u32), f32::from_bits(y as u32));
-            nan_order(a, b, a.is_nan(), b.is_nan())
-        }
-        2 => (x as i64).cmp(&(y as i64)),
-        3 => (x as u32 as i32).cmp(&(y as u32 as i32)),
-        4 => (x as u16 as i16).cmp(&(y as u16 as i16)),
-        5 => (x as u8 as i8).cmp(&(y as u8 as i8)),
-        6 => x.cmp(&y),
-        7 => (x as u32).cmp(&(y as u32)),
-        8 => (x as u16).cmp(&(y as u16)),
-        _ => (x as u8).cmp(&(y as u8)),
-    }
-}
-
-/// numpy.argsort(kind='stable') of keys given as bit patterns (low bits of each u64).
-fn reference(dt: usize, bits: &[u64]) -> Vec<i64> {
-    let mut idx: Vec<i64> = (0..bits.len() as i64).collect();
-    macro_rules! by {
-        ($conv:expr, $cmp:expr) => {{
-            let keys: Vec<_> = bits.iter().map(|&b| $conv(b)).collect();
-            idx.sort_by(|&a, &b| $cmp(keys[a as usize], keys[b as usize]));
-        }};
-    }
-    match dt {
-        0 => by!(f64::from_bits, |x: f64, y: f64| nan_order(
-            x,
-            y,
-            x.is_nan(),
-            y.is_nan()
-        )),
-        1 => by!(|b: u64| f32::from_bits(b as u32), |x: f32, y: f32| {
-            nan_order(x, y, x.is_nan(), y.is_nan())
-        }),
-        2 => by!(|b: u64| b as i64, |x: i64, y: i64| x.cmp(&y)),
-        3 => by!(|b: u64| b as u32 as i32, |x: i32, y: i32| x.cmp(&y)),
-        4 => by!(|b: u64| b as u16 as i16, |x: i16, y: i16| x.cmp(&y)),
-        5 => by!(|b: u64| b as u8 as i8, |x: i8, y: i8| x.cmp(&y)),
-        6 => by!(|b: u64| b, |x: u64, y: u64| x.cmp(&y)),
-        7 => by!(|b: u64| b as u32, |x: u32, y: u32| x.cmp(&y)),
-        8 => by!(|b: u64| b as u16, |x: u16, y: u16| x.cmp(&y)),
-        _ => by!(|b: u64| b as u8, |x: u8, y: u8| x.cmp(&y)),
-    }
-    idx
-}
-
 fn mix(mut z: u64) -> u64 {
     // splitmix64's finaliser: a deterministic hash of the index.
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -125,13 +64,9 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// The keys: the data as little-endian values or, expanded, n keys built from it as a palette.
-fn keys_of(dt: usize, head: &[u8], data: &[u8], expand: bool) -> Vec<u64> {
-    let ks = SIZES[dt];
-    let mask = if ks == 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * ks)) - 1
-    };
+fn keys_of(dt: Dt, head: &[u8], data: &[u8], expand: bool) -> Vec<u64> {
+    let ks = dt.size();
+    let mask = dt.mask();
     let palette: Vec<u64> = data
         .chunks_exact(ks)
         .map(|c| {
@@ -237,7 +172,7 @@ fuzz_target!(|data: &[u8]| {
     if data.len() < 2 {
         return;
     }
-    let dt = (data[0] & 0x0f) as usize % 10;
+    let dt = DTS[(data[0] & 0x0f) as usize % 10];
     let keys_shared = data[0] & 0x10 != 0;
     let out_shared = data[0] & 0x20 != 0;
     let (pool, pool_name) = pools()[(data[1] & 0x07) as usize % 6];
@@ -253,7 +188,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let bits = keys_of(dt, head, body, expand);
     let n = bits.len();
-    let ks = SIZES[dt];
+    let ks = dt.size();
 
     let mut kbuf = Buf::new(n * ks + offset, keys_shared);
     for (i, b) in bits.iter().enumerate() {
@@ -271,13 +206,12 @@ fuzz_target!(|data: &[u8]| {
         pool as *mut sm_pool,
         keys_ptr,
         n,
-        dt as c_int,
+        dt.c(),
         out[1..].as_mut_ptr(),
     );
     let what = || {
         format!(
-            "sm_argsort({pool_name}, n = {n}, {}, keys {} at offset {offset}, out {})",
-            NAMES[dt],
+            "sm_argsort({pool_name}, n = {n}, {dt:?}, keys {} at offset {offset}, out {})",
             if keys_shared { "sm_empty" } else { "malloc'd" },
             if out_shared { "sm_empty" } else { "malloc'd" },
         )
