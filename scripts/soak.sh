@@ -23,7 +23,7 @@ ensure_cargo
 echo "==> cargo build --release (the library)"
 cargo build --release --target-dir target
 mkdir -p target/soak
-cc -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iinclude soak/soak.c \
+cc -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iinclude -Itests/c soak/soak.c \
   target/release/libsharedmem.so -Wl,-rpath,"$PWD/target/release" -o target/soak/soak
 echo "==> soak for $1 minutes"
 exec target/soak/soak "$@"

@@ -24,7 +24,6 @@
  * tests/c covers each feature alone, this program their random combinations, at length.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -38,7 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sharedmem.h"
+/* The C tests' helpers (tests/c/testutil.h: /proc scans, pools, sm_empty, map options); its
+ * directory is on the include path (scripts/soak.sh). It includes sharedmem.h. */
+#include "testutil.h"
 
 #define MAX_JOBS 5000
 #define MAX_RESULT 4096
@@ -334,28 +335,6 @@ static void check_no_children(const char *what) {
   fail("%s: a child process remains after the call (waitpid(-1) gave %d)", what, (int)p);
 }
 
-static long count_dir(const char *path) {
-  DIR *d = opendir(path);
-  if (!d) return -1;
-  long n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
-
-static long count_lines(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return -1;
-  long n = 0;
-  int c;
-  while ((c = fgetc(f)) != EOF)
-    if (c == '\n') n++;
-  fclose(f);
-  return n;
-}
-
 static long status_field(const char *name) {
   FILE *f = fopen("/proc/self/status", "r");
   if (!f) return -1;
@@ -373,7 +352,7 @@ typedef struct {
 } usage_t;
 
 static usage_t usage(void) {
-  usage_t u = {count_dir("/proc/self/fd"), count_lines("/proc/self/maps"), status_field("Threads"),
+  usage_t u = {count_dir_entries("/proc/self/fd"), count_map_lines(), status_field("Threads"),
                status_field("VmSize")};
   return u;
 }
@@ -484,9 +463,7 @@ static void run_map(rng_t *r) {
   sm_pool *p = pools[R->backend][R->nworkers];
   sm_status s;
   if (R->ex) {
-    sm_map_opts o;
-    memset(&o, 0, sizeof o);
-    o.size = sizeof o;
+    sm_map_opts o = default_opts();
     o.chunk = (size_t)R->chunk;
     o.worker_init = worker_init;
     o.worker_fini = worker_fini;
@@ -604,9 +581,7 @@ static void run_region(rng_t *r) {
            R->rfail_at, ev_names[R->rfail_kind], R->rfail_code,
            R->local ? ", sm_parallel_ex with per-worker results" : "");
   sm_pool *p = pools[R->backend][R->nworkers];
-  sm_map_opts o;
-  memset(&o, 0, sizeof o);
-  o.size = sizeof o;
+  sm_map_opts o = default_opts();
   o.worker_reduce = worker_reduce;
   o.wresult_size = sizeof(wres_t);
   sm_status s = R->local ? sm_parallel_ex(p, region, NULL, &o) : sm_parallel(p, region, NULL);
@@ -647,14 +622,6 @@ static void run_region(rng_t *r) {
   counts[1][R->backend][out_index(s)]++;
 }
 
-static void new_pool(int b, int n) {
-  pools[b][n] = sm_pool_new(n, (sm_backend)b);
-  if (!pools[b][n]) {
-    fprintf(stderr, "soak: sm_pool_new(%d, %s): %s\n", n, backend_names[b], sm_last_error());
-    exit(1);
-  }
-}
-
 static void one_round(uint64_t index) {
   rng_t r = {mix64(seed) ^ mix64(index + 0x51ED)};
   round_index = index;
@@ -663,7 +630,7 @@ static void one_round(uint64_t index) {
   /* Now and then, a pool is freed and made anew. */
   if (chance(&r, 2)) {
     sm_pool_free(pools[R->backend][R->nworkers]);
-    new_pool(R->backend, R->nworkers);
+    pools[R->backend][R->nworkers] = new_pool(R->nworkers, (sm_backend)R->backend);
   }
   if (chance(&r, 12))
     run_region(&r);
@@ -712,13 +679,9 @@ int main(int argc, char **argv) {
   if (getenv("SOAK_ROUND_TIMEOUT")) round_timeout = (unsigned)atoi(getenv("SOAK_ROUND_TIMEOUT"));
   setvbuf(stdout, NULL, _IOLBF, 0);
 
-  R = sm_empty(1, sizeof *R);
-  if (!R) {
-    fprintf(stderr, "soak: sm_empty: %s\n", sm_last_error());
-    return 1;
-  }
+  R = must_empty(1, sizeof *R);
   for (int b = 0; b < 3; b++)
-    for (int n = 1; n <= MAX_WORKERS; n++) new_pool(b, n);
+    for (int n = 1; n <= MAX_WORKERS; n++) pools[b][n] = new_pool(n, (sm_backend)b);
   warm_up();
   usage_t before = usage();
   printf("soak: seed %" PRIu64 ", %.2f minutes; at start: %ld fds, %ld mappings, %ld threads, %ld kB\n", seed,
