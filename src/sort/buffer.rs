@@ -4,6 +4,7 @@
 //! fault per page and a TLB miss on most scattered writes; 2 MiB pages remove both.
 
 use crate::status::{Error, Result};
+use crate::sys::mapping::Mapping;
 use std::marker::PhantomData;
 
 /// Unsigned integers: all-zero bytes are a valid value.
@@ -20,11 +21,10 @@ unsafe impl Zeroable for u32 {}
 // SAFETY: as above.
 unsafe impl Zeroable for u64 {}
 
-/// `n` zero-initialised `T`s, unmapped on drop.
+/// `n` zero-initialised `T`s, unmapped on drop (by the mapping).
 pub struct Buffer<T: Zeroable> {
-    ptr: *mut T,
+    map: Mapping,
     len: usize,
-    bytes: usize,
     _owns: PhantomData<T>,
 }
 
@@ -48,27 +48,12 @@ impl<T: Zeroable> Buffer<T> {
                 ))
             })?
             .max(1);
-        // SAFETY: a fresh anonymous private mapping touches no existing memory; the result is
-        // checked against MAP_FAILED.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                bytes,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(fail(std::io::Error::last_os_error().to_string()));
-        }
-        // SAFETY: advice on our own fresh mapping; failure (no THP) only loses the speed-up.
-        unsafe { libc::madvise(ptr, bytes, libc::MADV_HUGEPAGE) };
+        let map = Mapping::private(bytes).map_err(|err| fail(err.to_string()))?;
+        // Failure (no THP) only loses the speed-up.
+        map.advise_huge_pages();
         Ok(Buffer {
-            ptr: ptr.cast(),
+            map,
             len,
-            bytes,
             _owns: PhantomData,
         })
     }
@@ -76,13 +61,6 @@ impl<T: Zeroable> Buffer<T> {
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: the mapping holds `len` Ts, zero-initialised by the kernel (valid: Zeroable),
         // and is exclusively borrowed through &mut self.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr, self.len) }
-    }
-}
-
-impl<T: Zeroable> Drop for Buffer<T> {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping of `bytes` bytes, not used after drop.
-        unsafe { libc::munmap(self.ptr.cast(), self.bytes) };
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr().cast::<T>(), self.len) }
     }
 }

@@ -1,6 +1,7 @@
 //! System wrappers, the bottom layer: they import nothing of the library but each other and
 //! `status` (tests/layers.rs checks it), and know nothing of maps, jobs or the C API.
 //!
+//! - [`mapping`]: anonymous mappings, shared or private (mmap, munmap);
 //! - [`shm`]: shared memory; [`futex`]: sleeping on words that live in it;
 //! - [`forklock`]: mutexes that a fork by any thread cannot leave locked;
 //! - [`interrupt`]: noticing SIGINT/SIGTERM the caller handles;
@@ -10,6 +11,7 @@
 pub mod forklock;
 pub mod futex;
 pub mod interrupt;
+pub mod mapping;
 pub mod runtimes;
 pub mod shm;
 pub mod spawn;

@@ -7,14 +7,11 @@
 
 use crate::status::{Error, Result};
 use crate::sys::forklock::ForkSafeMutex;
+use crate::sys::mapping::Mapping;
 use std::collections::HashMap;
-use std::ptr::NonNull;
 
 /// An anonymous shared mapping, unmapped on drop.
-pub struct SharedMapping {
-    ptr: NonNull<u8>,
-    len: usize,
-}
+pub struct SharedMapping(Mapping);
 
 // SAFETY: the mapping is plain memory; all concurrent access to it goes through atomics or is
 // partitioned by the protocols that use it (see engine/control.rs).
@@ -26,57 +23,30 @@ impl SharedMapping {
     /// Maps `len` zero-filled bytes (at least one page).
     pub fn new(len: usize) -> Result<SharedMapping> {
         let len = len.max(1);
-        // SAFETY: an anonymous mapping at an address of the kernel's choosing touches no existing
-        // memory; the result is checked against MAP_FAILED before use.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            let err = std::io::Error::last_os_error();
-            return Err(Error::nomem(format!(
-                "could not map {len} bytes of shared memory: {err}"
-            )));
-        }
-        Ok(SharedMapping {
-            ptr: NonNull::new(ptr.cast()).expect("mmap returned NULL without MAP_FIXED"),
-            len,
+        Mapping::shared(len).map(SharedMapping).map_err(|err| {
+            Error::nomem(format!("could not map {len} bytes of shared memory: {err}"))
         })
     }
 
     pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        self.0.as_ptr()
     }
 
     pub fn size(&self) -> usize {
-        self.len
+        self.0.size()
     }
 
     /// Gives up ownership: the mapping stays until `release_raw` is called with the same values.
     fn into_raw(self) -> (*mut u8, usize) {
-        let parts = (self.ptr.as_ptr(), self.len);
-        std::mem::forget(self);
-        parts
+        self.0.into_raw()
     }
 
     /// # Safety
     /// `ptr` and `len` must come from `into_raw` and not have been released before.
     unsafe fn release_raw(ptr: *mut u8, len: usize) {
-        // SAFETY: by the caller's contract this is a live mapping of exactly `len` bytes.
-        unsafe { libc::munmap(ptr.cast(), len) };
-    }
-}
-
-impl Drop for SharedMapping {
-    fn drop(&mut self) {
-        // SAFETY: we own this mapping of `len` bytes and nothing refers to it after drop.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        // SAFETY: by the caller's contract this is a live mapping of exactly `len` bytes, given up
+        // by `into_raw`; dropping it unmaps it.
+        drop(unsafe { Mapping::from_raw(ptr, len) });
     }
 }
 
