@@ -8,10 +8,10 @@
 //! - [`spawn`]: helper threads that fall back to the calling thread;
 //! - [`runtimes`]: the OpenMP runtimes and BLAS libraries loaded in the process.
 
-pub mod forklock;
-pub mod futex;
-pub mod interrupt;
-pub mod mapping;
-pub mod runtimes;
-pub mod shm;
-pub mod spawn;
+pub(crate) mod forklock;
+pub(crate) mod futex;
+pub(crate) mod interrupt;
+pub(crate) mod mapping;
+pub(crate) mod runtimes;
+pub(crate) mod shm;
+pub(crate) mod spawn;
