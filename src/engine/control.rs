@@ -681,6 +681,7 @@ impl Control {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::worker::testing::assert_tiles;
 
     #[test]
     fn job_end_round_trips() {
@@ -868,13 +869,7 @@ mod tests {
                 .collect()
         });
         ranges.sort_unstable();
-        let mut next = 0;
-        for &(lo, hi) in &ranges {
-            assert_eq!(lo, next, "gap or overlap at {lo}");
-            assert!(hi > lo && hi <= END, "bad range {lo}..{hi}");
-            next = hi;
-        }
-        assert_eq!(next, END);
+        assert_tiles(&ranges, END);
         assert_eq!(counter.load(Ordering::SeqCst), END);
     }
 

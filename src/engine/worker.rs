@@ -290,25 +290,12 @@ fn wait_for_free_slot(ctl: &Control, w: usize, job: u64) -> bool {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::run_worker;
+    use crate::engine::backend::threads::NoDeaths;
     use crate::engine::control::Control;
-    use crate::engine::outcome::{Death, Outcome};
-    use crate::engine::supervise::{supervise, CallerDuties, Reducer, Workers};
+    use crate::engine::outcome::Outcome;
+    use crate::engine::supervise::{supervise, CallerDuties, Reducer};
     use crate::engine::task::Task;
     use std::time::{Duration, Instant};
-
-    struct Threads;
-
-    impl Workers for Threads {
-        fn poll_death(&mut self, _: &Control) -> Option<Death> {
-            None
-        }
-        fn kill_all(&mut self) -> bool {
-            false
-        }
-        fn poll_interval(&self) -> Option<Duration> {
-            None
-        }
-    }
 
     /// Runs the map of `ctl` on `ctl.nworkers` threads, the calling thread supervising (and
     /// reducing with `reducer`) as the thread backend's caller does.
@@ -322,8 +309,19 @@ pub(crate) mod testing {
                 interrupt: None,
                 progress: None,
             };
-            supervise(ctl, &mut Threads, duties)
+            supervise(ctl, &mut NoDeaths, duties)
         })
+    }
+
+    /// Asserts that `ranges`, sorted, cover [0, end) exactly: no gap, no overlap, none empty.
+    pub(crate) fn assert_tiles(ranges: &[(u64, u64)], end: u64) {
+        let mut at = 0;
+        for &(lo, hi) in ranges {
+            assert_eq!(lo, at, "gap or overlap at {lo}: {ranges:?}");
+            assert!(hi > lo && hi <= end, "bad range {lo}..{hi}: {ranges:?}");
+            at = hi;
+        }
+        assert_eq!(at, end, "{ranges:?}");
     }
 
     /// Waits until `cond()` holds; panics (fails the test) if it still does not after 10 s, so that
@@ -428,13 +426,7 @@ mod tests {
                 _ => claims.push((job, next)),
             }
         }
-        let mut at = 0;
-        for &(lo, hi) in &claims {
-            assert_eq!(lo, at, "claims {claims:?}");
-            assert!(hi > lo && hi <= njobs, "claims {claims:?}");
-            at = hi;
-        }
-        assert_eq!(at, njobs);
+        testing::assert_tiles(&claims, njobs);
         claims
     }
 

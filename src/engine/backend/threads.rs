@@ -218,7 +218,7 @@ fn thread_main(shared: &Shared, w: usize) {
 const INTERRUPT_POLL: Duration = Duration::from_millis(20);
 
 /// Threads cannot die on their own: a crashing job takes the whole process.
-struct NoDeaths;
+pub(crate) struct NoDeaths;
 
 impl Workers for NoDeaths {
     fn poll_death(&mut self, _: &Control) -> Option<Death> {
