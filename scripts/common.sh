@@ -52,6 +52,18 @@ ensure_omp_blas() {
   install_missing "for the OpenMP and BLAS tests, tests/omp, which skip without them" "${missing[@]}"
 }
 
+# ensure_mpi: both MPI implementations sm_mpi_map is built and tested against (issue 13), Open MPI
+# and MPICH, each with its compiler wrapper and launcher (Debian installs them side by side as
+# mpicc.openmpi / mpirun.openmpi and mpicc.mpich / mpiexec.mpich); installs the missing ones.
+ensure_mpi() {
+  local missing=()
+  command -v mpicc.openmpi >/dev/null 2>&1 || missing+=(libopenmpi-dev)
+  command -v mpirun.openmpi >/dev/null 2>&1 || missing+=(openmpi-bin)
+  command -v mpicc.mpich >/dev/null 2>&1 || missing+=(libmpich-dev)
+  command -v mpiexec.mpich >/dev/null 2>&1 || missing+=(mpich)
+  install_missing "Open MPI and MPICH, for sm_mpi_map" "${missing[@]}"
+}
+
 # apt_install PKG ...: installs Debian packages (as root, non-interactively), with fresh lists.
 apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update \
