@@ -31,6 +31,21 @@ static int cmp_double(const void *a, const void *b) {
 
 static double job_result(int64_t job) { return (double)(job % 8); }
 
+/* Root receives the probed message: a chunk's results (its start first), placed by job number, or
+ * a rank's "no more from me" (one value). */
+static void receive_results(MPI_Comm comm, MPI_Status *st, double *all, double *buf, int64_t *received,
+                            int64_t *done_ranks) {
+  int count;
+  MPI_Get_count(st, MPI_DOUBLE, &count);
+  MPI_Recv(buf, count, MPI_DOUBLE, st->MPI_SOURCE, TAG_RESULTS, comm, MPI_STATUS_IGNORE);
+  if (count == 1) {
+    (*done_ranks)++;
+  } else {
+    memcpy(all + (int64_t)buf[0], buf + 1, (size_t)(count - 1) * sizeof(double));
+    *received += count - 1;
+  }
+}
+
 /* One dispatch run; returns the seconds root measured (the same value on every rank). */
 static double dispatch(MPI_Comm comm, int64_t njobs, int64_t chunk, double *all, double *mine) {
   int rank, size;
@@ -60,18 +75,7 @@ static double dispatch(MPI_Comm comm, int64_t njobs, int64_t chunk, double *all,
       while (flag) {
         MPI_Status st;
         MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULTS, comm, &flag, &st);
-        if (flag) {
-          int count;
-          MPI_Get_count(&st, MPI_DOUBLE, &count);
-          MPI_Recv(mine, count, MPI_DOUBLE, st.MPI_SOURCE, TAG_RESULTS, comm, MPI_STATUS_IGNORE);
-          if (count == 1) {
-            done_ranks++;
-          } else {
-            int64_t s = (int64_t)mine[0];
-            memcpy(all + s, mine + 1, (size_t)(count - 1) * sizeof(double));
-            received += count - 1;
-          }
-        }
+        if (flag) receive_results(comm, &st, all, mine, &received, &done_ranks);
       }
     } else {
       mine[0] = (double)start; /* exact: njobs < 2^53 */
@@ -84,17 +88,8 @@ static double dispatch(MPI_Comm comm, int64_t njobs, int64_t chunk, double *all,
   } else {
     while (received < njobs || done_ranks < size - 1) {
       MPI_Status st;
-      int count;
       MPI_Probe(MPI_ANY_SOURCE, TAG_RESULTS, comm, &st);
-      MPI_Get_count(&st, MPI_DOUBLE, &count);
-      MPI_Recv(mine, count, MPI_DOUBLE, st.MPI_SOURCE, TAG_RESULTS, comm, MPI_STATUS_IGNORE);
-      if (count == 1) {
-        done_ranks++;
-      } else {
-        int64_t s = (int64_t)mine[0];
-        memcpy(all + s, mine + 1, (size_t)(count - 1) * sizeof(double));
-        received += count - 1;
-      }
+      receive_results(comm, &st, all, mine, &received, &done_ranks);
     }
   }
   double seconds = 0;
