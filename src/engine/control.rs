@@ -109,6 +109,34 @@ pub struct Header {
     /// Shared state of the work-shared loops that need it (dynamic and guided), a ring indexed by
     /// how many such loops the team has started.
     pub loops: [Padded<LoopSlot>; LOOP_SLOTS],
+    /// A fed map's words (feed.rs); untouched by other maps.
+    pub feed: Padded<FeedWords>,
+    pub segments: [SegmentWords; SEGMENTS],
+}
+
+/// How many segments a fed map keeps at once: segment `k` lives in slot `k % SEGMENTS`.
+pub(crate) const SEGMENTS: usize = 16;
+
+/// What a fed map has been given so far (feed.rs, src/ranks/README.md).
+#[repr(C)]
+pub struct FeedWords {
+    /// Local jobs fed so far: a claim never goes past it.
+    pub available: AtomicU64,
+    /// Segments fed so far.
+    pub segments: AtomicU64,
+    /// 1 once no more segments will come.
+    pub ended: AtomicU32,
+    /// Bumped when something a worker waiting for jobs waits for changes (a segment, the end, a
+    /// stop); such workers sleep on it.
+    pub epoch: AtomicU32,
+    pub waiters: AtomicU32,
+}
+
+/// One fed segment: its first local job is global job `global`.
+#[repr(C)]
+pub struct SegmentWords {
+    pub local: AtomicU64,
+    pub global: AtomicU64,
 }
 
 impl Header {
@@ -385,6 +413,8 @@ pub struct Control {
     /// (process workers) but return at their next construct and run worker_fini, so that
     /// worker_reduce combines every worker's result, as after a map's SM_STOP.
     pub finish_on_stop: bool,
+    /// A fed map (feed.rs): its jobs are the segments fed while it runs, not [0, njobs).
+    pub fed: bool,
 }
 
 // SAFETY: every field shared between workers is an atomic or is partitioned among them by the
@@ -516,6 +546,7 @@ impl Control {
             interrupt_baseline: None,
             oversubscribed: false,
             finish_on_stop: false,
+            fed: false,
         };
         ctl.init();
         Ok(ctl)
@@ -664,6 +695,19 @@ pub fn wake_slot_waiters(ctl: &Control) {
     if h.slot_wait.waiters.load(Ordering::SeqCst) > 0 {
         h.slot_wait.epoch.fetch_add(1, Ordering::SeqCst);
         futex::wake_all(&h.slot_wait.epoch);
+    }
+    // Every path that stops a map comes here: workers waiting to be fed must look again too.
+    if ctl.fed {
+        wake_feed_waiters(ctl);
+    }
+}
+
+/// Wakes the workers of a fed map that wait for jobs (something they wait for changed).
+pub fn wake_feed_waiters(ctl: &Control) {
+    let f = &ctl.header().feed;
+    f.epoch.fetch_add(1, Ordering::SeqCst);
+    if f.waiters.load(Ordering::SeqCst) > 0 {
+        futex::wake_all(&f.epoch);
     }
 }
 

@@ -155,6 +155,7 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
         reducer,
         interrupt,
         progress: progress.as_ref(),
+        feeder: None,
     };
     // Run serially, a map's jobs one after the other, a region once as a team of one.
     let serially = |task: &Task, worker: i32, interrupt| {

@@ -5,6 +5,7 @@
 
 pub(crate) mod backend;
 pub(crate) mod control;
+pub(crate) mod feed;
 pub(crate) mod frame;
 pub(crate) mod inner;
 pub(crate) mod launch;

@@ -3,6 +3,7 @@
 
 use crate::engine::control::wake_slot_waiters;
 use crate::engine::control::{Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED};
+use crate::engine::feed::{Feeder, FEED_POLL};
 use crate::engine::outcome::{Cause, Death, Outcome};
 use crate::engine::progress::Progress;
 use crate::engine::sections::release_lock_of_dead_worker;
@@ -31,6 +32,8 @@ pub struct CallerDuties<'a> {
     /// None for a map inside a job (the enclosing map watches).
     pub interrupt: Option<&'a InterruptWatch>,
     pub progress: Option<&'a Progress>,
+    /// Feeds a fed map (feed.rs) while it runs; None for other maps.
+    pub feeder: Option<&'a dyn Feeder>,
 }
 
 /// The reduce callback and its context.
@@ -124,6 +127,7 @@ struct Supervisor<'a> {
     dead: usize,
     interrupt: Option<&'a InterruptWatch>,
     progress: Option<&'a Progress>,
+    feeder: Option<&'a dyn Feeder>,
     /// The signal that interrupted the map, once one did.
     interrupted: Option<i32>,
     /// True once the workers were killed (they will never check out).
@@ -141,6 +145,7 @@ pub fn supervise(ctl: &Control, workers: &mut dyn Workers, duties: CallerDuties)
         dead: 0,
         interrupt: duties.interrupt,
         progress: duties.progress,
+        feeder: duties.feeder,
         interrupted: None,
         killed: false,
         last_poll: Instant::now(),
@@ -225,6 +230,9 @@ impl Supervisor<'_> {
             if job & 255 == 0 {
                 self.tick_progress();
             }
+            if job & 63 == 0 {
+                self.feed();
+            }
             job += 1;
         }
         None
@@ -246,6 +254,8 @@ impl Supervisor<'_> {
             return Some(state.load(Ordering::Acquire));
         }
         loop {
+            // The slot may wait on jobs not fed yet.
+            self.feed();
             if self.interrupted.is_some() || self.death.is_some_and(|d| job >= d.lost_from) {
                 return None;
             }
@@ -259,7 +269,7 @@ impl Supervisor<'_> {
             h.caller_waits_for.store(job, Ordering::SeqCst);
             let seen = state.load(Ordering::SeqCst);
             if !filled(seen) {
-                futex::wait(state, seen, self.workers.poll_interval());
+                futex::wait(state, seen, self.sleep_limit());
             }
             h.caller_waits_for.store(NO_JOB, Ordering::SeqCst);
             let word = state.load(Ordering::Acquire);
@@ -269,6 +279,23 @@ impl Supervisor<'_> {
             self.check_interrupt();
             self.poll_deaths(false);
             self.tick_progress();
+        }
+    }
+
+    /// Lets the feeder of a fed map feed.
+    fn feed(&self) {
+        if let Some(feeder) = self.feeder {
+            feeder.poll(self.ctl);
+        }
+    }
+
+    /// The longest the caller may sleep: until the next look for deaths, and for a fed map until
+    /// its feeder's next poll.
+    fn sleep_limit(&self) -> Option<Duration> {
+        match (self.workers.poll_interval(), self.feeder) {
+            (interval, None) => interval,
+            (Some(interval), Some(_)) => Some(interval.min(FEED_POLL)),
+            (None, Some(_)) => Some(FEED_POLL),
         }
     }
 
@@ -284,6 +311,8 @@ impl Supervisor<'_> {
         let h = self.ctl.header();
         futex::spin_until(CALLER_SPIN, || h.active().load(Ordering::Acquire) == 0);
         loop {
+            // A fed map's workers check out only once the feed has ended.
+            self.feed();
             let active = h.active().load(Ordering::SeqCst);
             if active as usize <= self.dead {
                 break;
@@ -291,7 +320,7 @@ impl Supervisor<'_> {
             if self.death.is_some() && self.survivors_drained() {
                 break;
             }
-            h.sleep_while_active(active, self.workers.poll_interval());
+            h.sleep_while_active(active, self.sleep_limit());
             // A region that failed in one worker is lost: stop the others now rather than let
             // them run on (or wait at a barrier) for nothing.
             if self.ctl.is_region && !self.killed && self.region_lost() {

@@ -25,6 +25,8 @@ const CHUNK_TARGET_NS: u128 = 20_000;
 const MAX_CHUNK: u64 = 1 << 16;
 /// How long a worker spins for a free result slot before sleeping.
 const SLOT_SPIN: Duration = Duration::from_micros(20);
+/// The longest a worker of a fed map sleeps waiting for jobs before it looks again by itself.
+const FEED_WAIT: Duration = Duration::from_millis(10);
 
 /// Runs jobs for worker `w` until none are left (or the map was stopped), or its member of the
 /// region, between its worker_init and worker_fini, then checks out.
@@ -73,7 +75,10 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
         } else {
             chunk.min(chunk_cap(ctl, bound))
         };
-        let Some((start, end)) = claim(&h.next_job, ctl.njobs, |_| size) else {
+        let Some((start, end)) = claim(&h.next_job, ctl.claim_end(), |_| size) else {
+            if ctl.fed && wait_for_feed(ctl, w) {
+                continue;
+            }
             break;
         };
         record.unfinished.store(start, Ordering::Release);
@@ -191,7 +196,7 @@ fn chunk_cap(ctl: &Control, next: u64) -> u64 {
         return 1;
     }
     let spread = 4 * ctl.nworkers as u64;
-    let mut cap = ctl.njobs.saturating_sub(next) / spread;
+    let mut cap = ctl.claim_end().saturating_sub(next) / spread;
     if ctl.window > 0 {
         cap = cap.min(ctl.window / spread);
     }
@@ -212,9 +217,10 @@ fn run_job(ctl: &Control, task: &Task, work: JobFn, frame: &Frame, w: usize, job
         // publishes them (its slot, or this worker's scratch buffer).
         unsafe { std::ptr::write_bytes(result, 0, ctl.result_size) };
     }
+    let number = ctl.global_job(job);
     let code = frame.run_job(job, || {
         // SAFETY: the caller's work function, called as the API documents.
-        unsafe { work(task.ctx, job as usize, result.cast()) }
+        unsafe { work(task.ctx, number as usize, result.cast()) }
     });
     let end = finish_job(frame, code);
     if end != JobEnd::Done {
@@ -250,6 +256,34 @@ fn run_job(ctl: &Control, task: &Task, work: JobFn, frame: &Frame, w: usize, job
     }
     record.current_job.store(NO_JOB, Ordering::Release);
     true
+}
+
+/// A worker of a fed map with nothing left to claim waits for the caller to feed more. True when
+/// there are jobs to claim again; false when the map is over for it (the feed ended, or the map
+/// was stopped or interrupted).
+fn wait_for_feed(ctl: &Control, w: usize) -> bool {
+    let h = ctl.header();
+    let f = &h.feed;
+    // It holds no job while it waits: a death now loses none, and it holds back no ordered turn.
+    ctl.worker(w).unfinished.store(NO_JOB, Ordering::Release);
+    publish_ordered_pos(ctl, w, NO_JOB);
+    loop {
+        let epoch = f.epoch.load(Ordering::SeqCst);
+        let next = h.next_job.load(Ordering::SeqCst);
+        if next >= h.limit.load(Ordering::SeqCst) || interrupted(ctl) {
+            return false;
+        }
+        if f.available.load(Ordering::SeqCst) > next {
+            return true;
+        }
+        if f.ended.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        f.waiters.fetch_add(1, Ordering::SeqCst);
+        // The timeout only bounds the damage of a missed wake-up; every change wakes the waiters.
+        futex::wait(&f.epoch, epoch, Some(FEED_WAIT));
+        f.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Waits until the caller has reduced the job that last used `job`'s slot. False if the map was
@@ -292,6 +326,7 @@ pub(crate) mod testing {
     use super::run_worker;
     use crate::engine::backend::threads::NoDeaths;
     use crate::engine::control::Control;
+    use crate::engine::feed::Feeder;
     use crate::engine::outcome::Outcome;
     use crate::engine::supervise::{supervise, CallerDuties, Reducer};
     use crate::engine::task::Task;
@@ -300,6 +335,16 @@ pub(crate) mod testing {
     /// Runs the map of `ctl` on `ctl.nworkers` threads, the calling thread supervising (and
     /// reducing with `reducer`) as the thread backend's caller does.
     pub(crate) fn run_on_threads(ctl: &Control, task: &Task, reducer: Option<Reducer>) -> Outcome {
+        run_fed_on_threads(ctl, task, reducer, None)
+    }
+
+    /// `run_on_threads` for a fed map: the calling thread also polls `feeder`.
+    pub(crate) fn run_fed_on_threads(
+        ctl: &Control,
+        task: &Task,
+        reducer: Option<Reducer>,
+        feeder: Option<&dyn Feeder>,
+    ) -> Outcome {
         std::thread::scope(|s| {
             for w in 0..ctl.nworkers {
                 s.spawn(move || run_worker(ctl, task, w));
@@ -308,6 +353,7 @@ pub(crate) mod testing {
                 reducer,
                 interrupt: None,
                 progress: None,
+                feeder,
             };
             supervise(ctl, &mut NoDeaths, duties)
         })

@@ -104,7 +104,12 @@ fn run_jobs(
         reducer,
         interrupt,
         progress,
+        feeder,
     } = duties;
+    assert!(
+        feeder.is_none(),
+        "fed maps do not run serially yet (feed.rs)"
+    );
     let buffer = result.ptr;
     for job in 0..njobs {
         if let Some(signal) = interrupt.and_then(|i| i.interrupted()) {

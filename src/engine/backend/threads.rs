@@ -107,10 +107,10 @@ impl ThreadPool {
     }
 
     /// Runs one map on the pool's threads and waits until all of them are done with it. Without a
-    /// reduce or progress reports the calling thread would only wait, so it runs worker 0 itself
-    /// (see `run_with_caller`).
+    /// reduce, progress reports or a feeder the calling thread would only wait, so it runs worker 0
+    /// itself (see `run_with_caller`).
     pub fn run(&self, ctl: &Control, task: &Task, duties: CallerDuties) -> Outcome {
-        if duties.reducer.is_none() && duties.progress.is_none() {
+        if duties.reducer.is_none() && duties.progress.is_none() && duties.feeder.is_none() {
             return self.run_with_caller(ctl, task, duties);
         }
         for w in 0..ctl.nworkers {

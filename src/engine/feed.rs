@@ -1,0 +1,364 @@
+//! A fed map: a map whose jobs are not `[0, njobs)` but ranges of *global* jobs (segments) that
+//! the caller feeds while it runs, as `sm_mpi_map` does with the jobs root grants to a rank
+//! (src/ranks/README.md). Claims, the result window, ordered positions and deaths keep working on
+//! *local* job numbers, which run on across segments; a worker translates a local job to its
+//! global number just before calling `work`.
+//!
+//! The caller feeds from the supervisor's loop (supervise.rs), which calls its [`Feeder`] often;
+//! the feeder pushes segments with [`Control::feed`] and finally calls [`Control::end_feed`].
+//! Not yet done here (the next step of issue 13): the ordered gate across segments, and fed maps
+//! on the serial path (serial backend, debug mode, inside a job).
+
+use crate::engine::control::{wake_feed_waiters, Control, MAX_JOBS, SEGMENTS};
+use std::sync::atomic::Ordering;
+
+/// Who feeds a fed map. Called on the caller's thread only, while the map runs: at least every
+/// `FEED_POLL` while the caller waits, and every 64 jobs it reduces.
+pub(crate) trait Feeder {
+    fn poll(&self, ctl: &Control);
+}
+
+/// How long the supervisor of a fed map sleeps at most between two polls of its feeder: a worker
+/// that runs out of jobs waits about this long at worst (a feeder asks for more before then).
+pub(crate) const FEED_POLL: std::time::Duration = std::time::Duration::from_micros(50);
+
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "sm_mpi_map's driver (issue 13, next step) feeds maps; tests do now"
+    )
+)]
+impl Control {
+    /// Makes this control block a fed map with nothing fed yet.
+    pub(crate) fn start_feed(&mut self) {
+        self.fed = true;
+        self.header().limit.store(MAX_JOBS, Ordering::Relaxed);
+    }
+
+    /// Feeds the `len` global jobs from `global` on, as the next local jobs. False (nothing fed)
+    /// when all `SEGMENTS` slots still hold segments that a worker may yet translate: feed again
+    /// later.
+    pub(crate) fn feed(&self, global: u64, len: u64) -> bool {
+        debug_assert!(self.fed && len > 0);
+        let h = self.header();
+        let f = &h.feed;
+        let k = f.segments.load(Ordering::Relaxed);
+        let local = f.available.load(Ordering::Relaxed);
+        if k >= SEGMENTS as u64 && !self.segment_done(k - SEGMENTS as u64) {
+            return false;
+        }
+        let slot = &h.segments[(k % SEGMENTS as u64) as usize];
+        slot.local.store(local, Ordering::Relaxed);
+        slot.global.store(global, Ordering::Relaxed);
+        // Release: a worker that sees the new count or `available` sees the segment's words.
+        f.segments.store(k + 1, Ordering::Release);
+        f.available.store(local + len, Ordering::SeqCst);
+        wake_feed_waiters(self);
+        true
+    }
+
+    /// True once no worker runs, or will run, a job of segment `k` (it needs no translation any
+    /// more): the next segment's first local job is claimed and below every worker's unfinished.
+    fn segment_done(&self, k: u64) -> bool {
+        let h = self.header();
+        let next = h.segments[((k + 1) % SEGMENTS as u64) as usize]
+            .local
+            .load(Ordering::Relaxed);
+        h.next_job.load(Ordering::SeqCst) >= next
+            && (0..self.nworkers).all(|w| self.worker(w).unfinished.load(Ordering::SeqCst) >= next)
+    }
+
+    /// No more segments will come: the workers finish what they have and check out.
+    pub(crate) fn end_feed(&self) {
+        self.header().feed.ended.store(1, Ordering::SeqCst);
+        wake_feed_waiters(self);
+    }
+
+    /// Local jobs fed but not claimed yet.
+    pub(crate) fn unclaimed(&self) -> u64 {
+        let h = self.header();
+        let available = h.feed.available.load(Ordering::SeqCst);
+        available.saturating_sub(h.next_job.load(Ordering::SeqCst))
+    }
+
+    /// Local jobs fed so far.
+    pub(crate) fn fed_jobs(&self) -> u64 {
+        self.header().feed.available.load(Ordering::SeqCst)
+    }
+}
+
+impl Control {
+    /// Where claims stop: the jobs fed so far, or `njobs`.
+    pub(crate) fn claim_end(&self) -> u64 {
+        if self.fed {
+            self.header().feed.available.load(Ordering::Acquire)
+        } else {
+            self.njobs
+        }
+    }
+
+    /// The global number of local job `local` of a fed map (a job claimed and not finished, so
+    /// its segment is still in the ring); `local` itself for other maps.
+    pub(crate) fn global_job(&self, local: u64) -> u64 {
+        if !self.fed {
+            return local;
+        }
+        let h = self.header();
+        let k = h.feed.segments.load(Ordering::Acquire);
+        for i in (k.saturating_sub(SEGMENTS as u64)..k).rev() {
+            let slot = &h.segments[(i % SEGMENTS as u64) as usize];
+            let start = slot.local.load(Ordering::Relaxed);
+            if start <= local {
+                return slot.global.load(Ordering::Relaxed) + (local - start);
+            }
+        }
+        unreachable!("local job {local} of a fed map is in no live segment")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::control::{JobEnd, NO_JOB};
+    use crate::engine::outcome::Outcome;
+    use crate::engine::supervise::Reducer;
+    use crate::engine::task::{Body, Task};
+    use crate::engine::worker::testing::run_fed_on_threads;
+    use std::cell::{Cell, RefCell};
+    use std::collections::VecDeque;
+    use std::ffi::{c_int, c_void};
+    use std::sync::atomic::AtomicU32;
+
+    const POOL: usize = 0xfeed;
+
+    /// Feeds a list of global segments, keeping at most `ahead` local jobs unclaimed, holding back
+    /// while the ring is full; ends the feed after the last (unless `never_end`). `slow`: feeds
+    /// only on every 8th poll, so that workers run dry and wait.
+    struct ListFeeder {
+        segments: RefCell<VecDeque<(u64, u64)>>,
+        ahead: u64,
+        never_end: bool,
+        slow: bool,
+        polls: Cell<u64>,
+        refused: Cell<u64>,
+    }
+
+    impl ListFeeder {
+        fn new(segments: &[(u64, u64)], ahead: u64) -> ListFeeder {
+            ListFeeder {
+                segments: RefCell::new(segments.iter().copied().collect()),
+                ahead,
+                never_end: false,
+                slow: false,
+                polls: Cell::new(0),
+                refused: Cell::new(0),
+            }
+        }
+    }
+
+    impl Feeder for ListFeeder {
+        fn poll(&self, ctl: &Control) {
+            self.polls.set(self.polls.get() + 1);
+            if self.slow && self.polls.get() % 8 != 0 {
+                return;
+            }
+            let mut segments = self.segments.borrow_mut();
+            while ctl.unclaimed() < self.ahead {
+                let Some(&(global, len)) = segments.front() else {
+                    break;
+                };
+                if !ctl.feed(global, len) {
+                    self.refused.set(self.refused.get() + 1);
+                    break;
+                }
+                segments.pop_front();
+            }
+            if segments.is_empty() && !self.never_end {
+                ctl.end_feed();
+            }
+        }
+    }
+
+    /// Irregular segments of global jobs: lengths 1..=97, starts scattered (not in order), in all
+    /// `total` jobs below `total * 4`.
+    fn scattered(total: u64) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let (mut fed, mut i) = (0, 0u64);
+        while fed < total {
+            let len = (1 + (i * 37) % 97).min(total - fed);
+            // Distinct, non-overlapping ranges: segment i takes [i * 100, i * 100 + len).
+            out.push((i * 100, len));
+            fed += len;
+            i += 1;
+        }
+        // Not in global order: swap neighbours.
+        for pair in out.chunks_mut(2) {
+            pair.reverse();
+        }
+        out
+    }
+
+    /// What the jobs saw: runs per global job (indexed by global number).
+    struct Seen {
+        runs: Vec<AtomicU32>,
+        /// Global job that fails with 7, if any.
+        fail_at: u64,
+        /// Global numbers in the order reduce saw them (by local job).
+        reduced: RefCell<Vec<u64>>,
+    }
+
+    unsafe extern "C" fn record(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int {
+        // SAFETY: ctx is the test's Seen, alive for the whole map.
+        let seen = unsafe { &*(ctx as *const Seen) };
+        seen.runs[job].fetch_add(1, Ordering::SeqCst);
+        if !result.is_null() {
+            // SAFETY: the job's result has 8 bytes (result_size), aligned for a u64.
+            unsafe { *(result as *mut u64) = job as u64 };
+        }
+        if job as u64 == seen.fail_at {
+            7
+        } else {
+            0
+        }
+    }
+
+    unsafe extern "C" fn reduce(ctx: *mut c_void, _local: usize, result: *mut c_void) -> c_int {
+        // SAFETY: as above; reduce runs on the caller thread only.
+        let seen = unsafe { &*(ctx as *const Seen) };
+        // SAFETY: the reduced job's 8-byte result.
+        seen.reduced
+            .borrow_mut()
+            .push(unsafe { *(result as *const u64) });
+        0
+    }
+
+    fn seen(fail_at: u64, globals: u64) -> Seen {
+        Seen {
+            runs: (0..globals).map(|_| AtomicU32::new(0)).collect(),
+            fail_at,
+            reduced: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn task(seen: &Seen) -> Task {
+        Task {
+            body: Body::Jobs(record),
+            ctx: seen as *const Seen as *mut c_void,
+            pool: POOL,
+            chunk: 0,
+            init: None,
+            fini: None,
+            inner: None,
+        }
+    }
+
+    fn fed_control(nworkers: usize, result_size: usize, with_reduce: bool) -> Control {
+        let mut ctl = Control::new(MAX_JOBS, nworkers, result_size, with_reduce, 0, None).unwrap();
+        ctl.start_feed();
+        ctl
+    }
+
+    #[test]
+    fn every_fed_job_runs_once_under_its_global_number() {
+        let segments = scattered(20_000);
+        assert!(
+            segments.len() > 4 * SEGMENTS,
+            "the ring must wrap several times"
+        );
+        let seen = seen(NO_JOB, 20_000 * 4);
+        for slow in [false, true] {
+            for run in &seen.runs {
+                run.store(0, Ordering::SeqCst);
+            }
+            let ctl = fed_control(3, 0, false);
+            let mut feeder = ListFeeder::new(&segments, 64);
+            feeder.slow = slow;
+            let outcome = run_fed_on_threads(&ctl, &task(&seen), None, Some(&feeder));
+            assert_eq!(outcome, Outcome::Completed, "slow {slow}");
+            let mut want = vec![0u32; seen.runs.len()];
+            for &(global, len) in &segments {
+                want[global as usize..(global + len) as usize].fill(1);
+            }
+            let got: Vec<u32> = seen.runs.iter().map(|r| r.load(Ordering::SeqCst)).collect();
+            let wrong = (0..want.len()).find(|&g| got[g] != want[g]);
+            assert_eq!(
+                wrong,
+                None,
+                "slow {slow}: global job ran {:?} times",
+                wrong.map(|g| got[g])
+            );
+            assert_eq!(ctl.completed(), 20_000);
+            assert!(feeder.segments.borrow().is_empty());
+        }
+    }
+
+    #[test]
+    fn reduce_sees_the_fed_jobs_in_local_order() {
+        let segments = scattered(5_000);
+        let seen = seen(NO_JOB, 5_000 * 4);
+        let ctl = fed_control(2, 8, true);
+        let feeder = ListFeeder::new(&segments, 256);
+        let reducer = Reducer {
+            reduce,
+            ctx: &seen as *const Seen as *mut c_void,
+        };
+        let outcome = run_fed_on_threads(&ctl, &task(&seen), Some(reducer), Some(&feeder));
+        assert_eq!(outcome, Outcome::Completed);
+        let want: Vec<u64> = segments.iter().flat_map(|&(g, len)| g..g + len).collect();
+        assert_eq!(*seen.reduced.borrow(), want);
+    }
+
+    #[test]
+    fn a_failing_job_stops_a_fed_map_whose_feed_never_ends() {
+        let segments = scattered(3_000);
+        // The 1000th fed job fails; the feeder would keep the map open forever.
+        let order: Vec<u64> = segments.iter().flat_map(|&(g, len)| g..g + len).collect();
+        let seen = seen(order[999], 3_000 * 4);
+        let ctl = fed_control(3, 0, false);
+        let mut feeder = ListFeeder::new(&segments, 32);
+        feeder.never_end = true;
+        let outcome = run_fed_on_threads(&ctl, &task(&seen), None, Some(&feeder));
+        assert_eq!(
+            outcome,
+            Outcome::JobFailed {
+                job: 999,
+                end: JobEnd::Error(7)
+            }
+        );
+        // Every job before it ran, once.
+        for (local, &global) in order.iter().enumerate() {
+            let runs = seen.runs[global as usize].load(Ordering::SeqCst);
+            if local <= 999 {
+                assert_eq!(runs, 1, "local job {local} (global {global})");
+            }
+        }
+        assert_eq!(ctl.header().limit.load(Ordering::SeqCst), 1000);
+    }
+
+    #[test]
+    fn a_full_ring_refuses_a_segment_until_the_oldest_is_done() {
+        let ctl = fed_control(2, 0, false);
+        for k in 0..SEGMENTS as u64 {
+            assert!(ctl.feed(1000 * k, 10));
+        }
+        let h = ctl.header();
+        // Worker 0 still holds local job 3, of segment 0.
+        ctl.worker(0).unfinished.store(3, Ordering::SeqCst);
+        h.next_job.store(15, Ordering::SeqCst);
+        assert!(!ctl.feed(99_000, 5), "segment 0's slot is still needed");
+        assert_eq!(ctl.global_job(3), 3);
+        // It finished segment 0 (and worker 1 holds nothing): the slot may be reused.
+        ctl.worker(0).unfinished.store(12, Ordering::SeqCst);
+        assert!(ctl.feed(99_000, 5));
+        let first_new = 10 * SEGMENTS as u64;
+        assert_eq!(ctl.global_job(first_new + 4), 99_004);
+        assert_eq!(ctl.global_job(12), 1002);
+        // Segment 1 is in use until the claims pass segment 2's start (local 20).
+        assert!(!ctl.feed(77_000, 1));
+        h.next_job.store(20, Ordering::SeqCst);
+        ctl.worker(0).unfinished.store(NO_JOB, Ordering::SeqCst);
+        assert!(ctl.feed(77_000, 1));
+        assert_eq!(ctl.fed_jobs(), first_new + 6);
+    }
+}
