@@ -130,6 +130,11 @@ pub struct FeedWords {
     /// stop); such workers sleep on it.
     pub epoch: AtomicU32,
     pub waiters: AtomicU32,
+    /// The ordered gate: every global job below it has passed its ordered turn on every rank. A
+    /// job may enter its ordered section only once the gate has reached its segment's start.
+    pub gate: AtomicU64,
+    /// The smallest segment start (global) a job waits at the gate for; NO_JOB when none.
+    pub gate_wanted: AtomicU64,
 }
 
 /// One fed segment: its first local job is global job `global`.
@@ -702,12 +707,18 @@ pub fn wake_slot_waiters(ctl: &Control) {
     }
 }
 
-/// Wakes the workers of a fed map that wait for jobs (something they wait for changed).
+/// Wakes the workers of a fed map that wait for jobs or at the ordered gate (something they
+/// wait for changed: a segment, the end, a stop).
 pub fn wake_feed_waiters(ctl: &Control) {
-    let f = &ctl.header().feed;
+    let h = ctl.header();
+    let f = &h.feed;
     f.epoch.fetch_add(1, Ordering::SeqCst);
     if f.waiters.load(Ordering::SeqCst) > 0 {
         futex::wake_all(&f.epoch);
+    }
+    h.ordered.epoch.fetch_add(1, Ordering::SeqCst);
+    if h.ordered.waiters.load(Ordering::SeqCst) > 0 {
+        futex::wake_all(&h.ordered.epoch);
     }
 }
 

@@ -6,10 +6,15 @@
 //!
 //! The caller feeds from the supervisor's loop (supervise.rs), which calls its [`Feeder`] often;
 //! the feeder pushes segments with [`Control::feed`] and finally calls [`Control::end_feed`].
-//! Not yet done here (the next step of issue 13): the ordered gate across segments, and fed maps
-//! on the serial path (serial backend, debug mode, inside a job).
+//! The ordered gate keeps ordered sections in global order across ranks: a job enters its section
+//! only once its local turn has come and the gate has reached its segment's start.
+//! Not yet done here (the next step of issue 13): fed maps on the serial path (serial backend,
+//! debug mode, inside a job) and through launch.rs.
 
-use crate::engine::control::{wake_feed_waiters, Control, MAX_JOBS, SEGMENTS};
+use crate::engine::control::{
+    wake_feed_waiters, wake_slot_waiters, Control, MAX_JOBS, NO_JOB, SEGMENTS,
+};
+use crate::sys::futex;
 use std::sync::atomic::Ordering;
 
 /// Who feeds a fed map. Called on the caller's thread only, while the map runs: at least every
@@ -33,7 +38,27 @@ impl Control {
     /// Makes this control block a fed map with nothing fed yet.
     pub(crate) fn start_feed(&mut self) {
         self.fed = true;
-        self.header().limit.store(MAX_JOBS, Ordering::Relaxed);
+        let h = self.header();
+        h.limit.store(MAX_JOBS, Ordering::Relaxed);
+        h.feed.gate_wanted.store(NO_JOB, Ordering::Relaxed);
+    }
+
+    /// Every global job below `global` has passed its ordered turn: jobs of segments starting
+    /// there or before may enter their ordered sections.
+    pub(crate) fn open_gate(&self, global: u64) {
+        let h = self.header();
+        h.feed.gate.fetch_max(global, Ordering::SeqCst);
+        h.ordered.epoch.fetch_add(1, Ordering::SeqCst);
+        if h.ordered.waiters.load(Ordering::SeqCst) > 0 {
+            futex::wake_all(&h.ordered.epoch);
+        }
+    }
+
+    /// The smallest segment start a job is waiting at the gate for, if any (beyond the gate).
+    pub(crate) fn gate_wanted(&self) -> Option<u64> {
+        let f = &self.header().feed;
+        let wanted = f.gate_wanted.load(Ordering::SeqCst);
+        (wanted != NO_JOB && wanted > f.gate.load(Ordering::SeqCst)).then_some(wanted)
     }
 
     /// Feeds the `len` global jobs from `global` on, as the next local jobs. False (nothing fed)
@@ -75,6 +100,13 @@ impl Control {
         wake_feed_waiters(self);
     }
 
+    /// Stops the map from local job `local` on (a failure elsewhere, as root reports it): no job
+    /// from there starts, and jobs waiting for it at the ordered gate give up.
+    pub(crate) fn stop_from(&self, local: u64) {
+        self.header().limit.fetch_min(local, Ordering::SeqCst);
+        wake_slot_waiters(self);
+    }
+
     /// Local jobs fed but not claimed yet.
     pub(crate) fn unclaimed(&self) -> u64 {
         let h = self.header();
@@ -113,23 +145,60 @@ impl Control {
 
     #[inline(never)]
     fn fed_global_job(&self, local: u64) -> u64 {
+        let (start, global) = self.segment_of(local);
+        global + (local - start)
+    }
+
+    /// The (local, global) start of the segment of `local`, a claimed and unfinished job.
+    fn segment_of(&self, local: u64) -> (u64, u64) {
         let h = self.header();
         let k = h.feed.segments.load(Ordering::Acquire);
         for i in (k.saturating_sub(SEGMENTS as u64)..k).rev() {
             let slot = &h.segments[(i % SEGMENTS as u64) as usize];
             let start = slot.local.load(Ordering::Relaxed);
             if start <= local {
-                return slot.global.load(Ordering::Relaxed) + (local - start);
+                return (start, slot.global.load(Ordering::Relaxed));
             }
         }
         unreachable!("local job {local} of a fed map is in no live segment")
+    }
+
+    /// Whether local job `local` may pass the ordered gate (always, for other maps): the gate
+    /// has reached its segment's global start. When it has not, the segment's start is noted in
+    /// `gate_wanted` for the feeder to ask for.
+    pub(crate) fn gate_open(&self, local: u64) -> bool {
+        if !self.fed {
+            return true;
+        }
+        let (_, start) = self.segment_of(local);
+        let f = &self.header().feed;
+        if f.gate.load(Ordering::SeqCst) >= start {
+            return true;
+        }
+        // Wishes at or below the gate are spent: replace them; else keep the smallest.
+        let mut wanted = f.gate_wanted.load(Ordering::SeqCst);
+        loop {
+            let spent = wanted == NO_JOB || wanted <= f.gate.load(Ordering::SeqCst);
+            if !spent && wanted <= start {
+                break;
+            }
+            match f
+                .gate_wanted
+                .compare_exchange(wanted, start, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => break,
+                Err(seen) => wanted = seen,
+            }
+        }
+        // The feeder may have opened it before it saw the wish.
+        f.gate.load(Ordering::SeqCst) >= start
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::control::{JobEnd, NO_JOB};
+    use crate::engine::control::JobEnd;
     use crate::engine::outcome::Outcome;
     use crate::engine::supervise::Reducer;
     use crate::engine::task::{Body, Task};
@@ -369,5 +438,180 @@ mod tests {
         ctl.worker(0).unfinished.store(NO_JOB, Ordering::SeqCst);
         assert!(ctl.feed(77_000, 1));
         assert_eq!(ctl.fed_jobs(), first_new + 6);
+    }
+
+    /// What the jobs of a fed map with ordered sections saw, by global job.
+    struct Gated {
+        passed: Vec<AtomicU32>,
+        entered: std::sync::Mutex<Vec<u64>>,
+        /// Jobs that entered while the gate was below their segment's start, or before an
+        /// earlier job of this rank had passed.
+        early: AtomicU32,
+        /// Jobs whose sm_ordered_enter said SM_STOPPED.
+        stopped: AtomicU32,
+        /// The control block, to read the gate from inside a job.
+        ctl: *const Control,
+        /// (global start, len) of this rank's segments.
+        segments: Vec<(u64, u64)>,
+    }
+
+    /// Jobs with a global number that is 2 mod 3 skip their ordered section.
+    unsafe extern "C" fn gated_job(ctx: *mut c_void, job: usize, _: *mut c_void) -> c_int {
+        // SAFETY: ctx is the test's Gated, alive for the whole map.
+        let g = unsafe { &*(ctx as *const Gated) };
+        let job = job as u64;
+        if job % 3 == 2 {
+            g.passed[job as usize].store(1, Ordering::SeqCst);
+            return 0;
+        }
+        match crate::engine::sections::ordered_enter(POOL) {
+            Ok(()) => {}
+            Err(e) if e.status == crate::status::Status::SM_STOPPED => {
+                g.stopped.fetch_add(1, Ordering::SeqCst);
+                return 0;
+            }
+            Err(e) => panic!("sm_ordered_enter: {}", e.message),
+        }
+        // SAFETY: the control block outlives the map.
+        let gate = unsafe { &*g.ctl }.header().feed.gate.load(Ordering::SeqCst);
+        let start = g
+            .segments
+            .iter()
+            .find(|&&(s, len)| s <= job && job < s + len)
+            .unwrap()
+            .0;
+        let earlier_pending = g
+            .segments
+            .iter()
+            .flat_map(|&(s, len)| s..s + len)
+            .take_while(|&j| j < job)
+            .any(|j| g.passed[j as usize].load(Ordering::SeqCst) == 0);
+        if gate < start || earlier_pending {
+            g.early.fetch_add(1, Ordering::SeqCst);
+        }
+        g.entered.lock().unwrap().push(job);
+        std::thread::yield_now();
+        g.passed[job as usize].store(1, Ordering::SeqCst);
+        crate::engine::sections::ordered_leave(POOL).unwrap();
+        0
+    }
+
+    /// Feeds every segment, and opens the gate to a wished segment start once every job of this
+    /// rank before it has passed (the jobs in the gaps belong to other ranks, done at once) —
+    /// what root's frontier does — but never beyond `open_up_to` (as root after a failure there).
+    struct GateFeeder<'a> {
+        list: ListFeeder,
+        gated: &'a Gated,
+        open_up_to: u64,
+        /// Once a job waits at the gate for this segment start, stop the map from this local job
+        /// (as when a job before it failed on another rank).
+        stop_when_wanted: Option<(u64, u64)>,
+        opened: Cell<u32>,
+    }
+
+    impl Feeder for GateFeeder<'_> {
+        fn poll(&self, ctl: &Control) {
+            self.list.poll(ctl);
+            let Some(wanted) = ctl.gate_wanted() else {
+                return;
+            };
+            if let Some((_, local)) = self.stop_when_wanted.filter(|&(s, _)| s == wanted) {
+                ctl.stop_from(local);
+            }
+            let g = self.gated;
+            let done = g
+                .segments
+                .iter()
+                .flat_map(|&(s, len)| s..s + len)
+                .take_while(|&j| j < wanted)
+                .all(|j| g.passed[j as usize].load(Ordering::SeqCst) == 1);
+            if done && wanted <= self.open_up_to {
+                ctl.open_gate(wanted);
+                self.opened.set(self.opened.get() + 1);
+            }
+        }
+    }
+
+    fn gated(ctl: &Control, segments: &[(u64, u64)]) -> Gated {
+        let top = segments.iter().map(|&(s, len)| s + len).max().unwrap();
+        Gated {
+            passed: (0..top).map(|_| AtomicU32::new(0)).collect(),
+            entered: std::sync::Mutex::new(Vec::new()),
+            early: AtomicU32::new(0),
+            stopped: AtomicU32::new(0),
+            ctl: ctl as *const Control,
+            segments: segments.to_vec(),
+        }
+    }
+
+    fn gated_task(g: &Gated) -> Task {
+        Task {
+            body: Body::Jobs(gated_job),
+            ctx: g as *const Gated as *mut c_void,
+            ..task(&seen(NO_JOB, 0))
+        }
+    }
+
+    #[test]
+    fn ordered_sections_follow_global_order_through_the_gate() {
+        // This rank's segments: [0, 7), [20, 27), [40, 47), ...; the gaps are other ranks' jobs.
+        let segments: Vec<(u64, u64)> = (0..40).map(|i| (20 * i, 7)).collect();
+        let ctl = fed_control(3, 0, false);
+        let g = gated(&ctl, &segments);
+        let feeder = GateFeeder {
+            list: ListFeeder::new(&segments, 16),
+            gated: &g,
+            open_up_to: NO_JOB,
+            stop_when_wanted: None,
+            opened: Cell::new(0),
+        };
+        let outcome = run_fed_on_threads(&ctl, &gated_task(&g), None, Some(&feeder));
+        assert_eq!(outcome, Outcome::Completed);
+        assert_eq!(
+            g.early.load(Ordering::SeqCst),
+            0,
+            "a job entered before its turn"
+        );
+        let want: Vec<u64> = segments
+            .iter()
+            .flat_map(|&(s, len)| s..s + len)
+            .filter(|j| j % 3 != 2)
+            .collect();
+        assert_eq!(*g.entered.lock().unwrap(), want);
+        assert!(feeder.opened.get() > 0, "no job ever waited at the gate");
+    }
+
+    #[test]
+    fn a_job_waiting_at_a_shut_gate_is_released_when_the_map_stops() {
+        let segments: Vec<(u64, u64)> = (0..8).map(|i| (20 * i, 5)).collect();
+        let ctl = fed_control(3, 0, false);
+        let g = gated(&ctl, &segments);
+        // The gate opens up to segment 60 only; once a job of segment 80 (local jobs 20..25) waits
+        // for it, the map is stopped from local job 20 on, as root does after a failure at 79.
+        let feeder = GateFeeder {
+            list: ListFeeder::new(&segments, 64),
+            gated: &g,
+            open_up_to: 60,
+            stop_when_wanted: Some((80, 20)),
+            opened: Cell::new(0),
+        };
+        let outcome = run_fed_on_threads(&ctl, &gated_task(&g), None, Some(&feeder));
+        assert_eq!(outcome, Outcome::Completed);
+        assert_eq!(g.early.load(Ordering::SeqCst), 0);
+        assert!(
+            g.stopped.load(Ordering::SeqCst) > 0,
+            "no job was released from the gate"
+        );
+        let want: Vec<u64> = segments[..4]
+            .iter()
+            .flat_map(|&(s, len)| s..s + len)
+            .filter(|j| j % 3 != 2)
+            .collect();
+        assert_eq!(
+            *g.entered.lock().unwrap(),
+            want,
+            "only the jobs before the stop entered"
+        );
+        assert_eq!(ctl.header().limit.load(Ordering::SeqCst), 20);
     }
 }

@@ -9,7 +9,7 @@ use crate::abi::SM_STOP;
 use crate::engine::control::{Control, HookFailure, JobEnd};
 use crate::engine::frame::{with_current, CriticalState, Frame, OrderedState};
 use crate::engine::region;
-use crate::status::{Error, Result};
+use crate::status::{Error, Result, Status};
 use crate::sys::futex;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -143,7 +143,16 @@ pub fn ordered_enter(pool: usize) -> Result<()> {
             )));
         }
         if let Some(ctl) = frame.control() {
-            wait_ordered_turn(ctl, job, frame.worker as usize);
+            if !wait_ordered_turn(ctl, job, frame.worker as usize) {
+                return Err(Error::new(
+                    Status::SM_STOPPED,
+                    format!(
+                        "sm_ordered_enter: job {} was stopped before its ordered turn (a job \
+                         before it failed elsewhere); return from the job",
+                        ctl.global_job(job)
+                    ),
+                ));
+            }
         }
         frame.ordered.set(OrderedState::Inside);
         Ok(())
@@ -222,22 +231,30 @@ pub fn publish_ordered_pos(ctl: &Control, w: usize, pos: u64) {
     }
 }
 
-fn wait_ordered_turn(ctl: &Control, job: u64, me: usize) {
+/// Waits until `job` may enter its ordered section: its local turn, and for a fed map the gate
+/// (feed.rs). False when a fed map was stopped at or below `job` before the gate opened (it may
+/// then never open).
+fn wait_ordered_turn(ctl: &Control, job: u64, me: usize) -> bool {
     let h = ctl.header();
     h.ordered.used.store(1, Ordering::SeqCst);
-    if futex::spin_until(ORDERED_SPIN, || ctl.ordered_turn_reached(job, me)) {
-        return;
+    let turn = || ctl.ordered_turn_reached(job, me) && ctl.gate_open(job);
+    if futex::spin_until(ORDERED_SPIN, turn) {
+        return true;
     }
     loop {
         let epoch = h.ordered.epoch.load(Ordering::SeqCst);
         h.ordered.waiters.fetch_add(1, Ordering::SeqCst);
-        let reached = ctl.ordered_turn_reached(job, me);
-        if !reached {
+        let reached = turn();
+        let stopped = ctl.fed && job >= h.limit.load(Ordering::SeqCst);
+        if !reached && !stopped {
             futex::wait(&h.ordered.epoch, epoch, None);
         }
         h.ordered.waiters.fetch_sub(1, Ordering::SeqCst);
-        if reached || ctl.ordered_turn_reached(job, me) {
-            return;
+        if reached || turn() {
+            return true;
+        }
+        if stopped {
+            return false;
         }
     }
 }
