@@ -614,4 +614,57 @@ mod tests {
         );
         assert_eq!(ctl.header().limit.load(Ordering::SeqCst), 20);
     }
+
+    /// Counts runs per global job in shared memory (forked workers' writes reach the caller) and
+    /// writes the job's global number as its result.
+    unsafe extern "C" fn count_shared(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int {
+        // SAFETY: ctx points to the test's slice of counters in a shared mapping, which outlives
+        // the map; the result has 8 bytes.
+        unsafe {
+            let runs = &*(ctx as *const &[AtomicU32]);
+            runs[job].fetch_add(1, Ordering::SeqCst);
+            *(result as *mut u64) = job as u64;
+        }
+        0
+    }
+
+    #[test]
+    fn forked_workers_run_a_fed_map() {
+        let segments = scattered(5_000);
+        let globals = 5_000 * 4;
+        let counters = crate::sys::shm::SharedMapping::new(4 * globals).unwrap();
+        // SAFETY: the mapping holds `globals` zeroed u32s, suitably aligned (page-aligned), and
+        // outlives every use below.
+        let runs: &[AtomicU32] =
+            unsafe { std::slice::from_raw_parts(counters.as_ptr() as *const AtomicU32, globals) };
+        let reduced = seen(NO_JOB, 0);
+        let ctl = fed_control(2, 8, true);
+        let mut feeder = ListFeeder::new(&segments, 128);
+        feeder.slow = true;
+        let task = Task {
+            body: Body::Jobs(count_shared),
+            ctx: &runs as *const &[AtomicU32] as *mut c_void,
+            ..task(&reduced)
+        };
+        let duties = crate::engine::supervise::CallerDuties {
+            reducer: Some(Reducer {
+                reduce,
+                ctx: &reduced as *const Seen as *mut c_void,
+            }),
+            interrupt: None,
+            progress: None,
+            feeder: Some(&feeder),
+        };
+        let outcome = crate::engine::backend::process::run(&ctl, &task, duties).unwrap();
+        assert_eq!(outcome, Outcome::Completed);
+        let want: Vec<u64> = segments.iter().flat_map(|&(g, len)| g..g + len).collect();
+        let mut expected = vec![0u32; globals];
+        for &g in &want {
+            expected[g as usize] = 1;
+        }
+        for (g, run) in runs.iter().enumerate() {
+            assert_eq!(run.load(Ordering::SeqCst), expected[g], "global job {g}");
+        }
+        assert_eq!(*reduced.reduced.borrow(), want);
+    }
 }
