@@ -8,8 +8,8 @@
 # MPI_Fetch_and_op counter in chunks of 1000, results gathered on root in job order; 1 MiB
 # MPI_Send/MPI_Recv throughput), Open MPI also with the network path forced (--mca btl self,tcp),
 # and the mpi4py.futures peer (bench/mpi4py_peer.py: MPICommExecutor.map, chunksize 1000, 10^5
-# jobs) under Open MPI. Installs Open MPI and MPICH when missing (ensure_mpi), and mpi4py with pip,
-# built against Open MPI, when it is missing. sm_mpi_map's own rows come with its implementation.
+# jobs) under Open MPI. Installs Open MPI and MPICH when missing (ensure_mpi), and mpi4py built
+# against Open MPI when it is missing (ensure_mpi4py). sm_mpi_map's own rows come with its implementation.
 # This is a benchmark, not a test: it is not part of scripts/test.sh.
 set -euo pipefail
 
@@ -26,10 +26,7 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 ensure_mpi
 mpicc.openmpi -O2 -Wall -Wextra -Werror bench/mpi_peer.c -o "$BUILD/mpi_peer_openmpi"
 mpicc.mpich -O2 -Wall -Wextra -Werror bench/mpi_peer.c -o "$BUILD/mpi_peer_mpich"
-if ! "$PY" -c 'import mpi4py' >/dev/null 2>&1; then
-  echo "bench-mpi.sh: installing mpi4py (built against Open MPI)" >&2
-  MPICC=mpicc.openmpi "$PY" -m pip install --quiet --no-binary=mpi4py mpi4py >&2 || true
-fi
+ensure_mpi4py "$PY" || true
 
 run() { timeout 600 "$@" 2>&1; }
 openmpi=$(run mpirun.openmpi --oversubscribe -np "$RANKS" "$BUILD/mpi_peer_openmpi")

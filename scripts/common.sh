@@ -64,6 +64,21 @@ ensure_mpi() {
   install_missing "Open MPI and MPICH, for sm_mpi_map" "${missing[@]}"
 }
 
+# ensure_mpi4py PY: mpi4py for PY, for the mpi4py peer of scripts/bench-mpi.sh: built from source
+# against Open MPI with pip (no MPI-bundling wheel: the peer must use the same MPI as the C peer).
+# When pip cannot (PEP 668, no pip), says so and returns nonzero; the peer's row is then empty.
+ensure_mpi4py() {
+  local py=$1
+  "$py" -c 'import mpi4py' >/dev/null 2>&1 && return 0
+  echo "==> mpi4py: installing it for $py (pip, built against Open MPI)" >&2
+  if MPICC=mpicc.openmpi "$py" -m pip install --quiet --no-binary=mpi4py mpi4py >&2 \
+     && "$py" -c 'import mpi4py' >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "==> mpi4py: pip could not install it for $py; the mpi4py row will be empty" >&2
+  return 1
+}
+
 # apt_install PKG ...: installs Debian packages (as root, non-interactively), with fresh lists.
 apt_install() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update \
