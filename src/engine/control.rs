@@ -526,7 +526,7 @@ impl Control {
             }
             _ => SharedMapping::new(total).map_err(|e| {
                 Error::nomem(format!(
-                    "sm_map: cannot allocate the map's control block ({} bytes with result_size \
+                    "cannot allocate the control block ({} bytes with result_size \
                      {result_size}): {}",
                     total, e.message
                 ))
