@@ -168,11 +168,12 @@ impl Plan {
     /// sets the old ones back when dropped (not in a forked worker, whose state dies with it).
     /// Allocates nothing (forked workers run this); the calls go into the runtimes the jobs are
     /// about to call themselves.
-    pub fn enter_worker(&self) -> WorkerCounts<'_> {
-        let mut saved = WorkerCounts {
+    pub fn enter_worker(&self) -> SavedCounts<'_> {
+        let mut saved = SavedCounts {
             plan: self,
             omp: [None; MAX_PER_KIND],
             blas: [None; MAX_PER_KIND],
+            restore: self.workers != Workers::Forked,
         };
         // the OpenMP counts as they were, before OpenBLAS (built with OpenMP) changes them
         for ((rt, &t), old) in self.omp().zip(&self.omp_target).zip(&mut saved.omp) {
@@ -195,17 +196,18 @@ impl Plan {
     /// On the caller of a map on threads, before the workers start: the process-wide (BLAS)
     /// counts, set back (with the caller's own OpenMP counts, which OpenBLAS may change) when the
     /// guard is dropped, after the workers are done.
-    pub fn enter_caller(&self) -> CallerCounts<'_> {
+    pub fn enter_caller(&self) -> SavedCounts<'_> {
         let mut omp = [None; MAX_PER_KIND];
         if self.blas_target.iter().any(|&t| t > 0) {
             for (rt, old) in self.omp().zip(&mut omp) {
                 *old = Some(rt.get());
             }
         }
-        CallerCounts {
+        SavedCounts {
             plan: self,
             blas: set(self.blas(), &self.blas_target),
             omp,
+            restore: true,
         }
     }
 
@@ -250,30 +252,19 @@ fn set<'a>(
     old
 }
 
-/// A worker's counts from before the map (see `Plan::enter_worker`).
-pub struct WorkerCounts<'a> {
+/// The OpenMP and BLAS counts from before a map (`Plan::enter_worker`, `Plan::enter_caller`), set
+/// back on drop unless `restore` is false (a forked worker exits instead).
+pub struct SavedCounts<'a> {
     plan: &'a Plan,
     omp: [Option<i32>; MAX_PER_KIND],
     blas: [Option<i32>; MAX_PER_KIND],
+    restore: bool,
 }
 
-impl Drop for WorkerCounts<'_> {
+impl Drop for SavedCounts<'_> {
     fn drop(&mut self) {
-        if self.plan.workers != Workers::Forked {
+        if self.restore {
             self.plan.restore(&self.omp, &self.blas);
         }
-    }
-}
-
-/// The caller's counts from before a map on threads (see `Plan::enter_caller`).
-pub struct CallerCounts<'a> {
-    plan: &'a Plan,
-    omp: [Option<i32>; MAX_PER_KIND],
-    blas: [Option<i32>; MAX_PER_KIND],
-}
-
-impl Drop for CallerCounts<'_> {
-    fn drop(&mut self) {
-        self.plan.restore(&self.omp, &self.blas);
     }
 }
