@@ -1,0 +1,71 @@
+//! `sm_transport_map`: the entry libsharedmem_mpi calls for `sm_mpi_map` and `sm_mpi_map_ex`
+//! (mpi/sharedmem_mpi.c). Not in sharedmem.h: programs call `sm_mpi_map` from sharedmem_mpi.h.
+
+use super::call_status;
+use super::map::read_options;
+use super::pool::{check_pool, sm_pool};
+use crate::abi::{sm_map_opts, sm_reduce_fn, sm_status, sm_work_fn};
+use crate::ranks::{self, transport::sm_transport, RankMap};
+use crate::status::{Error, Status};
+use std::ffi::{c_char, c_int, c_void, CStr};
+
+/// Runs one map across the ranks of `transport`; collective. `call` names the export in messages.
+/// mpi/sharedmem_transport.h declares it for libsharedmem_mpi, with the contract.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn sm_transport_map(
+    transport: *const sm_transport,
+    call: *const c_char,
+    pool: *mut sm_pool,
+    root: c_int,
+    njobs: usize,
+    work: sm_work_fn,
+    reduce: sm_reduce_fn,
+    result_size: usize,
+    ctx: *mut c_void,
+    opts: *const sm_map_opts,
+) -> sm_status {
+    call_status(|| {
+        let call = if call.is_null() {
+            "sm_mpi_map".to_string()
+        } else {
+            // SAFETY: libsharedmem_mpi passes a NUL-terminated literal.
+            unsafe { CStr::from_ptr(call) }.to_string_lossy().into_owned()
+        };
+        if transport.is_null() {
+            return Err(Error::invalid(format!("{call}: transport is NULL")));
+        }
+        // SAFETY: a non-NULL transport points to the caller's live struct; its size is checked
+        // before any field beyond it is read.
+        let t = unsafe { &*transport };
+        if t.size != std::mem::size_of::<sm_transport>() {
+            return Err(Error::invalid(format!(
+                "{call}: libsharedmem_mpi and libsharedmem do not match (transport of {} bytes, \
+                 expected {}): install them from the same sharedmem version",
+                t.size,
+                std::mem::size_of::<sm_transport>()
+            )));
+        }
+        let pool = if pool.is_null() {
+            None
+        } else {
+            Some(check_pool(pool, &call)?)
+        };
+        let options = read_options(opts, &call)?;
+        ranks::map(
+            t,
+            &RankMap {
+                call: &call,
+                pool,
+                root,
+                njobs: njobs as u64,
+                work,
+                reduce,
+                result_size,
+                ctx,
+                has_opts: !opts.is_null(),
+                options,
+            },
+        )
+    })
+}
