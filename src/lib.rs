@@ -22,6 +22,7 @@ pub mod abi;
 pub(crate) mod config;
 pub(crate) mod engine;
 pub mod ffi;
+pub(crate) mod ranks;
 pub(crate) mod fromfile;
 pub(crate) mod last_error;
 pub(crate) mod sort;

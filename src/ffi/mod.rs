@@ -15,6 +15,7 @@ pub mod sort;
 pub mod memory;
 pub mod file;
 pub mod diagnostics;
+pub mod ranks;
 
 use crate::last_error;
 use crate::status::{Result, Status};
