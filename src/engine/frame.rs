@@ -6,6 +6,7 @@
 //! that forked, so no lock or allocation is involved.
 
 use crate::engine::control::Control;
+use crate::engine::feed::Feeder;
 use crate::engine::region::TeamFrame;
 use std::cell::Cell;
 
@@ -41,6 +42,9 @@ pub struct Frame {
     /// This worker's per-worker result in the map or region this frame runs (`sm_worker_local`);
     /// null when it has none. Never inherited from a parent: a nested map has its own or none.
     pub wresult: *mut u8,
+    /// A serial fed map's feeder (feed.rs): its jobs run on the thread that feeds, so an ordered
+    /// section waiting for the gate polls it instead of sleeping. Null otherwise.
+    pub feeder: Option<*const (dyn Feeder + 'static)>,
 }
 
 thread_local! {
@@ -59,6 +63,7 @@ impl Frame {
             ordered: Cell::new(OrderedState::NotEntered),
             team: None,
             wresult: std::ptr::null_mut(),
+            feeder: None,
         }
     }
 
@@ -95,6 +100,26 @@ impl Frame {
         }
         let _restore = Restore(previous);
         f()
+    }
+
+    /// The same frame, polling `feeder` while a job waits at the ordered gate (a serial fed map).
+    ///
+    /// # Safety
+    /// The frame must not outlive `feeder` (the serial map keeps both on its stack).
+    pub unsafe fn with_feeder(self, feeder: &dyn Feeder) -> Frame {
+        // SAFETY: only the lifetime is erased; the caller keeps the feeder alive for as long as
+        // the frame.
+        let feeder: &'static dyn Feeder = unsafe { std::mem::transmute(feeder) };
+        Frame {
+            feeder: Some(feeder as *const dyn Feeder),
+            ..self
+        }
+    }
+
+    /// The serial fed map's feeder, if this frame runs one.
+    pub fn feeder(&self) -> Option<&dyn Feeder> {
+        // SAFETY: `with_feeder`'s contract: the feeder outlives the frame.
+        self.feeder.map(|f| unsafe { &*f })
     }
 
     pub fn control(&self) -> Option<&Control> {

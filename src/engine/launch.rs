@@ -7,6 +7,7 @@
 use crate::config;
 use crate::engine::backend::{process, serial};
 use crate::engine::control::{Control, HookFailure, JobEnd, MAX_JOBS};
+use crate::engine::feed::Feeder;
 use crate::engine::frame::{self, with_current};
 use crate::engine::inner::{Plan, Workers};
 use crate::engine::outcome::Outcome;
@@ -22,7 +23,7 @@ use std::sync::atomic::Ordering;
 
 /// What the workers are to run.
 #[derive(Clone, Copy)]
-pub enum Work {
+pub enum Work<'a> {
     /// A map: `work(ctx, job, result)` for every job in [0, njobs), each completed job's result
     /// handed to `reduce` (if any) on the caller in job order.
     Jobs {
@@ -33,6 +34,16 @@ pub enum Work {
     },
     /// A parallel region: `region(ctx)` once in every worker, as one team.
     Region(RegionFn),
+    /// A fed map (feed.rs): `work(ctx, job, result)` for the global jobs `feeder` feeds while the
+    /// map runs; `reducer` gets each completed job's result on the caller, in local order, under
+    /// its local number. The launch returns its outcome in local numbers, and keeps the workers'
+    /// results for the feeder's owner instead of calling worker_reduce.
+    Fed {
+        work: JobFn,
+        reducer: Option<Reducer>,
+        result_size: usize,
+        feeder: &'a dyn Feeder,
+    },
 }
 
 /// One call of a launching export.
@@ -40,7 +51,7 @@ pub struct Launch<'a> {
     /// The C function called (`sm_map`, `sm_map_ex`, `sm_parallel`, `sm_parallel_ex`): every
     /// message of the launch starts with it.
     pub call: &'a str,
-    pub work: Work,
+    pub work: Work<'a>,
     pub ctx: *mut c_void,
     pub options: LaunchOptions,
 }
@@ -71,18 +82,33 @@ pub fn launch(pool: &Pool, launch: &Launch) -> Result<(Status, Option<String>)> 
     report::status_and_message(launch, ran)
 }
 
+/// Runs a fed map (`Work::Fed`) and returns how it ended, in local job numbers, for its feeder's
+/// owner to report. Errs (with `launch.call` in the message) only when it could not run.
+pub fn launch_fed(pool: &Pool, launch: &Launch) -> Result<Ran> {
+    debug_assert!(matches!(launch.work, Work::Fed { .. }));
+    run(pool, launch).map_err(|e| e.in_call(launch.call))
+}
+
 impl Launch<'_> {
+    /// The jobs of a map; None for a region, or a fed map (whose jobs are not known).
     fn njobs(&self) -> Option<u64> {
         match self.work {
             Work::Jobs { njobs, .. } => Some(njobs as u64),
-            Work::Region(_) => None,
+            Work::Region(_) | Work::Fed { .. } => None,
         }
     }
 
     fn result_size(&self) -> usize {
         match self.work {
-            Work::Jobs { result_size, .. } => result_size,
+            Work::Jobs { result_size, .. } | Work::Fed { result_size, .. } => result_size,
             Work::Region(_) => 0,
+        }
+    }
+
+    fn feeder(&self) -> Option<&dyn Feeder> {
+        match self.work {
+            Work::Fed { feeder, .. } => Some(feeder),
+            _ => None,
         }
     }
 
@@ -113,7 +139,7 @@ impl Launch<'_> {
     fn task_and_hooks(&self, pool: &Pool) -> (Task, WorkerHooks) {
         let options = &self.options;
         let body = match self.work {
-            Work::Jobs { work, .. } => Body::Jobs(work),
+            Work::Jobs { work, .. } | Work::Fed { work, .. } => Body::Jobs(work),
             Work::Region(region) => Body::Region(region),
         };
         let task = Task {
@@ -125,9 +151,11 @@ impl Launch<'_> {
             fini: options.worker_fini,
             inner: None,
         };
+        let fed = self.feeder().is_some();
         let hooks = WorkerHooks {
             wresult_size: options.wresult_size,
-            worker_reduce: options.worker_reduce,
+            worker_reduce: options.worker_reduce.filter(|_| !fed),
+            kept: (fed && options.worker_reduce.is_some()).then(Default::default),
         };
         (task, hooks)
     }
@@ -146,6 +174,7 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
             reduce,
             ctx: launch.ctx,
         }),
+        Work::Fed { reducer, .. } => reducer,
         _ => None,
     };
     let progress = launch
@@ -155,7 +184,7 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
         reducer,
         interrupt,
         progress: progress.as_ref(),
-        feeder: None,
+        feeder: launch.feeder(),
     };
     // Run serially, a map's jobs one after the other, a region once as a team of one.
     let serially = |task: &Task, worker: i32, interrupt| {
@@ -171,6 +200,8 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
         Ok(Ran {
             outcome,
             completed: None,
+            nworkers: 1,
+            kept: hooks.take_kept(),
         })
     };
     if frame::in_job() {
@@ -188,6 +219,8 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
         return Ok(Ran {
             outcome: Outcome::Completed,
             completed: None,
+            nworkers: 0,
+            kept: Vec::new(),
         });
     }
     let _busy = pool.claim(launch.call)?;
@@ -205,14 +238,21 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
         (Some(njobs), None) => pool.nworkers().min(njobs as usize),
         _ => pool.nworkers(),
     };
+    let units = match launch.work {
+        Work::Fed { .. } => MAX_JOBS,
+        _ => launch.njobs().unwrap_or(nworkers as u64),
+    };
     let mut ctl = Control::new(
-        launch.njobs().unwrap_or(nworkers as u64),
+        units,
         nworkers,
         launch.result_size(),
         reducer.is_some(),
         options.wresult_size,
         pool.take_spare_mapping(),
     )?;
+    if let Work::Fed { .. } = launch.work {
+        ctl.start_feed();
+    }
     if let Work::Region(_) = launch.work {
         ctl.is_region = true;
         ctl.oversubscribed = pool.oversubscribed();
@@ -226,7 +266,9 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
             ctl.interrupt_baseline = Some(interrupt.baseline());
             let _counts = task.inner.as_ref().map(|plan| plan.enter_caller());
             Ok(match launch.work {
-                Work::Jobs { .. } => threads.run(&ctl, &task, duties(Some(&interrupt))),
+                Work::Jobs { .. } | Work::Fed { .. } => {
+                    threads.run(&ctl, &task, duties(Some(&interrupt)))
+                }
                 Work::Region(_) => threads.run_with_caller(&ctl, &task, duties(Some(&interrupt))),
             })
         }
@@ -241,6 +283,8 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
     Ok(Ran {
         outcome: outcome?,
         completed,
+        nworkers,
+        kept: hooks.take_kept(),
     })
 }
 
@@ -262,8 +306,10 @@ fn settle(launch: &Launch, ctl: &Control, outcome: Outcome, interrupted: Option<
         death: None,
     };
     match (launch.work, interrupted) {
-        (Work::Jobs { .. }, Some(signal)) if outcome.is_success() => interrupt(signal),
-        (Work::Jobs { .. }, _) => outcome,
+        (Work::Jobs { .. } | Work::Fed { .. }, Some(signal)) if outcome.is_success() => {
+            interrupt(signal)
+        }
+        (Work::Jobs { .. } | Work::Fed { .. }, _) => outcome,
         (Work::Region(_), _) => match (first_region_failure(ctl, outcome), interrupted) {
             (o @ (Outcome::Interrupted { .. } | Outcome::WorkerDied(_)), _) => o,
             (_, Some(signal)) => interrupt(signal),

@@ -1,7 +1,7 @@
 //! How a launch ended, in words: the status and message that `sm_map`, `sm_map_ex`,
 //! `sm_parallel` and `sm_parallel_ex` return, each message starting with the function called.
 
-use crate::engine::control::{HookFailure, JobEnd, Misuse, NO_JOB, STAGE_FINISHING};
+use crate::engine::control::{HookFailure, JobEnd, Misuse, MAX_JOBS, NO_JOB, STAGE_FINISHING};
 use crate::engine::launch::{Launch, Work};
 use crate::engine::outcome::{Cause, Death, Outcome};
 use crate::status::{Error, Result, Status};
@@ -11,21 +11,49 @@ pub struct Ran {
     pub outcome: Outcome,
     /// How many jobs ran to their end, when a map ran on parallel workers.
     pub completed: Option<u64>,
+    /// How many workers ran (1 when serial).
+    pub nworkers: usize,
+    /// A fed map's per-worker results (worker, bytes), of the workers whose worker_fini
+    /// succeeded, in worker order, when it has a worker_reduce (which its feeder's owner calls).
+    pub kept: Vec<(usize, Vec<u8>)>,
 }
 
 /// SM_OK, or SM_STOPPED with a message, or the failure.
 pub fn status_and_message(launch: &Launch, ran: Ran) -> Result<(Status, Option<String>)> {
     let call = launch.call;
-    let said = match launch.work {
-        Work::Jobs { njobs, reduce, .. } => map_ended(
+    match launch.work {
+        Work::Jobs { njobs, reduce, .. } => map_status(
             call,
             ran.outcome,
             njobs as u64,
             ran.completed,
             reduce.is_some(),
         ),
-        Work::Region(_) => region_ended(call, ran.outcome),
-    };
+        Work::Fed { reducer, .. } => map_status(
+            call,
+            ran.outcome,
+            MAX_JOBS,
+            ran.completed,
+            reducer.is_some(),
+        ),
+        Work::Region(_) => said(region_ended(call, ran.outcome)),
+    }
+}
+
+/// How a map of `njobs` jobs ended, as `sm_map` reports it (`completed`: jobs that ran to their
+/// end, when known; `reduced`: whether it had a reduce). Maps across ranks report through it too,
+/// with global job numbers and the rank in `call`.
+pub fn map_status(
+    call: &str,
+    outcome: Outcome,
+    njobs: u64,
+    completed: Option<u64>,
+    reduced: bool,
+) -> Result<(Status, Option<String>)> {
+    said(map_ended(call, outcome, njobs, completed, reduced))
+}
+
+fn said(said: Said) -> Result<(Status, Option<String>)> {
     match said {
         Said::Ok => Ok((Status::SM_OK, None)),
         Said::Stopped(message) => Ok((Status::SM_STOPPED, Some(message))),

@@ -7,6 +7,7 @@
 
 use crate::abi::SM_STOP;
 use crate::engine::control::{Control, HookFailure, JobEnd};
+use crate::engine::feed::{Feeder, FEED_POLL};
 use crate::engine::frame::{with_current, CriticalState, Frame, OrderedState};
 use crate::engine::region;
 use crate::status::{Error, Result, Status};
@@ -143,7 +144,7 @@ pub fn ordered_enter(pool: usize) -> Result<()> {
             )));
         }
         if let Some(ctl) = frame.control() {
-            if !wait_ordered_turn(ctl, job, frame.worker as usize) {
+            if !wait_ordered_turn(ctl, job, frame.worker as usize, frame.feeder()) {
                 return Err(Error::new(
                     Status::SM_STOPPED,
                     format!(
@@ -233,11 +234,26 @@ pub fn publish_ordered_pos(ctl: &Control, w: usize, pos: u64) {
 
 /// Waits until `job` may enter its ordered section: its local turn, and for a fed map the gate
 /// (feed.rs). False when a fed map was stopped at or below `job` before the gate opened (it may
-/// then never open).
-fn wait_ordered_turn(ctl: &Control, job: u64, me: usize) -> bool {
+/// then never open). A serial fed map's job waits by polling its `feeder` (the thread that would
+/// open the gate is this one).
+fn wait_ordered_turn(ctl: &Control, job: u64, me: usize, feeder: Option<&dyn Feeder>) -> bool {
     let h = ctl.header();
     h.ordered.used.store(1, Ordering::SeqCst);
     let turn = || ctl.ordered_turn_reached(job, me) && ctl.gate_open(job);
+    if let Some(feeder) = feeder {
+        loop {
+            if turn() {
+                return true;
+            }
+            if job >= h.limit.load(Ordering::SeqCst) {
+                return false;
+            }
+            feeder.poll(ctl);
+            if !turn() {
+                std::thread::sleep(FEED_POLL);
+            }
+        }
+    }
     if futex::spin_until(ORDERED_SPIN, turn) {
         return true;
     }

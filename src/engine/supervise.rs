@@ -10,6 +10,7 @@ use crate::engine::sections::release_lock_of_dead_worker;
 use crate::engine::task::{JobFn, WorkerFiniFn};
 use crate::sys::futex;
 use crate::sys::interrupt::InterruptWatch;
+use std::cell::RefCell;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -80,6 +81,9 @@ const CALLER_SPIN: Duration = Duration::from_micros(10);
 pub struct WorkerHooks {
     pub wresult_size: usize,
     pub worker_reduce: Option<WorkerFiniFn>,
+    /// Some: keep copies of the per-worker results here instead of calling `worker_reduce` (a
+    /// fed map, whose owner combines them across ranks).
+    pub kept: Option<RefCell<Vec<(usize, Vec<u8>)>>>,
 }
 
 impl WorkerHooks {
@@ -91,6 +95,19 @@ impl WorkerHooks {
         ctx: *mut c_void,
         results: impl IntoIterator<Item = (usize, *mut u8)>,
     ) -> Outcome {
+        if let Some(kept) = self.kept.as_ref().filter(|_| outcome.is_success()) {
+            let size = self.wresult_size;
+            kept.borrow_mut().extend(results.into_iter().map(|(worker, wresult)| {
+                // SAFETY: that worker's result, `wresult_size` bytes (or null when 0), which no
+                // worker touches any more.
+                let bytes = match size {
+                    0 => Vec::new(),
+                    _ => unsafe { std::slice::from_raw_parts(wresult, size) }.to_vec(),
+                };
+                (worker, bytes)
+            }));
+            return outcome;
+        }
         let Some(worker_reduce) = self.worker_reduce.filter(|_| outcome.is_success()) else {
             return outcome;
         };
@@ -103,6 +120,13 @@ impl WorkerHooks {
             }
         }
         outcome
+    }
+}
+
+impl WorkerHooks {
+    /// The per-worker results kept so far (see `kept`).
+    pub(crate) fn take_kept(&self) -> Vec<(usize, Vec<u8>)> {
+        self.kept.as_ref().map(|k| k.take()).unwrap_or_default()
     }
 }
 

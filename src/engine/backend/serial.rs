@@ -2,7 +2,8 @@
 //! after the other in the calling thread, with the same outcomes a parallel map would report.
 //! Regions run here too, as a team of one, with the same per-worker hooks.
 
-use crate::engine::control::{JobEnd, NO_JOB, RESULT_ALIGN};
+use crate::engine::control::{Control, JobEnd, MAX_JOBS, NO_JOB, RESULT_ALIGN};
+use crate::engine::feed::{Feeder, FEED_POLL};
 use crate::engine::frame::{with_current, Frame};
 use crate::engine::outcome::Outcome;
 use crate::engine::region::run_alone;
@@ -12,6 +13,7 @@ use crate::engine::task::JobFn;
 use crate::engine::task::{Body, Task};
 use crate::status::{Error, Result};
 use std::alloc::Layout;
+use std::sync::atomic::Ordering;
 
 /// Runs `njobs` jobs in order in the calling thread. `worker` is the id jobs see (the enclosing
 /// job's for a nested map).
@@ -35,7 +37,19 @@ pub fn run(
         .ok_or_else(|| Error::nomem(format!("wresult_size {} is too large", hooks.wresult_size)))?;
     let wresult_ptr = wresult.ptr;
     let parent = with_current(|f| f.map_or(std::ptr::null(), |f| f as *const Frame));
-    let frame = Frame::new(None, worker, task.pool, parent).with_wresult(wresult_ptr);
+    // A fed map keeps its feed (segments, gate, stops) in a control block of one worker; its
+    // jobs' sections then follow that block's protocol, and wait for the gate by polling.
+    let fed = match duties.feeder {
+        Some(_) => Some(fed_control()?),
+        None => None,
+    };
+    let frame = Frame::new(fed.as_ref(), worker, task.pool, parent).with_wresult(wresult_ptr);
+    let frame = match duties.feeder {
+        // SAFETY: the frame lives on this stack frame, within the feeder's lifetime (a borrow
+        // for the whole call).
+        Some(feeder) => unsafe { frame.with_feeder(feeder) },
+        None => frame,
+    };
     if let Some(init) = task.init {
         // SAFETY: the caller's hook, called as the API documents.
         let code = frame.run_job(NO_JOB, || unsafe { init(task.ctx, worker) });
@@ -106,25 +120,31 @@ fn run_jobs(
         progress,
         feeder,
     } = duties;
-    assert!(
-        feeder.is_none(),
-        "fed maps do not run serially yet (feed.rs)"
-    );
     let buffer = result.ptr;
-    for job in 0..njobs {
+    let fed = frame.control().zip(feeder);
+    let mut job = 0;
+    loop {
         if let Some(signal) = interrupt.and_then(|i| i.interrupted()) {
             return Ok(Outcome::Interrupted {
                 signal,
                 death: None,
             });
         }
+        let number = match fed {
+            None if job < njobs => job,
+            None => break,
+            Some((ctl, feeder)) => match next_fed_job(ctl, feeder, job) {
+                Some(global) => global,
+                None => break,
+            },
+        };
         if let Some(p) = progress.filter(|_| job & 63 == 0) {
             p.tick(job);
         }
         result.clear();
         let code = frame.run_job(job, || {
             // SAFETY: the caller's work function, called as the API documents.
-            unsafe { work(task.ctx, job as usize, buffer.cast()) }
+            unsafe { work(task.ctx, number as usize, buffer.cast()) }
         });
         let end = finish_job(frame, code);
         if matches!(end, JobEnd::Done | JobEnd::Stop) {
@@ -133,8 +153,45 @@ fn run_jobs(
         if let Some(outcome) = job_ended(reducer, job, end, buffer) {
             return Ok(outcome);
         }
+        job += 1;
     }
     Ok(Outcome::Completed)
+}
+
+/// The global number of local job `job` of a serial fed map, once it is fed (polling the feeder
+/// until it is); None when the feed ended before it or the map was stopped at or below it. The
+/// control block's claim and unfinished words follow the job, as a worker's would, so that the
+/// feeder's ring and stop logic work unchanged.
+fn next_fed_job(ctl: &Control, feeder: &dyn Feeder, job: u64) -> Option<u64> {
+    let h = ctl.header();
+    let me = ctl.worker(0);
+    me.unfinished.store(job, Ordering::SeqCst);
+    h.next_job.store(job, Ordering::SeqCst);
+    // Poll on every job while none waits (the driver then asks for more), else every 64.
+    if job >= ctl.claim_end() || job & 63 == 0 {
+        feeder.poll(ctl);
+    }
+    loop {
+        if job >= h.limit.load(Ordering::SeqCst) {
+            return None;
+        }
+        if job < ctl.claim_end() {
+            h.next_job.store(job + 1, Ordering::SeqCst);
+            return Some(ctl.global_job(job));
+        }
+        if h.feed.ended.load(Ordering::SeqCst) != 0 {
+            return None;
+        }
+        std::thread::sleep(FEED_POLL);
+        feeder.poll(ctl);
+    }
+}
+
+/// The control block of a serial fed map: one worker, no result window.
+fn fed_control() -> Result<Control> {
+    let mut ctl = Control::new(MAX_JOBS, 1, 0, false, 0, None)?;
+    ctl.start_feed();
+    Ok(ctl)
 }
 
 /// `size` zeroed bytes aligned to `RESULT_ALIGN` (a Vec<u8> promises alignment 1 only); a null
