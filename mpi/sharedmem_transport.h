@@ -26,9 +26,9 @@ typedef struct sm_transport {
   const char *refusal; /* non-NULL: this rank cannot take part, and why */
   int (*send)(void *comm, int to, int tag, const void *buf, size_t len);
   int (*probe)(void *comm, int *from, int *tag, size_t *len);
+  /* receives the next message from `from` with `tag`, waiting for it (MPI_Recv) */
   int (*recv)(void *comm, int from, int tag, void *buf, size_t len);
   int (*allgather)(void *comm, const void *mine, void *all, size_t len);
-  int (*bcast)(void *comm, void *buf, size_t len, int root);
   const char *(*error)(void *comm);
 } sm_transport;
 

@@ -118,6 +118,17 @@ impl Control {
     pub(crate) fn fed_jobs(&self) -> u64 {
         self.header().feed.available.load(Ordering::SeqCst)
     }
+
+    /// Every local job below this one has finished (or was stopped before it started): the
+    /// claims, then every worker's unfinished job, in that order (a worker publishes its
+    /// unfinished bound before it claims, so no claim slips between the two reads).
+    pub(crate) fn finished_below(&self) -> u64 {
+        let h = self.header();
+        let claimed = h.next_job.load(Ordering::SeqCst);
+        (0..self.nworkers)
+            .map(|w| self.worker(w).unfinished.load(Ordering::SeqCst))
+            .fold(claimed, u64::min)
+    }
 }
 
 impl Control {
@@ -380,6 +391,7 @@ mod tests {
         let reducer = Reducer {
             reduce,
             ctx: &seen as *const Seen as *mut c_void,
+            reduce_stopped: None,
         };
         let outcome = run_fed_on_threads(&ctl, &task(&seen), Some(reducer), Some(&feeder));
         assert_eq!(outcome, Outcome::Completed);
@@ -650,6 +662,7 @@ mod tests {
             reducer: Some(Reducer {
                 reduce,
                 ctx: &reduced as *const Seen as *mut c_void,
+                reduce_stopped: None,
             }),
             interrupt: None,
             progress: None,

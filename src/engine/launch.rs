@@ -58,7 +58,7 @@ pub struct Launch<'a> {
 
 /// What the `_ex` calls add (`sm_map_opts`); zero for the plain ones. A region takes no chunk and
 /// no progress (the C boundary refuses them).
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct LaunchOptions {
     /// Jobs claimed at a time; 0 = adaptive.
     pub chunk: u64,
@@ -173,6 +173,7 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
         } => Some(Reducer {
             reduce,
             ctx: launch.ctx,
+            reduce_stopped: None,
         }),
         Work::Fed { reducer, .. } => reducer,
         _ => None,

@@ -42,6 +42,9 @@ pub struct CallerDuties<'a> {
 pub struct Reducer {
     pub reduce: JobFn,
     pub ctx: *mut c_void,
+    /// Called instead of `reduce` for a job that returned SM_STOP, when set: a fed map's driver
+    /// must tell root that nothing after that job is to be reduced.
+    pub reduce_stopped: Option<JobFn>,
 }
 
 /// What a job's end does to its map, once its result (at `result`, when it has one) is reduced
@@ -55,9 +58,13 @@ pub fn job_ended(
     result: *mut u8,
 ) -> Option<Outcome> {
     let reduce = |r: Reducer| {
+        let reduce = match end {
+            JobEnd::Stop => r.reduce_stopped.unwrap_or(r.reduce),
+            _ => r.reduce,
+        };
         // SAFETY: the caller's reduce function, with the job's finished result, which no worker
         // touches until reduce returns (the contract of `result`).
-        unsafe { (r.reduce)(r.ctx, job as usize, result.cast()) }
+        unsafe { reduce(r.ctx, job as usize, result.cast()) }
     };
     match end {
         JobEnd::Done => {
@@ -97,15 +104,16 @@ impl WorkerHooks {
     ) -> Outcome {
         if let Some(kept) = self.kept.as_ref().filter(|_| outcome.is_success()) {
             let size = self.wresult_size;
-            kept.borrow_mut().extend(results.into_iter().map(|(worker, wresult)| {
-                // SAFETY: that worker's result, `wresult_size` bytes (or null when 0), which no
-                // worker touches any more.
-                let bytes = match size {
-                    0 => Vec::new(),
-                    _ => unsafe { std::slice::from_raw_parts(wresult, size) }.to_vec(),
-                };
-                (worker, bytes)
-            }));
+            kept.borrow_mut()
+                .extend(results.into_iter().map(|(worker, wresult)| {
+                    // SAFETY: that worker's result, `wresult_size` bytes (or null when 0), which no
+                    // worker touches any more.
+                    let bytes = match size {
+                        0 => Vec::new(),
+                        _ => unsafe { std::slice::from_raw_parts(wresult, size) }.to_vec(),
+                    };
+                    (worker, bytes)
+                }));
             return outcome;
         }
         let Some(worker_reduce) = self.worker_reduce.filter(|_| outcome.is_success()) else {
@@ -529,6 +537,7 @@ mod tests {
         let reducer = Reducer {
             reduce: check_job,
             ctx,
+            reduce_stopped: None,
         };
         assert_eq!(
             run_on_threads(&ctl, &task, Some(reducer)),

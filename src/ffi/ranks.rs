@@ -6,7 +6,7 @@ use super::map::read_options;
 use super::pool::{check_pool, sm_pool};
 use crate::abi::{sm_map_opts, sm_reduce_fn, sm_status, sm_work_fn};
 use crate::ranks::{self, transport::sm_transport, RankMap};
-use crate::status::{Error, Status};
+use crate::status::Error;
 use std::ffi::{c_char, c_int, c_void, CStr};
 
 /// Runs one map across the ranks of `transport`; collective. `call` names the export in messages.
@@ -30,7 +30,9 @@ pub extern "C" fn sm_transport_map(
             "sm_mpi_map".to_string()
         } else {
             // SAFETY: libsharedmem_mpi passes a NUL-terminated literal.
-            unsafe { CStr::from_ptr(call) }.to_string_lossy().into_owned()
+            unsafe { CStr::from_ptr(call) }
+                .to_string_lossy()
+                .into_owned()
         };
         if transport.is_null() {
             return Err(Error::invalid(format!("{call}: transport is NULL")));

@@ -43,7 +43,8 @@ pub struct sm_transport {
         tag: *mut c_int,
         len: *mut usize,
     ) -> c_int,
-    /// Receives the message `probe` just reported (`len` bytes into `buf`).
+    /// Receives the next message from `from` with `tag` (`len` bytes into `buf`), waiting for it:
+    /// one that `probe` reported, or one whose sender sends it right after the last received.
     pub recv: unsafe extern "C" fn(
         comm: *mut c_void,
         from: c_int,
@@ -52,11 +53,12 @@ pub struct sm_transport {
         len: usize,
     ) -> c_int,
     /// Collective: every rank's `len` bytes at `mine`, in rank order, into `all` (nranks x len).
-    pub allgather:
-        unsafe extern "C" fn(comm: *mut c_void, mine: *const c_void, all: *mut c_void, len: usize) -> c_int,
-    /// Collective: `len` bytes from rank `root` into `buf` on every rank.
-    pub bcast:
-        unsafe extern "C" fn(comm: *mut c_void, buf: *mut c_void, len: usize, root: c_int) -> c_int,
+    pub allgather: unsafe extern "C" fn(
+        comm: *mut c_void,
+        mine: *const c_void,
+        all: *mut c_void,
+        len: usize,
+    ) -> c_int,
     /// What the last failing function said (never NULL).
     pub error: unsafe extern "C" fn(comm: *mut c_void) -> *const c_char,
 }

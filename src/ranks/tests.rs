@@ -1,0 +1,340 @@
+//! The protocol without MPI: ranks are threads of this process, joined by an in-process
+//! transport (a queue per rank, and a barrier for the allgather). Each rank runs its share on its
+//! own pool, of any backend.
+
+use super::transport::sm_transport;
+use super::{map, RankMap};
+use crate::engine::launch::LaunchOptions;
+use crate::engine::pool::{Backend, Pool};
+use crate::last_error;
+use crate::status::{Result, Status};
+use std::collections::VecDeque;
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, Condvar, Mutex};
+
+/// What the ranks of one test share.
+struct Hub {
+    queues: Vec<(Mutex<VecDeque<(c_int, c_int, Vec<u8>)>>, Condvar)>,
+    gathered: Mutex<Vec<Vec<u8>>>,
+    barrier: Barrier,
+}
+
+/// One rank's end of the hub: what `comm` points to.
+struct End {
+    hub: Arc<Hub>,
+    rank: usize,
+}
+
+unsafe extern "C" fn send(
+    comm: *mut c_void,
+    to: c_int,
+    tag: c_int,
+    buf: *const c_void,
+    len: usize,
+) -> c_int {
+    // SAFETY: comm is this rank's End; buf has len bytes (the transport's contract).
+    let (end, bytes) = unsafe {
+        (
+            &*(comm as *const End),
+            std::slice::from_raw_parts(buf as *const u8, len),
+        )
+    };
+    let (queue, wake) = &end.hub.queues[to as usize];
+    queue
+        .lock()
+        .unwrap()
+        .push_back((end.rank as c_int, tag, bytes.to_vec()));
+    wake.notify_all();
+    0
+}
+
+unsafe extern "C" fn probe(
+    comm: *mut c_void,
+    from: *mut c_int,
+    tag: *mut c_int,
+    len: *mut usize,
+) -> c_int {
+    // SAFETY: as in send; the out pointers are the caller's locals.
+    let end = unsafe { &*(comm as *const End) };
+    let queue = end.hub.queues[end.rank].0.lock().unwrap();
+    match queue.front() {
+        None => 0,
+        Some((f, t, bytes)) => {
+            // SAFETY: as above.
+            unsafe { (*from, *tag, *len) = (*f, *t, bytes.len()) };
+            1
+        }
+    }
+}
+
+unsafe extern "C" fn recv(
+    comm: *mut c_void,
+    from: c_int,
+    tag: c_int,
+    buf: *mut c_void,
+    len: usize,
+) -> c_int {
+    // SAFETY: as in send.
+    let end = unsafe { &*(comm as *const End) };
+    let (queue, wake) = &end.hub.queues[end.rank];
+    let mut q = queue.lock().unwrap();
+    loop {
+        if let Some(i) = q.iter().position(|(f, t, _)| *f == from && *t == tag) {
+            let (_, _, bytes) = q.remove(i).unwrap();
+            assert_eq!(bytes.len(), len, "a receive of the wrong length");
+            // SAFETY: buf has len writable bytes.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf as *mut u8, len) };
+            return 0;
+        }
+        q = wake.wait(q).unwrap();
+    }
+}
+
+unsafe extern "C" fn allgather(
+    comm: *mut c_void,
+    mine: *const c_void,
+    all: *mut c_void,
+    len: usize,
+) -> c_int {
+    // SAFETY: as in send; all has nranks x len bytes.
+    let end = unsafe { &*(comm as *const End) };
+    let hub = &end.hub;
+    // SAFETY: mine has len bytes.
+    hub.gathered.lock().unwrap()[end.rank] =
+        unsafe { std::slice::from_raw_parts(mine as *const u8, len) }.to_vec();
+    hub.barrier.wait();
+    let joined: Vec<u8> = hub.gathered.lock().unwrap().concat();
+    hub.barrier.wait();
+    // SAFETY: as above.
+    unsafe { std::ptr::copy_nonoverlapping(joined.as_ptr(), all as *mut u8, joined.len()) };
+    0
+}
+
+unsafe extern "C" fn error(_: *mut c_void) -> *const c_char {
+    c"the in-process transport does not fail".as_ptr()
+}
+
+/// How one rank calls the map.
+#[derive(Clone)]
+struct Call {
+    pool: Option<(i32, Backend)>,
+    root: c_int,
+    njobs: u64,
+    reduce: bool,
+    result_size: usize,
+    options: Option<LaunchOptions>,
+    refusal: Option<&'static str>,
+}
+
+/// Runs `calls[r]` on rank r, every rank on its own thread, all sharing `ctx`; returns each
+/// rank's status and message.
+fn run_ranks(
+    calls: &[Call],
+    work: crate::engine::task::JobFn,
+    reduce: crate::engine::task::JobFn,
+    ctx: &(impl Sync + ?Sized),
+) -> Vec<(Status, String)> {
+    let n = calls.len();
+    let hub = Arc::new(Hub {
+        queues: (0..n)
+            .map(|_| (Mutex::new(VecDeque::new()), Condvar::new()))
+            .collect(),
+        gathered: Mutex::new(vec![Vec::new(); n]),
+        barrier: Barrier::new(n),
+    });
+    let ctx = ctx as *const _ as *const c_void as usize;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = calls
+            .iter()
+            .enumerate()
+            .map(|(rank, call)| {
+                let hub = Arc::clone(&hub);
+                scope.spawn(move || {
+                    let end = End { hub, rank };
+                    let refusal = call.refusal.map(|r| CString::new(r).unwrap());
+                    let t = sm_transport {
+                        size: std::mem::size_of::<sm_transport>(),
+                        comm: &end as *const End as *mut c_void,
+                        rank: rank as c_int,
+                        nranks: n as c_int,
+                        refusal: refusal.as_ref().map_or(std::ptr::null(), |r| r.as_ptr()),
+                        send,
+                        probe,
+                        recv,
+                        allgather,
+                        error,
+                    };
+                    let pool = call.pool.map(|(w, b)| Pool::new(w, b).unwrap());
+                    let m = RankMap {
+                        call: "sm_mpi_map",
+                        pool: pool.as_ref(),
+                        root: call.root,
+                        njobs: call.njobs,
+                        work: Some(work),
+                        reduce: call.reduce.then_some(reduce),
+                        result_size: call.result_size,
+                        ctx: ctx as *mut c_void,
+                        has_opts: call.options.is_some(),
+                        options: call.options.clone().unwrap_or_default(),
+                    };
+                    outcome(map(&t, &m))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn outcome(r: Result<Status>) -> (Status, String) {
+    match r {
+        Ok(Status::SM_STOPPED) => (Status::SM_STOPPED, read_last_error()),
+        Ok(s) => (s, String::new()),
+        Err(e) => (e.status, e.message),
+    }
+}
+
+fn read_last_error() -> String {
+    // SAFETY: last_error's pointer is a NUL-terminated string of this thread.
+    unsafe { std::ffi::CStr::from_ptr(last_error::as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// What the jobs of a test see, and what root's reduce saw.
+struct Seen {
+    /// Job j writes a result of `size` bytes derived from j; jobs in `fail` return their code.
+    size: usize,
+    fail: Vec<(u64, c_int)>,
+    /// Jobs whose number is a multiple of this sleep a little (0: none).
+    slow_every: u64,
+    reduced: Mutex<Vec<u64>>,
+    bad_results: AtomicU64,
+    ordered: Mutex<Vec<u64>>,
+    ordered_skip: u64,
+}
+
+impl Seen {
+    fn new(size: usize) -> Seen {
+        Seen {
+            size,
+            fail: Vec::new(),
+            slow_every: 0,
+            reduced: Mutex::new(Vec::new()),
+            bad_results: AtomicU64::new(0),
+            ordered: Mutex::new(Vec::new()),
+            ordered_skip: 0,
+        }
+    }
+}
+
+fn pattern(job: u64, i: usize) -> u8 {
+    (job.wrapping_mul(2654435761).wrapping_add(i as u64 * 7) >> 3) as u8
+}
+
+unsafe extern "C" fn work(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int {
+    // SAFETY: ctx is the test's Seen; result has `size` bytes.
+    let seen = unsafe { &*(ctx as *const Seen) };
+    let job = job as u64;
+    if seen.slow_every > 0 && job % seen.slow_every == 0 {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    let out = unsafe { std::slice::from_raw_parts_mut(result as *mut u8, seen.size) };
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = pattern(job, i);
+    }
+    if seen.ordered_skip > 0 && job % seen.ordered_skip != 1 {
+        crate::engine::sections::ordered_enter(current_pool()).unwrap_or_else(|e| {
+            if e.status != Status::SM_STOPPED {
+                panic!("{}", e.message)
+            }
+        });
+        seen.ordered.lock().unwrap().push(job);
+        crate::engine::sections::ordered_leave(current_pool()).unwrap();
+    }
+    seen.fail.iter().find(|f| f.0 == job).map_or(0, |f| f.1)
+}
+
+fn current_pool() -> usize {
+    crate::engine::frame::with_current(|f| f.expect("in a job").pool)
+}
+
+unsafe extern "C" fn reduce(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int {
+    // SAFETY: as in work.
+    let seen = unsafe { &*(ctx as *const Seen) };
+    let got = unsafe { std::slice::from_raw_parts(result as *const u8, seen.size) };
+    if got
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b != pattern(job as u64, i))
+    {
+        seen.bad_results.fetch_add(1, Ordering::SeqCst);
+    }
+    seen.reduced.lock().unwrap().push(job as u64);
+    0
+}
+
+fn calls(nranks: usize, pool: Option<(i32, Backend)>, njobs: u64, size: usize) -> Vec<Call> {
+    vec![
+        Call {
+            pool,
+            root: 0,
+            njobs,
+            reduce: true,
+            result_size: size,
+            options: None,
+            refusal: None,
+        };
+        nranks
+    ]
+}
+
+const POOLS: [Option<(i32, Backend)>; 3] = [
+    Some((2, Backend::Thread)),
+    Some((2, Backend::Process)),
+    None,
+];
+
+#[test]
+fn every_job_is_reduced_once_in_order_on_root() {
+    for nranks in 1..=4 {
+        for pool in POOLS {
+            for njobs in [1, nranks as u64 - 1, 5_000] {
+                let seen = Seen::new(8);
+                let got = run_ranks(&calls(nranks, pool, njobs, 8), work, reduce, &seen);
+                let what = format!("{nranks} ranks, pool {pool:?}, {njobs} jobs");
+                assert!(
+                    got.iter().all(|(s, _)| *s == Status::SM_OK),
+                    "{what}: {got:?}"
+                );
+                let want: Vec<u64> = (0..njobs).collect();
+                assert_eq!(*seen.reduced.lock().unwrap(), want, "{what}");
+                assert_eq!(seen.bad_results.load(Ordering::SeqCst), 0, "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn jobs_spread_over_the_ranks() {
+    use std::collections::HashSet;
+    static THREADS: Mutex<Option<HashSet<std::thread::ThreadId>>> = Mutex::new(None);
+    unsafe extern "C" fn slow(_: *mut c_void, _: usize, _: *mut c_void) -> c_int {
+        std::thread::sleep(std::time::Duration::from_micros(100));
+        THREADS
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashSet::new)
+            .insert(std::thread::current().id());
+        0
+    }
+    let got = run_ranks(
+        &calls(4, Some((2, Backend::Thread)), 2_000, 0),
+        slow,
+        reduce,
+        &Seen::new(0),
+    );
+    assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
+    let threads = THREADS.lock().unwrap().as_ref().map_or(0, |t| t.len());
+    assert_eq!(threads, 8, "every worker of every rank ran jobs");
+}
