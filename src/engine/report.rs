@@ -4,6 +4,7 @@
 use crate::engine::control::{HookFailure, JobEnd, Misuse, MAX_JOBS, NO_JOB, STAGE_FINISHING};
 use crate::engine::launch::{Launch, Work};
 use crate::engine::outcome::{Cause, Death, Outcome};
+use crate::engine::supervise::KeptResult;
 use crate::status::{Error, Result, Status};
 
 /// How the workers of a launch ended.
@@ -15,7 +16,7 @@ pub struct Ran {
     pub nworkers: usize,
     /// A fed map's per-worker results (worker, bytes), of the workers whose worker_fini
     /// succeeded, in worker order, when it has a worker_reduce (which its feeder's owner calls).
-    pub kept: Vec<(usize, Vec<u8>)>,
+    pub kept: Vec<KeptResult>,
 }
 
 /// SM_OK, or SM_STOPPED with a message, or the failure.

@@ -84,13 +84,16 @@ pub fn job_ended(
 /// takes time from a worker.
 const CALLER_SPIN: Duration = Duration::from_micros(10);
 
+/// A worker's number and a copy of its per-worker result.
+pub type KeptResult = (usize, Vec<u8>);
+
 /// What becomes of the per-worker results once the jobs are done.
 pub struct WorkerHooks {
     pub wresult_size: usize,
     pub worker_reduce: Option<WorkerFiniFn>,
     /// Some: keep copies of the per-worker results here instead of calling `worker_reduce` (a
     /// fed map, whose owner combines them across ranks).
-    pub kept: Option<RefCell<Vec<(usize, Vec<u8>)>>>,
+    pub kept: Option<RefCell<Vec<KeptResult>>>,
 }
 
 impl WorkerHooks {
@@ -106,10 +109,10 @@ impl WorkerHooks {
             let size = self.wresult_size;
             kept.borrow_mut()
                 .extend(results.into_iter().map(|(worker, wresult)| {
-                    // SAFETY: that worker's result, `wresult_size` bytes (or null when 0), which no
-                    // worker touches any more.
                     let bytes = match size {
                         0 => Vec::new(),
+                        // SAFETY: that worker's result, `wresult_size` bytes, which no worker
+                        // touches any more.
                         _ => unsafe { std::slice::from_raw_parts(wresult, size) }.to_vec(),
                     };
                     (worker, bytes)
@@ -133,7 +136,7 @@ impl WorkerHooks {
 
 impl WorkerHooks {
     /// The per-worker results kept so far (see `kept`).
-    pub(crate) fn take_kept(&self) -> Vec<(usize, Vec<u8>)> {
+    pub(crate) fn take_kept(&self) -> Vec<KeptResult> {
         self.kept.as_ref().map(|k| k.take()).unwrap_or_default()
     }
 }

@@ -267,12 +267,12 @@ impl<'a> Driver<'a> {
         }
         st.pending = kept;
         if let Some(ctl) = ctl {
-            // The first local job at or beyond g: in the first segment that ends beyond it.
-            let local = st
-                .segments
-                .iter()
-                .find(|s| g < s.global + s.len)
-                .map_or(st.fed, |s| s.local + g.saturating_sub(s.global));
+            // The first local job at or beyond g: in the first fed segment that ends beyond it,
+            // else after every job fed and every grant still to feed (all of which are below g).
+            let local = match st.segments.iter().find(|s| g < s.global + s.len) {
+                Some(s) => s.local + g.saturating_sub(s.global),
+                None => st.fed + st.pending.iter().map(|p| p.1).sum::<u64>(),
+            };
             ctl.stop_from(local);
         }
     }
@@ -575,7 +575,13 @@ impl<'a> Driver<'a> {
 
     /// The local outcome in global job numbers, as a failure (None when it completed).
     fn failure_of(&self, outcome: Outcome, njobs: u64) -> Option<Failure> {
-        let gl = |local: u64| self.global(local);
+        // A failing job's segment is kept until the map ends (observe keeps what is below the
+        // local limit), so the translation cannot miss; if it did, the failure still stands.
+        let gl = |local: u64| {
+            let g = self.global(local);
+            debug_assert!(g.is_some(), "local job {local} has no global number");
+            Some(g.unwrap_or(NO_JOB))
+        };
         let first_unfinished = || {
             let below = self.state.borrow().finished_below;
             gl(below)

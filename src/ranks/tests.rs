@@ -13,9 +13,12 @@ use std::ffi::{c_char, c_int, c_void, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Condvar, Mutex};
 
+/// (sender, tag, bytes)
+type Message = (c_int, c_int, Vec<u8>);
+
 /// What the ranks of one test share.
 struct Hub {
-    queues: Vec<(Mutex<VecDeque<(c_int, c_int, Vec<u8>)>>, Condvar)>,
+    queues: Vec<(Mutex<VecDeque<Message>>, Condvar)>,
     gathered: Mutex<Vec<Vec<u8>>>,
     barrier: Barrier,
 }
@@ -228,6 +231,19 @@ impl Seen {
     }
 }
 
+/// Root reduced exactly jobs 0, 1, ..., upto - 1, in that order.
+fn assert_reduced(seen: &Seen, upto: u64, what: &str) {
+    let reduced = seen.reduced.lock().unwrap();
+    let wrong = (0..reduced.len()).find(|&i| reduced[i] != i as u64);
+    assert_eq!(
+        wrong,
+        None,
+        "{what}: reduce saw job {:?} in place {wrong:?}",
+        wrong.map(|i| reduced[i])
+    );
+    assert_eq!(reduced.len() as u64, upto, "{what}: jobs reduced");
+}
+
 fn pattern(job: u64, i: usize) -> u8 {
     (job.wrapping_mul(2654435761).wrapping_add(i as u64 * 7) >> 3) as u8
 }
@@ -239,6 +255,7 @@ unsafe extern "C" fn work(ctx: *mut c_void, job: usize, result: *mut c_void) -> 
     if seen.slow_every > 0 && job % seen.slow_every == 0 {
         std::thread::sleep(std::time::Duration::from_micros(200));
     }
+    // SAFETY: result has `size` bytes.
     let out = unsafe { std::slice::from_raw_parts_mut(result as *mut u8, seen.size) };
     for (i, b) in out.iter_mut().enumerate() {
         *b = pattern(job, i);
@@ -262,6 +279,7 @@ fn current_pool() -> usize {
 unsafe extern "C" fn reduce(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int {
     // SAFETY: as in work.
     let seen = unsafe { &*(ctx as *const Seen) };
+    // SAFETY: result has `size` bytes.
     let got = unsafe { std::slice::from_raw_parts(result as *const u8, seen.size) };
     if got
         .iter()
@@ -307,8 +325,7 @@ fn every_job_is_reduced_once_in_order_on_root() {
                     got.iter().all(|(s, _)| *s == Status::SM_OK),
                     "{what}: {got:?}"
                 );
-                let want: Vec<u64> = (0..njobs).collect();
-                assert_eq!(*seen.reduced.lock().unwrap(), want, "{what}");
+                assert_reduced(&seen, njobs, &what);
                 assert_eq!(seen.bad_results.load(Ordering::SeqCst), 0, "{what}");
             }
         }
@@ -337,4 +354,246 @@ fn jobs_spread_over_the_ranks() {
     assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
     let threads = THREADS.lock().unwrap().as_ref().map_or(0, |t| t.len());
     assert_eq!(threads, 8, "every worker of every rank ran jobs");
+}
+
+fn all_say(got: &[(Status, String)], status: Status, words: &[&str]) {
+    let first = &got[0];
+    for (rank, (s, message)) in got.iter().enumerate() {
+        assert_eq!(*s, status, "rank {rank}: {message}");
+        assert_eq!(message, &first.1, "rank {rank} says something else");
+        for w in words {
+            assert!(message.contains(w), "rank {rank}: `{message}` lacks `{w}`");
+        }
+    }
+}
+
+#[test]
+fn large_results_arrive_intact_through_a_small_window() {
+    // 1 MiB results: root's window holds 64 of them, so 300 jobs exercise its flow control.
+    for pool in POOLS {
+        let seen = Seen::new(1 << 20);
+        let got = run_ranks(&calls(3, pool, 300, 1 << 20), work, reduce, &seen);
+        assert!(
+            got.iter().all(|(s, _)| *s == Status::SM_OK),
+            "{pool:?}: {got:?}"
+        );
+        assert_reduced(&seen, 300, "");
+        assert_eq!(seen.bad_results.load(Ordering::SeqCst), 0);
+    }
+}
+
+#[test]
+fn ordered_sections_follow_global_job_order_across_ranks() {
+    for nranks in [2, 4] {
+        for pool in [Some((2, Backend::Thread)), None] {
+            let mut seen = Seen::new(0);
+            seen.ordered_skip = 5; // jobs 1, 6, 11, ... skip their section
+            seen.slow_every = 7;
+            let got = run_ranks(&calls(nranks, pool, 3_000, 0), work, reduce, &seen);
+            assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
+            let want: Vec<u64> = (0..3_000).filter(|j| j % 5 != 1).collect();
+            assert_eq!(
+                *seen.ordered.lock().unwrap(),
+                want,
+                "{nranks} ranks, {pool:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_job_failing_on_another_rank_fails_every_rank_after_reducing_the_jobs_before_it() {
+    for pool in POOLS {
+        for (code, status) in [
+            (7, Status::SM_ERR_JOB),
+            (crate::abi::SM_STOP, Status::SM_STOPPED),
+        ] {
+            let mut seen = Seen::new(8);
+            seen.fail = vec![(1234, code), (2000, 9)];
+            seen.slow_every = 3;
+            let got = run_ranks(&calls(3, pool, 4_000, 8), work, reduce, &seen);
+            all_say(&got, status, &["sm_mpi_map", "rank ", "job 1234"]);
+            let upto = if code == 7 { 1234 } else { 1235 };
+            assert_reduced(&seen, upto, &format!("{pool:?}"));
+        }
+    }
+}
+
+#[test]
+fn a_reduce_that_stops_stops_every_rank() {
+    unsafe extern "C" fn stop_at_300(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int {
+        // SAFETY: as in reduce.
+        unsafe { reduce(ctx, job, result) };
+        if job == 300 {
+            5
+        } else {
+            0
+        }
+    }
+    let seen = Seen::new(8);
+    let got = run_ranks(
+        &calls(3, Some((2, Backend::Thread)), 5_000, 8),
+        work,
+        stop_at_300,
+        &seen,
+    );
+    all_say(&got, Status::SM_STOPPED, &["reduce returned 5 for job 300"]);
+    assert_reduced(&seen, 301, "");
+}
+
+#[test]
+fn mismatched_arguments_fail_every_rank_naming_the_ranks() {
+    let mut c = calls(4, None, 100, 8);
+    c[2].njobs = 99;
+    let got = run_ranks(&c, work, reduce, &Seen::new(8));
+    all_say(
+        &got,
+        Status::SM_ERR_INVALID,
+        &["njobs differs", "100 on ranks 0, 1, 3", "99 on rank 2"],
+    );
+    let mut c = calls(3, None, 100, 8);
+    c[1].result_size = 16;
+    let got = run_ranks(&c, work, reduce, &Seen::new(8));
+    all_say(&got, Status::SM_ERR_INVALID, &["result_size differs"]);
+    let c = vec![
+        Call {
+            root: 3,
+            ..calls(1, None, 10, 8)[0].clone()
+        };
+        3
+    ];
+    let got = run_ranks(&c, work, reduce, &Seen::new(8));
+    all_say(&got, Status::SM_ERR_INVALID, &["root = 3"]);
+    let mut c = calls(3, None, 10, 8);
+    c[1].refusal = Some("MPI_THREAD_FUNNELED is needed");
+    let got = run_ranks(&c, work, reduce, &Seen::new(8));
+    all_say(
+        &got,
+        Status::SM_ERR_STATE,
+        &["rank 1: MPI_THREAD_FUNNELED is needed"],
+    );
+}
+
+#[test]
+fn any_rank_may_be_root_and_only_root_reduces() {
+    for root in 0..3 {
+        let seen = Seen::new(8);
+        let c: Vec<Call> = calls(3, Some((2, Backend::Thread)), 2_000, 8)
+            .into_iter()
+            .enumerate()
+            .map(|(r, c)| Call {
+                root,
+                reduce: r == root as usize,
+                ..c
+            })
+            .collect();
+        let got = run_ranks(&c, work, reduce, &seen);
+        assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
+        assert_reduced(&seen, 2_000, "");
+    }
+}
+
+#[test]
+fn worker_reduce_runs_on_root_for_every_worker_of_every_rank_in_order() {
+    static ORDER: Mutex<Vec<(c_int, u64)>> = Mutex::new(Vec::new());
+    unsafe extern "C" fn count(_: *mut c_void, _: usize, _: *mut c_void) -> c_int {
+        let mine = crate::engine::frame::worker_local().unwrap() as *mut u64;
+        // SAFETY: this worker's 8-byte result.
+        unsafe { *mine += 1 };
+        0
+    }
+    unsafe extern "C" fn combine(_: *mut c_void, worker: c_int, wresult: *mut c_void) -> c_int {
+        // SAFETY: a worker's 8-byte result.
+        ORDER
+            .lock()
+            .unwrap()
+            .push((worker, unsafe { *(wresult as *const u64) }));
+        0
+    }
+    for pool in POOLS {
+        ORDER.lock().unwrap().clear();
+        let options = LaunchOptions {
+            worker_reduce: Some(combine),
+            wresult_size: 8,
+            ..Default::default()
+        };
+        let c: Vec<Call> = calls(3, pool, 3_000, 0)
+            .into_iter()
+            .map(|c| Call {
+                options: Some(options.clone()),
+                reduce: false,
+                ..c
+            })
+            .collect();
+        let got = run_ranks(&c, count, reduce, &Seen::new(0));
+        assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
+        let order = ORDER.lock().unwrap().clone();
+        let workers: Vec<c_int> = order.iter().map(|o| o.0).collect();
+        let per_rank = if pool.is_some() { 2 } else { 1 };
+        let mut sorted = workers.clone();
+        sorted.sort();
+        assert_eq!(workers, sorted, "{pool:?}: in (rank, worker) order");
+        assert!(
+            workers.iter().all(|&w| w < 3 * per_rank),
+            "{pool:?}: {workers:?}"
+        );
+        assert_eq!(
+            order.iter().map(|o| o.1).sum::<u64>(),
+            3_000,
+            "{pool:?}: every job counted once"
+        );
+    }
+}
+
+#[test]
+fn a_killed_worker_fails_every_rank_and_root_reduced_the_jobs_before_it() {
+    unsafe extern "C" fn dies_at_777(ctx: *mut c_void, job: usize, result: *mut c_void) -> c_int {
+        if job == 777 {
+            // SAFETY: raising a signal; this is a forked worker (process pools only).
+            unsafe { libc::raise(libc::SIGKILL) };
+        }
+        // SAFETY: as in work.
+        unsafe { work(ctx, job, result) }
+    }
+    let seen = Seen::new(8);
+    let got = run_ranks(
+        &calls(3, Some((2, Backend::Process)), 3_000, 8),
+        dies_at_777,
+        reduce,
+        &seen,
+    );
+    all_say(
+        &got,
+        Status::SM_ERR_WORKER_DIED,
+        &["sm_mpi_map: rank ", "SIGKILL"],
+    );
+    let message = &got[0].1;
+    let before: u64 = message
+        .split("every job before ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.trim_end_matches(';').parse().ok())
+        .unwrap_or_else(|| panic!("no first lost job in `{message}`"));
+    assert!(before <= 777, "{message}");
+    assert_reduced(&seen, before, message);
+}
+
+#[test]
+fn a_map_of_no_jobs_runs_nothing_and_a_serial_rank_gets_its_share() {
+    let seen = Seen::new(8);
+    let got = run_ranks(
+        &calls(3, Some((2, Backend::Process)), 0, 8),
+        work,
+        reduce,
+        &seen,
+    );
+    assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
+    assert!(seen.reduced.lock().unwrap().is_empty());
+    // Mixed pools: a serial rank, a thread rank and a process rank share one map.
+    let mut c = calls(3, None, 4_000, 8);
+    c[1].pool = Some((2, Backend::Thread));
+    c[2].pool = Some((2, Backend::Process));
+    let got = run_ranks(&c, work, reduce, &seen);
+    assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
+    assert_reduced(&seen, 4_000, "");
 }
