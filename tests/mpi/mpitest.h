@@ -129,11 +129,12 @@ static inline void mt_check_status_all(MPI_Comm comm, sm_status st, sm_status ex
   JCHECK_ALL_PASSED();
 }
 
-/* The smallest of every rank's `v` (SIZE_MAX: none). */
+/* The smallest of every rank's `v` (SIZE_MAX: none). Reduced as signed numbers: MPICH 4.0's
+ * MPI_MIN on MPI_UNSIGNED_LONG_LONG compares them as signed, making SIZE_MAX the smallest. */
 static inline size_t mt_min_all(MPI_Comm comm, size_t v) {
-  unsigned long long mine = (unsigned long long)v, all = 0;
-  MPI_Allreduce(&mine, &all, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, comm);
-  return (size_t)all;
+  long long mine = v > (size_t)LLONG_MAX ? LLONG_MAX : (long long)v, all = 0;
+  MPI_Allreduce(&mine, &all, 1, MPI_LONG_LONG, MPI_MIN, comm);
+  return all == LLONG_MAX ? SIZE_MAX : (size_t)all;
 }
 
 static inline long long mt_sum_all(MPI_Comm comm, long long v) {
