@@ -99,6 +99,22 @@
  * with status SM_STOPPED: let it leave the region (parallel() expects it and does not report it),
  * and for_loop() returns without running the rest of its iterations.
  *
+ * Across MPI ranks (sm_mpi_map, include/sharedmem_mpi.h): include <sharedmem_mpi.h> *before*
+ * sharedmem.hpp, and pool gets mpi_map (sharedmem.hpp itself never includes mpi.h; link with
+ * sharedmem::mpi):
+ *
+ *   pool.mpi_map(comm, root, njobs, work)            work: (size_t job) -> void or int
+ *   pool.mpi_map<R>(comm, root, njobs, work, reduce) reduce runs on root only, in global job order
+ *
+ *   Collective over comm, as sm_mpi_map: every rank calls it with the same root, njobs and R, jobs
+ *   are numbered globally and each rank runs its share on this pool. Every rank returns the same
+ *   outcome, or throws: an exception thrown by work is rethrown on the rank that ran the job as
+ *   map() does (the very object on thread/serial pools), and the other ranks throw
+ *   sharedmem::error (SM_ERR_JOB) naming the job, that rank and the what() text; an exception
+ *   thrown by reduce is rethrown on root, and the other ranks throw sharedmem::error
+ *   (SM_STOPPED) saying so. Agreeing on that takes a few collectives on comm after a failed or
+ *   stopped map, on the calling thread.
+ *
  * Other pieces: critical_section / ordered_section (RAII guards over sm_critical_* /
  * sm_ordered_*, throwing sharedmem::error on misuse), shared_array<T> (RAII over sm_empty /
  * sm_free), argsort(pool *, keys, n) for double, float and 8/16/32/64-bit signed and unsigned
@@ -111,6 +127,7 @@
 
 #include "sharedmem.h"
 
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -251,6 +268,40 @@ public:
     /// Called by the reduce trampoline (always on the caller thread).
     void record_reduce(std::exception_ptr ex) noexcept {
         if (!reduce_ex_) reduce_ex_ = ex;
+    }
+
+    /// Whether reduce (or combine) threw.
+    bool reduce_threw() const noexcept { return static_cast<bool>(reduce_ex_); }
+
+    /// The first failure (in job order) recorded in this process or its forked workers: false if
+    /// none; else its job, code, and the what() text of an exception (empty if not a
+    /// std::exception). Read after the map, once every worker is done.
+    bool first_failure(std::size_t &job, int &code, std::string &what) const {
+        const shared_failure *first_shared = nullptr;
+        for (int w = 0; w < nshared_; ++w) {
+            const shared_failure &f = shared_[w];
+            if (f.job_plus_one != 0 && (!first_shared || f.job_plus_one < first_shared->job_plus_one))
+                first_shared = &f;
+        }
+        if (has_local_ && (!first_shared || static_cast<std::uint64_t>(local_job_) + 1 <= first_shared->job_plus_one)) {
+            job = local_job_;
+            code = local_code_;
+            what.clear();
+            if (local_ex_) {
+                try {
+                    std::rethrow_exception(local_ex_);
+                } catch (const std::exception &e) {
+                    what = e.what();
+                } catch (...) {
+                }
+            }
+            return true;
+        }
+        if (!first_shared) return false;
+        job = static_cast<std::size_t>(first_shared->job_plus_one - 1);
+        code = first_shared->code;
+        what = first_shared->threw_std_exception ? first_shared->what : "";
+        return true;
     }
 
     /// Turns sm_map's status into an outcome, or throws.
@@ -477,6 +528,47 @@ struct valid_local {
     static constexpr bool value = true;
 };
 
+#ifdef SHAREDMEM_MPI_H
+/// After sm_mpi_map returned `status` on every rank of `comm`: the outcome, or the exception to
+/// throw. A job's exception lives on the rank that ran it, reduce's on root: when the map failed
+/// or stopped, the ranks agree (collectively, on the calling thread) on where the failure was.
+inline outcome mpi_finish(MPI_Comm comm, int root, failure_log &log, sm_status status) {
+    if (status != SM_STOPPED && status != SM_ERR_JOB) return log.finish(status);
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    if (status == SM_STOPPED) {
+        int threw = log.reduce_threw() ? 1 : 0;  // reduce runs on root only
+        MPI_Bcast(&threw, 1, MPI_INT, root, comm);
+        if (!threw) return outcome::stopped;
+        if (rank == root) return log.finish(status);  // rethrows reduce's exception
+        throw error(SM_STOPPED, "sm_mpi_map: reduce threw an exception on root (rank " +
+                                    std::to_string(root) + "), which stopped the map");
+    }
+    // SM_ERR_JOB: the failure reported is the first in job order over all ranks, recorded by the
+    // rank that ran it. (Compared as signed numbers: MPICH 4.0's MPI_MIN on unsigned long long
+    // compares them as signed.)
+    std::size_t job = 0;
+    int code = 0;
+    std::string what;
+    bool mine = log.first_failure(job, code, what);
+    long long my_job = mine ? static_cast<long long>(job) : LLONG_MAX, first = LLONG_MAX;
+    MPI_Allreduce(&my_job, &first, 1, MPI_LONG_LONG, MPI_MIN, comm);
+    int me = (mine && my_job == first) ? rank : INT_MAX, owner = INT_MAX;
+    MPI_Allreduce(&me, &owner, 1, MPI_INT, MPI_MIN, comm);
+    if (owner == INT_MAX) throw error(status);  // e.g. a failing worker_init: the C message says
+    int threw = (rank == owner && code == exception_code) ? 1 : 0;
+    MPI_Bcast(&threw, 1, MPI_INT, owner, comm);
+    if (!threw) throw error(status);  // a job returned an error value: the C message names it
+    char text[496] = {0};
+    if (rank == owner) std::strncpy(text, what.c_str(), sizeof text - 1);
+    MPI_Bcast(text, static_cast<int>(sizeof text), MPI_CHAR, owner, comm);
+    if (rank == owner) return log.finish(status);  // rethrows as map() does
+    throw error(SM_ERR_JOB, "sm_mpi_map: job " + std::to_string(first) +
+                                " threw an exception on rank " + std::to_string(owner) +
+                                (text[0] ? ": " + std::string(text) : std::string()));
+}
+#endif  // SHAREDMEM_MPI_H
+
 }  // namespace detail
 
 /// A pool of workers (sm_pool_new / sm_pool_free). Move-only.
@@ -607,6 +699,49 @@ public:
         sm_map_opts o = call_type::options();
         return log.finish(sm_map_ex(pool_, njobs, &call_type::work_trampoline, nullptr, 0, &c, &o));
     }
+
+#ifdef SHAREDMEM_MPI_H
+    /// map(njobs, work) across the ranks of comm (sm_mpi_map): collective; jobs are numbered
+    /// globally and this rank runs its share on this pool. Returns the same outcome on every rank,
+    /// or throws (see the top of this file).
+    template <class Work>
+    outcome mpi_map(MPI_Comm comm, int root, std::size_t njobs, Work &&work) {
+        typedef typename std::remove_reference<Work>::type work_type;
+        static_assert(detail::valid_work_return<detail::call_result_t<work_type, std::size_t>>::value,
+                      "sharedmem: work(size_t job) must return void or int (0: done, "
+                      "sharedmem::stop: stop the map, anything else: an error)");
+        detail::failure_log log;
+        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
+        detail::plain_map<work_type> m{&work, &log};
+        sm_status s = sm_mpi_map(pool_, comm, root, njobs, &detail::plain_map<work_type>::work_trampoline,
+                                 nullptr, 0, &m);
+        return detail::mpi_finish(comm, root, log, s);
+    }
+
+    /// map<R>(njobs, work, reduce) across the ranks of comm (sm_mpi_map): reduce runs on root
+    /// only, in global job order, with each job's R. Collective; every rank passes the same R.
+    template <class R, class Work, class Reduce>
+    outcome mpi_map(MPI_Comm comm, int root, std::size_t njobs, Work &&work, Reduce &&reduce) {
+        static_assert(std::is_trivially_copyable<R>::value,
+                      "sharedmem: the result type R must be trivially copyable (results cross "
+                      "process and node boundaries as bytes)");
+        static_assert(!std::is_const<R>::value && !std::is_reference<R>::value,
+                      "sharedmem: R must be a plain object type");
+        typedef typename std::remove_reference<Work>::type work_type;
+        typedef typename std::remove_reference<Reduce>::type reduce_type;
+        static_assert(detail::valid_work_return<detail::call_result_t<work_type, std::size_t, R &>>::value,
+                      "sharedmem: work(size_t job, R &result) must return void or int");
+        static_assert(detail::valid_reduce_return<detail::call_result_t<reduce_type, std::size_t, R &>>::value,
+                      "sharedmem: reduce(size_t job, R &result) must return void or bool (true: stop)");
+        typedef detail::typed_map<R, work_type, reduce_type> map_type;
+        detail::failure_log log;
+        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
+        map_type m{&work, &reduce, &log};
+        sm_status s = sm_mpi_map(pool_, comm, root, njobs, &map_type::work_trampoline,
+                                 &map_type::reduce_trampoline, sizeof(R), &m);
+        return detail::mpi_finish(comm, root, log, s);
+    }
+#endif  // SHAREDMEM_MPI_H
 
 private:
     sm_pool *pool_;

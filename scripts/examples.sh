@@ -15,7 +15,9 @@ ensure_tools cmake:cmake cc:gcc
 ensure_cargo
 
 echo "==> configure (build/)"
-configure_build -DSM_BUILD_EXAMPLES=ON
+# The MPI examples (c-examples/mpi_*) run under a launcher, in the MPI build directories of
+# scripts/test.sh; build/ is configured without MPI, as test.sh configures it.
+configure_build -DSM_BUILD_EXAMPLES=ON -DSM_WITH_MPI=OFF
 echo "==> build"
 cmake --build build -j "$(nproc 2>/dev/null || echo 2)" --target sharedmem_examples
 echo "==> run the examples"

@@ -7,6 +7,10 @@
 #   Rust: cargo fmt --check, cargo clippy (warnings are errors), cargo test
 #   C:    cmake configure + build in build/, then ctest (examples, tests/c, tests/omp,
 #         tests/package, tests/scripts)
+#   MPI:  sm_mpi_map's component built and tested twice, against Open MPI (build-mpi-openmpi/) and
+#         MPICH (build-mpi-mpich/): the target sharedmem_mpi_tests, then ctest -L mpi (tests/mpi
+#         under the launcher, the MPI examples and package tests); installs both MPIs with apt-get
+#         when missing (common.sh's ensure_mpi). The main build/ is configured without MPI.
 #   Fuzz:   scripts/fuzz.sh 30 (each libFuzzer target for 30 s; a finding fails)
 #   Soak:   scripts/soak.sh 0.5 (random maps for 30 s, every result checked)
 #   Memory: scripts/sanitize.sh (tests/c under ASan/LSan and valgrind memcheck, the Rust tests
@@ -54,7 +58,7 @@ count() {
       awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i;
              if ($(i+1) ~ /^failed;?$/) f += $i; if ($(i+1) ~ /^ignored;?$/) s += $i } ; n++ }
            END { if (n) print p + 0, f + 0, s + 0 }' "$2" ;;
-    ctest)
+    ctest|mpi-*)
       # "97% tests passed, 3 tests failed out of 160"; skipped tests are listed as "(Skipped)"
       local line failed total skipped
       line=$(grep -E '[0-9]+ tests? failed out of [0-9]+' "$2" | tail -n 1) || return 0
@@ -101,6 +105,8 @@ setup() {
   ensure_tools cmake:cmake cc:gcc gcc:gcc c++:g++ gfortran:gfortran pkg-config:pkg-config \
     readelf:binutils || rc=1
   ensure_omp_blas || rc=1
+  # Open MPI and MPICH, side by side, for the MPI component's two test runs.
+  ensure_mpi || rc=1
   ensure_cargo || rc=1
   # numpy is the reference of tests/c/argsort_numpy.py; never fails (the test then skips).
   ensure_numpy python3
@@ -117,8 +123,10 @@ step fmt - "cargo fmt --check" cargo fmt --check
 step clippy - "cargo clippy --all-targets -- -D warnings" cargo clippy --all-targets -- -D warnings
 step cargo-test - "cargo test --release" cargo test --release
 # Tests, examples and benchmarks are asked for, in case build/ was configured without them.
+# The MPI component is built and tested in build directories of its own, one per MPI (below).
 step configure - "cmake configure (build/)" \
-  configure_build -DSM_BUILD_TESTS=ON -DSM_BUILD_BENCH=ON -DSM_BUILD_EXAMPLES=ON "${cmake_python[@]}"
+  configure_build -DSM_BUILD_TESTS=ON -DSM_BUILD_BENCH=ON -DSM_BUILD_EXAMPLES=ON -DSM_WITH_MPI=OFF \
+  "${cmake_python[@]}"
 # The build goes on past a target that fails to compile, and ctest runs whatever was built: one
 # broken test program must not hide the results of all the others (its tests fail as "Not Run").
 build_keep_going() {
@@ -131,6 +139,32 @@ build_keep_going() {
 step build configure "cmake build" build_keep_going
 # A per-test timeout for tests that set none, so a hang cannot eat CI's budget.
 step ctest configure "ctest" bash -c 'cd build && ctest --output-on-failure --timeout 300'
+
+# ---- sm_mpi_map (issue 13): the MPI component against each MPI, in its own build directory.
+# mpi_suite <dir> <mpicc> <mpiexec> <mpif90>: configure (afresh if <dir> belongs to another source
+# tree), build the component with its tests and examples (going on past a failing target), then
+# ctest -L mpi (skipped when the configure step failed). Every test has its own timeout; 120 s
+# is the fallback.
+mpi_suite() {
+  local dir=$1 mpicc=$2 mpiexec=$3 mpif90=$4 rc=0
+  if [ -f "$dir/CMakeCache.txt" ] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$PWD" "$dir/CMakeCache.txt"; then
+    rm -rf "$dir"
+  fi
+  cmake -S . -B "$dir" -DSM_BUILD_TESTS=ON -DSM_BUILD_EXAMPLES=ON -DSM_BUILD_BENCH=OFF \
+    -DSM_WITH_MPI=ON -DMPI_C_COMPILER="$mpicc" -DMPIEXEC_EXECUTABLE="$(command -v "$mpiexec")" \
+    -DMPI_Fortran_COMPILER="$mpif90" "${cmake_python[@]}" || return 1
+  case $(sed -n 's/^CMAKE_GENERATOR:INTERNAL=//p' "$dir/CMakeCache.txt" 2>/dev/null) in
+    Ninja*) cmake --build "$dir" -j "$jobs" --target sharedmem_mpi_tests -- -k 0 || rc=1 ;;
+    *Makefiles) cmake --build "$dir" -j "$jobs" --target sharedmem_mpi_tests -- -k || rc=1 ;;
+    *) cmake --build "$dir" -j "$jobs" --target sharedmem_mpi_tests || rc=1 ;;
+  esac
+  (cd "$dir" && ctest -L mpi -j "$jobs" --output-on-failure --timeout 120) || rc=1
+  return $rc
+}
+step mpi-ompi - "sm_mpi_map against Open MPI (build-mpi-openmpi/, ctest -L mpi)" \
+  mpi_suite build-mpi-openmpi mpicc.openmpi mpirun.openmpi mpif90.openmpi
+step mpi-mpich - "sm_mpi_map against MPICH (build-mpi-mpich/, ctest -L mpi)" \
+  mpi_suite build-mpi-mpich mpicc.mpich mpiexec.mpich mpif90.mpich
 
 # ---- Short fuzz and soak runs (issue 6); the long ones are run by hand (README, "Run the tests").
 step fuzz - "scripts/fuzz.sh 30 (libFuzzer: argsort against a reference, every export's argument checks)" \

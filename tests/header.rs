@@ -84,3 +84,103 @@ fn header_names_are_prefixed() {
         );
     }
 }
+
+/// The field names of the struct between `start` and the first line after it that starts with
+/// `end`, in order: C declarations (`type name;`, `type (*name)(...);`, comments dropped) or Rust
+/// ones (`pub name: type`).
+fn struct_fields(text: &str, start: &str, end: &str, rust: bool) -> Vec<String> {
+    let body = text
+        .split(start)
+        .nth(1)
+        .unwrap_or_else(|| panic!("`{start}` not found"));
+    let body = &body[..body
+        .find(end)
+        .unwrap_or_else(|| panic!("`{end}` not found after `{start}`"))];
+    let ident = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    if rust {
+        return body
+            .lines()
+            .map(str::trim)
+            .filter_map(|l| l.strip_prefix("pub "))
+            .filter_map(|l| l.split_once(':').map(|(name, _)| name.trim().to_string()))
+            .collect();
+    }
+    // C: drop /* ... */ comments, then each `;`-terminated declaration names one field.
+    let mut code = String::new();
+    let mut rest = body;
+    while let Some(i) = rest.find("/*") {
+        code.push_str(&rest[..i]);
+        rest = &rest[i + 2..];
+        rest = &rest[rest.find("*/").expect("an unterminated comment") + 2..];
+    }
+    code.push_str(rest);
+    code.split(';')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| match d.find("(*") {
+            Some(i) => ident(&d[i + 2..]),
+            None => d
+                .rsplit(|c: char| c.is_whitespace() || c == '*')
+                .next()
+                .map(ident)
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+#[test]
+fn transport_header_mirrors_the_rust_struct() {
+    // libsharedmem_mpi (C) builds the struct that libsharedmem (Rust) reads: both must list the
+    // same fields in the same order (the size check catches only a different size).
+    let c = struct_fields(
+        include_str!("../mpi/sharedmem_transport.h"),
+        "typedef struct sm_transport {",
+        "} sm_transport;",
+        false,
+    );
+    let rust = struct_fields(
+        include_str!("../src/ranks/transport.rs"),
+        "pub struct sm_transport {",
+        "\n}",
+        true,
+    );
+    assert!(
+        c.len() >= 10,
+        "found only {c:?} in mpi/sharedmem_transport.h"
+    );
+    assert_eq!(
+        c, rust,
+        "mpi/sharedmem_transport.h and src/ranks/transport.rs list different fields"
+    );
+}
+
+#[test]
+fn mpi_header_declares_the_contract() {
+    let header = include_str!("../include/sharedmem_mpi.h");
+    let squeeze = |s: &str| -> String { s.split_whitespace().collect() };
+    let header = squeeze(header);
+    for decl in [
+        "sm_status sm_mpi_map(sm_pool *pool, MPI_Comm comm, int root, size_t njobs, \
+         sm_work_fn work, sm_reduce_fn reduce, size_t result_size, void *ctx);",
+        "sm_status sm_mpi_map_ex(sm_pool *pool, MPI_Comm comm, int root, size_t njobs, \
+         sm_work_fn work, sm_reduce_fn reduce, size_t result_size, void *ctx, \
+         const sm_map_opts *opts);",
+        "sm_status sm_mpi_map_f(sm_pool *pool, MPI_Fint comm, int root, size_t njobs, \
+         sm_work_fn work, sm_reduce_fn reduce, size_t result_size, void *ctx);",
+        "sm_status sm_mpi_map_ex_f(sm_pool *pool, MPI_Fint comm, int root, size_t njobs, \
+         sm_work_fn work, sm_reduce_fn reduce, size_t result_size, void *ctx, \
+         const sm_map_opts *opts);",
+        "#include <mpi.h>",
+        "#include \"sharedmem.h\"",
+        "extern \"C\" {",
+    ] {
+        assert!(
+            header.contains(&squeeze(decl)),
+            "include/sharedmem_mpi.h lacks `{decl}`"
+        );
+    }
+}

@@ -23,6 +23,11 @@
 #                Debian), staged with DESTDIR=<work>/stage: pkg-config and find_package consumers
 # embed          sharedmem embedded with add_subdirectory (not the top-level project) builds the
 #                library alone, no test, example or benchmark; top-level, it registers them
+# mpi_cmake      the MPI component (SM_MPI=1): its files are installed, and a C consumer through
+#                find_package(sharedmem COMPONENTS mpi), shared and static, runs under the launcher
+#                (SM_MPIEXEC, SM_MPIEXEC_PREFLAGS); without the component (SM_MPI=0) that
+#                find_package fails, saying the component was not built
+# mpi_pkgconfig  the same consumer built with the MPI's compiler wrapper and pkg-config sharedmem-mpi
 #
 # Exit 77 = skipped (ctest SKIP_RETURN_CODE), with the reason printed.
 set -euo pipefail
@@ -333,6 +338,49 @@ embed)
     grep -q ": $t\$" "$work/toplevel-tests.txt" || { echo "FAIL: top-level, $t is not registered"; exit 1; }
   done
   echo "top-level: $(sed -n 's/^Total Tests: //p' "$work/toplevel-tests.txt") tests registered"
+  ;;
+mpi_cmake)
+  if [ "${SM_MPI:-0}" != 1 ]; then
+    if cmake -S "$here/mpi" -B "$work/mpi-without-component" -DCMAKE_PREFIX_PATH="$prefix" \
+        > "$work/mpi-without-component.log" 2>&1; then
+      echo "FAIL: find_package(sharedmem COMPONENTS mpi) succeeded without the component"; exit 1
+    fi
+    grep -q "built without its MPI component" "$work/mpi-without-component.log" \
+      || { cat "$work/mpi-without-component.log"; echo "FAIL: no clear message"; exit 1; }
+    echo "without the MPI component: find_package(sharedmem COMPONENTS mpi) fails and says why"
+    exit 0
+  fi
+  version=$(cargo_version)
+  for f in include/sharedmem_mpi.h lib/libsharedmem_mpi.a "lib/libsharedmem_mpi.so.$version" \
+           lib/pkgconfig/sharedmem-mpi.pc; do
+    [ -e "$prefix/$f" ] || { echo "FAIL: $f not installed"; exit 1; }
+  done
+  [ -e "$prefix/include/sharedmem_transport.h" ] && { echo "FAIL: the private transport header is installed"; exit 1; }
+  if [ "${SM_FORTRAN:-0}" = 1 ]; then
+    for f in include/fortran/sharedmem_mpi.mod lib/libsharedmem_mpi_fortran.a; do
+      [ -e "$prefix/$f" ] || { echo "FAIL: $f not installed"; exit 1; }
+    done
+  fi
+  configure_build mpi_consumer "$here/mpi"
+  # shellcheck disable=SC2086
+  for kind in shared static; do
+    run_expect "MPI OK" "$SM_MPIEXEC" -n 2 $SM_MPIEXEC_PREFLAGS "$work/mpi_consumer/mpi_consumer_$kind"
+  done
+  loads "$work/mpi_consumer/mpi_consumer_shared" "$prefix/lib/libsharedmem_mpi.so" \
+    || { echo "FAIL: the consumer does not load the installed libsharedmem_mpi"; exit 1; }
+  ;;
+mpi_pkgconfig)
+  [ "${SM_MPI:-0}" = 1 ] || skip "sharedmem was configured without its MPI component"
+  command -v pkg-config >/dev/null || skip "pkg-config is not installed"
+  export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+  mpicc=$(pkg-config --variable=mpi_c_compiler sharedmem-mpi)
+  [ "$mpicc" = "$SM_MPI_C_COMPILER" ] || { echo "FAIL: mpi_c_compiler is '$mpicc', not '$SM_MPI_C_COMPILER'"; exit 1; }
+  dir=$work/mpi-pkgconfig; rm -rf "$dir"; mkdir -p "$dir"
+  # shellcheck disable=SC2046
+  "$mpicc" -std=c11 -Wall -Wextra -Werror $(pkg-config --cflags sharedmem-mpi) "$here/mpi/consumer.c" \
+     -o "$dir/mpi_consumer" $(pkg-config --libs sharedmem-mpi) -Wl,-rpath,"$prefix/lib"
+  # shellcheck disable=SC2086
+  run_expect "MPI OK" "$SM_MPIEXEC" -n 2 $SM_MPIEXEC_PREFLAGS "$dir/mpi_consumer"
   ;;
 *)
   echo "unknown step $step"; exit 2

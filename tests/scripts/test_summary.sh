@@ -28,7 +28,9 @@ esac'
 fake cmake 'echo "cmake $*" >> "$LOG"
 if [ "$1" = -S ]; then
   [ "${FAIL_CONFIGURE:-0}" = 0 ] || exit 1
-  mkdir -p build && echo "CMAKE_GENERATOR:INTERNAL=Unix Makefiles" > build/CMakeCache.txt; exit
+  dir=build; prev=
+  for a in "$@"; do [ "$prev" = -B ] && dir=$a; prev=$a; done
+  mkdir -p "$dir" && echo "CMAKE_GENERATOR:INTERNAL=Unix Makefiles" > "$dir/CMakeCache.txt"; exit
 fi
 [ "${FAIL_BUILD:-0}" = 0 ]'
 fake ctest 'echo "ctest $*" >> "$LOG"
@@ -40,7 +42,8 @@ echo "The following tests FAILED:"
 printf "\t  7 - c.basic.thread (Failed)\n"
 exit 8'
 fake python3 'exit 0'   # numpy is there
-for t in cc gcc c++ gfortran pkg-config readelf; do fake "$t" 'exit 0'; done
+for t in cc gcc c++ gfortran pkg-config readelf mpicc.openmpi mpirun.openmpi mpif90.openmpi \
+         mpicc.mpich mpiexec.mpich mpif90.mpich; do fake "$t" 'exit 0'; done
 
 # run <name> [VAR=1 ...]: test.sh in a fresh scratch repository; its output in $work/<name>.out.
 run() {
@@ -79,28 +82,40 @@ expect() {
 }
 
 # clippy fails: everything after it still runs.  Passed: setup 1, fmt 1, cargo test 7, configure 1,
-# build 1, ctest 10 - 1 failed - 1 skipped = 8, fuzz 1, soak 1, sanitize 4 = 25; failed: clippy 1,
-# ctest 1, sanitize 1 = 3.
+# build 1, ctest 10 - 1 failed - 1 skipped = 8, mpi-ompi 8, mpi-mpich 8, fuzz 1, soak 1, sanitize 4
+# = 41; failed: clippy 1, ctest 1, mpi-ompi 1, mpi-mpich 1, sanitize 1 = 5.
 run clippy_fails FAIL_CLIPPY=1
-expect clippy_fails 1 "sharedmem tests: 25 passed, 3 failed" '^cargo clippy' '^cargo test' '^ctest' \
+expect clippy_fails 1 "sharedmem tests: 41 passed, 5 failed" '^cargo clippy' '^cargo test' '^ctest' \
+  '^cmake -S \. -B build-mpi-openmpi .*-DMPI_C_COMPILER=mpicc.openmpi' \
+  '^cmake -S \. -B build-mpi-mpich .*-DMPI_C_COMPILER=mpicc.mpich' \
+  '^cmake --build build-mpi-mpich .*--target sharedmem_mpi_tests' '^ctest -L mpi' \
   '^fuzz 30' '^soak 0.5' '^sanitize'
+grep -qE '^  mpi-mpich +FAILED +8 +1 ' "$work/clippy_fails.out" \
+  || { echo "FAIL clippy_fails: the table's mpi-mpich row"; failures=$((failures + 1)); }
+grep -qE '^cmake -S \. -B build .*-DSM_WITH_MPI=OFF' "$work/clippy_fails/calls.log" \
+  || { echo "FAIL clippy_fails: build/ not configured without MPI"; failures=$((failures + 1)); }
 grep -qE '^  ctest +FAILED +8 +1 .*1 skipped' "$work/clippy_fails.out" \
   || { echo "FAIL clippy_fails: the table's ctest row"; failures=$((failures + 1)); }
 
-# configure fails: build and ctest are not run and count as failed; fuzz, soak, sanitize still run.
-# Passed: 1 + 1 + 1 + 7 + 0 + 0 + 0 + 1 + 1 + 4 = 16; failed: configure, build, ctest, sanitize = 4.
+# configure fails: build and ctest are not run and count as failed; the MPI steps' configure fails
+# too, so they run no ctest and count one failure each; fuzz, soak, sanitize still run.
+# Passed: 1 + 1 + 1 + 7 + 0 + 0 + 0 + 0 + 0 + 1 + 1 + 4 = 16; failed: configure, build, ctest,
+# mpi-ompi, mpi-mpich, sanitize = 6.
 run configure_fails FAIL_CONFIGURE=1
-expect configure_fails 1 "sharedmem tests: 16 passed, 4 failed" '^fuzz 30' '^sanitize'
+expect configure_fails 1 "sharedmem tests: 16 passed, 6 failed" '^fuzz 30' '^sanitize'
 if grep -qE '^ctest' "$work/configure_fails/calls.log"; then
   echo "FAIL configure_fails: ctest ran without a build"; failures=$((failures + 1))
 fi
 grep -qE '^  build +not run' "$work/configure_fails.out" \
   || { echo "FAIL configure_fails: build not reported as not run"; failures=$((failures + 1)); }
 
-# build fails: ctest still runs (the tests whose programs were built give their results).
-# Passed: 1 + 1 + 1 + 7 + 1 + 0 + 8 + 1 + 1 + 4 = 25; failed: build, ctest 1, sanitize 1 = 3.
+# build fails: ctest still runs (the tests whose programs were built give their results), in the
+# MPI build directories too.
+# Passed: 1 + 1 + 1 + 7 + 1 + 0 + 8 + 8 + 8 + 1 + 1 + 4 = 41; failed: build, ctest 1, mpi-ompi 1,
+# mpi-mpich 1, sanitize 1 = 5.
 run build_fails FAIL_BUILD=1
-expect build_fails 1 "sharedmem tests: 25 passed, 3 failed" '^cmake --build build .* -k' '^ctest' '^sanitize'
+expect build_fails 1 "sharedmem tests: 41 passed, 5 failed" '^cmake --build build .* -k' '^ctest' \
+  '^ctest -L mpi' '^sanitize'
 
 if [ $failures -gt 0 ]; then echo "$failures failed"; exit 1; fi
 echo "all passed"

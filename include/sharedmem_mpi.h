@@ -1,0 +1,115 @@
+/*
+ * sharedmem_mpi: one map across the ranks of an MPI communicator (libsharedmem_mpi).
+ *
+ * Hand-written (sharedmem.h is generated; this header is not). Link with libsharedmem_mpi and
+ * libsharedmem (CMake: `find_package(sharedmem COMPONENTS mpi)` and `sharedmem::mpi`;
+ * pkg-config: `sharedmem-mpi`), and compile with the compiler wrapper (mpicc) of the MPI that
+ * libsharedmem_mpi was built against: Open MPI and MPICH are not interchangeable (their MPI_Comm
+ * types differ). libsharedmem itself is free of MPI.
+ *
+ * The same `work` and `reduce` that `sm_map` runs on one machine run unchanged across ranks:
+ *
+ *   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+ *   sm_pool *pool = sm_pool_new(0, SM_BACKEND_PROCESS);       // this rank's workers
+ *   sm_status s = sm_mpi_map(pool, MPI_COMM_WORLD, 0, njobs, work, reduce, sizeof(double), &ctx);
+ *   // every rank gets the same s; reduce ran on rank 0 only, for jobs 0, 1, ..., njobs-1 in order
+ *
+ * Running it. Open MPI binds each rank to one core by default, so that sm_pool_new(0, ...), which
+ * counts the CPUs the process may use, gives a pool of 1 worker: for hybrid runs (a few ranks,
+ * several workers each) start with `mpirun --bind-to none ...`, or give each rank N cores with
+ * `mpirun --map-by ppr:1:node:PE=N ...` (one rank per node). Forking from an MPI process can make
+ * Open MPI warn about fork(); the process backend's children never call MPI, so
+ * `OMPI_MCA_mpi_warn_on_fork=0` in the environment silences the warning safely.
+ */
+
+#ifndef SHAREDMEM_MPI_H
+#define SHAREDMEM_MPI_H
+
+#include <mpi.h>
+#include <stddef.h>
+
+#include "sharedmem.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif // __cplusplus
+
+// Runs `work(ctx, job, result)` once for every job in [0, njobs) across the ranks of `comm`, and
+// `reduce` on rank `root` in increasing job order, as one `sm_map` spread over several machines.
+//
+// Collective: every rank of `comm` calls it, with the same `root`, `njobs` and `result_size`.
+// Jobs are numbered globally, [0, njobs): `work` gets the global job number, whichever rank runs
+// it. Jobs are handed out dynamically across the ranks, in chunks that adapt to their duration,
+// and each rank runs the jobs it gets on its own `pool` (any backend); a NULL `pool` runs that
+// rank's jobs serially on the calling thread. `ctx` is each rank's own (pointers in it are that
+// rank's memory).
+//
+// `reduce` (may be NULL) runs on `root` only, never on the other ranks: once per completed job, in
+// increasing global job order, on the calling thread, while the jobs go on. It streams: results
+// wait on root in a bounded window, so root's memory is bounded whatever njobs is (10^8 jobs run
+// in the memory 10^4 do). Each job's `result` crosses to root as `result_size` bytes.
+//
+// In a job: `sm_critical_enter` / `sm_critical_leave` are mutual exclusion among the workers of
+// that rank only (the section guards that node's `sm_empty` memory, which other ranks do not
+// share); `sm_ordered_enter` / `sm_ordered_leave` follow global job order across all ranks (a job
+// enters once every job with a smaller number, on any rank, has left its ordered section or
+// finished without entering one; jobs may skip it), so output written in order from many nodes
+// comes out in job order. Workers never call MPI (the children of the process backend must not,
+// and thread workers have no thread level to do it with); only the calling thread does.
+//
+// Returns what `sm_map` returns, and the same status on every rank: SM_OK; SM_STOPPED when a job
+// returned SM_STOP or reduce returned nonzero; SM_ERR_JOB, SM_ERR_WORKER_DIED, SM_ERR_INTERRUPTED
+// or SM_ERR_NOMEM when that happened on any rank. `sm_last_error()` then holds, on every rank, a
+// message naming the rank, the job and the cause. As with `sm_map`, the first failure in job
+// order wins, and root has reduced exactly the jobs before the failing (or stopping) one (the
+// stopping one included for SM_STOP).
+// SM_ERR_INVALID on every rank, with a message naming the ranks that differ, when the ranks do not
+// agree on `root`, `njobs`, `result_size` (or, for `sm_mpi_map_ex`, on whether options are given
+// and their sizes); SM_ERR_INVALID also for the arguments `sm_map` refuses, and for a `root`
+// outside [0, size of comm).
+//
+// MPI: MPI must be initialized (and not finalized): otherwise SM_ERR_STATE on that rank, at once.
+// The thread level needed is MPI_THREAD_FUNNELED when called from the main thread
+// (`MPI_Is_thread_main`), MPI_THREAD_SERIALIZED otherwise (as `MPI_Query_thread` reports it;
+// initialize MPI with `MPI_Init_thread`); below it, SM_ERR_STATE on every rank, with a message
+// naming the level needed. `comm` must be an intra-communicator (not MPI_COMM_NULL: SM_ERR_STATE
+// on that rank). The call communicates on its own duplicate of `comm` (MPI_Comm_dup, freed before
+// it returns), so its messages never mix with the program's, and sets MPI_ERRORS_ARE_FATAL on that
+// duplicate: a communication failure aborts the job instead of leaving the other ranks waiting.
+// Ranks may run several maps at once on disjoint communicators (from MPI_Comm_split).
+//
+// A whole rank dying (killed, out of memory, exit in the calling process) is not something MPI
+// lets the others survive: the launcher ends the job. Open MPI's mpirun and MPICH's mpiexec
+// (Hydra) both kill the other ranks and exit with a nonzero status.
+sm_status sm_mpi_map(sm_pool *pool, MPI_Comm comm, int root, size_t njobs,
+                     sm_work_fn work, sm_reduce_fn reduce, size_t result_size, void *ctx);
+
+// `sm_mpi_map` with the options of `sm_map_ex` (`opts` may be NULL: then exactly `sm_mpi_map`).
+// `chunk`, `worker_init`, `worker_fini`, `wresult_size` and `inner_threads` apply to each rank's
+// own workers, as in `sm_map_ex`. `worker_reduce` runs on root only, after the jobs, once for every
+// worker of every rank, in (rank, worker) order, with each worker's result shipped to root; the
+// `worker` it gets is numbered across the ranks, rank-major: the sum of the workers of the ranks
+// before it plus the worker's index in its rank (so 0..W-1 for W workers in all). `progress` runs
+// on root only, with global counts (`done` jobs of all ranks out of `njobs`).
+// Every rank must pass options, or none, with the same `opts->size` and `wresult_size` (a
+// mismatch is SM_ERR_INVALID on every rank, naming the ranks). Returns what `sm_mpi_map` returns.
+sm_status sm_mpi_map_ex(sm_pool *pool, MPI_Comm comm, int root, size_t njobs,
+                        sm_work_fn work, sm_reduce_fn reduce, size_t result_size, void *ctx,
+                        const sm_map_opts *opts);
+
+// `sm_mpi_map` with the communicator as a Fortran handle (an `integer` from `use mpi`, or
+// `comm%MPI_VAL` from `use mpi_f08`), converted with MPI_Comm_f2c: the entry of the Fortran
+// module `sharedmem_mpi`.
+sm_status sm_mpi_map_f(sm_pool *pool, MPI_Fint comm, int root, size_t njobs,
+                       sm_work_fn work, sm_reduce_fn reduce, size_t result_size, void *ctx);
+
+// `sm_mpi_map_ex` with the communicator as a Fortran handle (see `sm_mpi_map_f`).
+sm_status sm_mpi_map_ex_f(sm_pool *pool, MPI_Fint comm, int root, size_t njobs,
+                          sm_work_fn work, sm_reduce_fn reduce, size_t result_size, void *ctx,
+                          const sm_map_opts *opts);
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif  // __cplusplus
+
+#endif  /* SHAREDMEM_MPI_H */

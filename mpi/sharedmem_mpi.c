@@ -1,0 +1,232 @@
+/*
+ * libsharedmem_mpi: sm_mpi_map and its relatives (include/sharedmem_mpi.h) over an MPI
+ * communicator. The whole cross-rank protocol lives in libsharedmem (src/ranks/, MPI-free); this
+ * file only wraps a communicator as the transport it speaks through (mpi/sharedmem_transport.h)
+ * and checks what only MPI can tell: whether MPI is up, and the thread level.
+ *
+ * Compiled once per MPI (Open MPI and MPICH differ in their types: MPI_Comm is a pointer in one and
+ * an int in the other), so nothing here may assume either.
+ */
+#include "sharedmem_mpi.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sharedmem_transport.h"
+
+/* What the transport's functions get as `comm`: the duplicated communicator, and the text of the
+ * last failure. */
+typedef struct {
+  MPI_Comm comm;
+  char error[MPI_MAX_ERROR_STRING + 160];
+} sm_mpi_state;
+
+/* Keeps a description of a failed MPI call (`rc`, from `what`); returns -1, a failure for every
+ * function of the transport (for probe, 1 would mean "a message is waiting"). */
+static int failed(sm_mpi_state *s, const char *what, int rc) {
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) {
+    snprintf(text, sizeof text, "MPI error code %d", rc);
+  } else {
+    text[len < MPI_MAX_ERROR_STRING ? len : MPI_MAX_ERROR_STRING - 1] = '\0';
+  }
+  snprintf(s->error, sizeof s->error, "%s failed: %s", what, text);
+  return -1;
+}
+
+/* MPI counts are ints: the driver never passes more than INT_MAX bytes at once. */
+static int too_long(sm_mpi_state *s, const char *what, size_t len) {
+  snprintf(s->error, sizeof s->error, "%s: %zu bytes is more than MPI can take at once (INT_MAX)",
+           what, len);
+  return -1;
+}
+
+static int mpi_send(void *comm, int to, int tag, const void *buf, size_t len) {
+  sm_mpi_state *s = comm;
+  if (len > INT_MAX) return too_long(s, "MPI_Send", len);
+  int rc = MPI_Send(buf, (int)len, MPI_BYTE, to, tag, s->comm);
+  return rc == MPI_SUCCESS ? 0 : failed(s, "MPI_Send", rc);
+}
+
+static int mpi_probe(void *comm, int *from, int *tag, size_t *len) {
+  sm_mpi_state *s = comm;
+  int flag = 0, count = 0;
+  MPI_Status status;
+  int rc = MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->comm, &flag, &status);
+  if (rc != MPI_SUCCESS) return failed(s, "MPI_Iprobe", rc);
+  if (!flag) return 0;
+  rc = MPI_Get_count(&status, MPI_BYTE, &count);
+  if (rc != MPI_SUCCESS) return failed(s, "MPI_Get_count", rc);
+  if (count < 0) {
+    snprintf(s->error, sizeof s->error, "MPI_Get_count: a message of an undefined byte count");
+    return -1;
+  }
+  *from = status.MPI_SOURCE;
+  *tag = status.MPI_TAG;
+  *len = (size_t)count;
+  return 1;
+}
+
+static int mpi_recv(void *comm, int from, int tag, void *buf, size_t len) {
+  sm_mpi_state *s = comm;
+  if (len > INT_MAX) return too_long(s, "MPI_Recv", len);
+  MPI_Status status;
+  int count = 0;
+  int rc = MPI_Recv(buf, (int)len, MPI_BYTE, from, tag, s->comm, &status);
+  if (rc != MPI_SUCCESS) return failed(s, "MPI_Recv", rc);
+  rc = MPI_Get_count(&status, MPI_BYTE, &count);
+  if (rc != MPI_SUCCESS) return failed(s, "MPI_Get_count", rc);
+  if (count != (int)len) {
+    snprintf(s->error, sizeof s->error,
+             "MPI_Recv: the message from rank %d with tag %d has %d bytes, %zu expected", from, tag,
+             count, len);
+    return -1;
+  }
+  return 0;
+}
+
+static int mpi_allgather(void *comm, const void *mine, void *all, size_t len) {
+  sm_mpi_state *s = comm;
+  if (len > INT_MAX) return too_long(s, "MPI_Allgather", len);
+  int rc = MPI_Allgather(mine, (int)len, MPI_BYTE, all, (int)len, MPI_BYTE, s->comm);
+  return rc == MPI_SUCCESS ? 0 : failed(s, "MPI_Allgather", rc);
+}
+
+static int mpi_bcast(void *comm, void *buf, size_t len, int root) {
+  sm_mpi_state *s = comm;
+  if (len > INT_MAX) return too_long(s, "MPI_Bcast", len);
+  int rc = MPI_Bcast(buf, (int)len, MPI_BYTE, root, s->comm);
+  return rc == MPI_SUCCESS ? 0 : failed(s, "MPI_Bcast", rc);
+}
+
+static const char *mpi_error(void *comm) {
+  sm_mpi_state *s = comm;
+  return s->error[0] ? s->error : "no MPI error recorded";
+}
+
+static const char *level_name(int level) {
+  if (level == MPI_THREAD_SINGLE) return "MPI_THREAD_SINGLE";
+  if (level == MPI_THREAD_FUNNELED) return "MPI_THREAD_FUNNELED";
+  if (level == MPI_THREAD_SERIALIZED) return "MPI_THREAD_SERIALIZED";
+  if (level == MPI_THREAD_MULTIPLE) return "MPI_THREAD_MULTIPLE";
+  return "an unknown thread level";
+}
+
+/* Whether MPI can be used now: initialized and not yet finalized. Else `why` says what is wrong. */
+static int mpi_is_up(const char *call, char *why, size_t cap) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) return 1;
+  snprintf(why, cap,
+           "%s: MPI is %s: call it between MPI_Init_thread (with MPI_THREAD_FUNNELED, or "
+           "MPI_THREAD_SERIALIZED from another thread than the main one) and MPI_Finalize",
+           call, finalized ? "already finalized" : "not initialized");
+  return 0;
+}
+
+/* One map: the transport over a duplicate of `comm` (or none, with the reason, when MPI or `comm`
+ * cannot be used), then the driver in libsharedmem. */
+static sm_status run(const char *call, sm_pool *pool, int mpi_up, const char *why, MPI_Comm comm,
+                     int root, size_t njobs, sm_work_fn work, sm_reduce_fn reduce,
+                     size_t result_size, void *ctx, const sm_map_opts *opts) {
+  sm_transport t;
+  memset(&t, 0, sizeof t);
+  t.size = sizeof t;
+  t.send = mpi_send;
+  t.probe = mpi_probe;
+  t.recv = mpi_recv;
+  t.allgather = mpi_allgather;
+  t.bcast = mpi_bcast;
+  t.error = mpi_error;
+
+  char refusal[MPI_MAX_ERROR_STRING + 256];
+  refusal[0] = '\0';
+  if (!mpi_up) {
+    /* No communicator: this rank fails alone, at once (nothing collective can be done). */
+    t.refusal = why;
+    return sm_transport_map(&t, call, pool, root, njobs, work, reduce, result_size, ctx, opts);
+  }
+  int inter = 0;
+  if (comm == MPI_COMM_NULL || MPI_Comm_test_inter(comm, &inter) != MPI_SUCCESS || inter) {
+    snprintf(refusal, sizeof refusal, "%s: comm is %s", call,
+             comm == MPI_COMM_NULL ? "MPI_COMM_NULL" : "not an intra-communicator");
+    t.refusal = refusal;
+    return sm_transport_map(&t, call, pool, root, njobs, work, reduce, result_size, ctx, opts);
+  }
+
+  /* The thread level: only this thread calls MPI during the map, and it may not be the main one. */
+  int provided = MPI_THREAD_SINGLE, is_main = 0;
+  MPI_Query_thread(&provided);
+  MPI_Is_thread_main(&is_main);
+  int needed = is_main ? MPI_THREAD_FUNNELED : MPI_THREAD_SERIALIZED;
+  if (provided < needed) {
+    snprintf(refusal, sizeof refusal,
+             "%s needs the MPI thread level %s when called from %s thread, and MPI provides %s: "
+             "initialize MPI with MPI_Init_thread(&argc, &argv, %s, &provided)",
+             call, level_name(needed), is_main ? "the main" : "another than the main",
+             level_name(provided), level_name(needed));
+  }
+
+  sm_mpi_state state;
+  memset(&state, 0, sizeof state);
+  int rc = MPI_Comm_dup(comm, &state.comm);
+  if (rc != MPI_SUCCESS) {
+    /* Only when comm's error handler returns errors: this rank cannot take part. */
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, text, &len);
+    text[len < MPI_MAX_ERROR_STRING ? len : MPI_MAX_ERROR_STRING - 1] = '\0';
+    snprintf(refusal, sizeof refusal, "%s: MPI_Comm_dup failed: %s", call, text);
+    t.refusal = refusal;
+    return sm_transport_map(&t, call, pool, root, njobs, work, reduce, result_size, ctx, opts);
+  }
+  /* A failed send or receive aborts the job rather than leave the other ranks waiting forever. */
+  MPI_Comm_set_errhandler(state.comm, MPI_ERRORS_ARE_FATAL);
+  MPI_Comm_rank(state.comm, &t.rank);
+  MPI_Comm_size(state.comm, &t.nranks);
+  t.comm = &state;
+  t.refusal = refusal[0] ? refusal : NULL;
+
+  sm_status status =
+      sm_transport_map(&t, call, pool, root, njobs, work, reduce, result_size, ctx, opts);
+
+  MPI_Comm_free(&state.comm);
+  return status;
+}
+
+sm_status sm_mpi_map(sm_pool *pool, MPI_Comm comm, int root, size_t njobs, sm_work_fn work,
+                     sm_reduce_fn reduce, size_t result_size, void *ctx) {
+  char why[512];
+  int up = mpi_is_up("sm_mpi_map", why, sizeof why);
+  return run("sm_mpi_map", pool, up, why, comm, root, njobs, work, reduce, result_size, ctx, NULL);
+}
+
+sm_status sm_mpi_map_ex(sm_pool *pool, MPI_Comm comm, int root, size_t njobs, sm_work_fn work,
+                        sm_reduce_fn reduce, size_t result_size, void *ctx,
+                        const sm_map_opts *opts) {
+  char why[512];
+  int up = mpi_is_up("sm_mpi_map_ex", why, sizeof why);
+  return run("sm_mpi_map_ex", pool, up, why, comm, root, njobs, work, reduce, result_size, ctx,
+             opts);
+}
+
+/* The Fortran handle is converted only once MPI is known to be up (MPI_Comm_f2c needs it). */
+sm_status sm_mpi_map_f(sm_pool *pool, MPI_Fint comm, int root, size_t njobs, sm_work_fn work,
+                       sm_reduce_fn reduce, size_t result_size, void *ctx) {
+  char why[512];
+  int up = mpi_is_up("sm_mpi_map", why, sizeof why);
+  MPI_Comm c = up ? MPI_Comm_f2c(comm) : MPI_COMM_NULL;
+  return run("sm_mpi_map", pool, up, why, c, root, njobs, work, reduce, result_size, ctx, NULL);
+}
+
+sm_status sm_mpi_map_ex_f(sm_pool *pool, MPI_Fint comm, int root, size_t njobs, sm_work_fn work,
+                          sm_reduce_fn reduce, size_t result_size, void *ctx,
+                          const sm_map_opts *opts) {
+  char why[512];
+  int up = mpi_is_up("sm_mpi_map_ex", why, sizeof why);
+  MPI_Comm c = up ? MPI_Comm_f2c(comm) : MPI_COMM_NULL;
+  return run("sm_mpi_map_ex", pool, up, why, c, root, njobs, work, reduce, result_size, ctx, opts);
+}
