@@ -94,12 +94,6 @@ static int mpi_allgather(void *comm, const void *mine, void *all, size_t len) {
   return rc == MPI_SUCCESS ? 0 : failed(s, "MPI_Allgather", rc);
 }
 
-static int mpi_bcast(void *comm, void *buf, size_t len, int root) {
-  sm_mpi_state *s = comm;
-  if (len > INT_MAX) return too_long(s, "MPI_Bcast", len);
-  int rc = MPI_Bcast(buf, (int)len, MPI_BYTE, root, s->comm);
-  return rc == MPI_SUCCESS ? 0 : failed(s, "MPI_Bcast", rc);
-}
 
 static const char *mpi_error(void *comm) {
   sm_mpi_state *s = comm;
@@ -139,7 +133,6 @@ static sm_status run(const char *call, sm_pool *pool, int mpi_up, const char *wh
   t.probe = mpi_probe;
   t.recv = mpi_recv;
   t.allgather = mpi_allgather;
-  t.bcast = mpi_bcast;
   t.error = mpi_error;
 
   char refusal[MPI_MAX_ERROR_STRING + 256];

@@ -310,6 +310,9 @@ impl Root {
     ) {
         let book = &mut self.books[rank];
         book.finished = true;
+        // Its segments are finished, or will never run (it stopped): no job waits for them at
+        // the ordered gate (its last segments' completion may not have been reported yet).
+        book.open.clear();
         book.wants = None;
         book.gate = None;
         book.completed = book.completed.max(completed);

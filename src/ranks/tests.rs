@@ -597,3 +597,56 @@ fn a_map_of_no_jobs_runs_nothing_and_a_serial_rank_gets_its_share() {
     assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
     assert_reduced(&seen, 4_000, "");
 }
+
+/// Not a benchmark (bench/ has those, under MPI): a look at the cost per job of the protocol,
+/// `cargo test --release --lib ranks::tests::cost -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn cost_per_trivial_job() {
+    unsafe extern "C" fn nothing(_: *mut c_void, _: usize, _: *mut c_void) -> c_int {
+        0
+    }
+    for (nranks, pool, reduce_on) in [
+        (1, Some((1, Backend::Thread)), false),
+        (4, Some((1, Backend::Thread)), false),
+        (4, Some((1, Backend::Thread)), true),
+        (4, None, false),
+        (4, Some((1, Backend::Process)), false),
+    ] {
+        let c: Vec<Call> = calls(nranks, pool, 1_000_000, 0)
+            .into_iter()
+            .map(|c| Call { reduce: reduce_on, ..c })
+            .collect();
+        let t = std::time::Instant::now();
+        let got = run_ranks(&c, nothing, reduce, &Seen::new(0));
+        let ns = t.elapsed().as_nanos() as f64 / 1e6;
+        assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
+        println!("{nranks} ranks, {pool:?}, reduce {reduce_on}: {ns:.1} ns/job");
+    }
+}
+
+#[test]
+fn ordered_sections_of_few_slow_jobs() {
+    unsafe extern "C" fn slow_ordered(ctx: *mut c_void, job: usize, _: *mut c_void) -> c_int {
+        // SAFETY: ctx is the test's Seen.
+        let seen = unsafe { &*(ctx as *const Seen) };
+        let z = (job as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        std::thread::sleep(std::time::Duration::from_micros((z >> 40) % 5000));
+        crate::engine::sections::ordered_enter(current_pool()).unwrap();
+        seen.ordered.lock().unwrap().push(job as u64);
+        crate::engine::sections::ordered_leave(current_pool()).unwrap();
+        0
+    }
+    for pool in [Some((2, Backend::Thread)), None] {
+        for nranks in [3, 4] {
+            let seen = Seen::new(0);
+            let c: Vec<Call> = calls(nranks, pool, 40, 0)
+                .into_iter()
+                .map(|c| Call { reduce: false, ..c })
+                .collect();
+            let got = run_ranks(&c, slow_ordered, reduce, &seen);
+            assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
+            assert_eq!(*seen.ordered.lock().unwrap(), (0..40).collect::<Vec<_>>());
+        }
+    }
+}
