@@ -162,6 +162,14 @@ impl Header {
         }
     }
 
+    /// Wakes the caller if it sleeps in `sleep_while_active` (it looks again and sleeps on).
+    pub fn wake_sleeping_caller(&self) {
+        let b = &self.barrier;
+        if b.caller_sleeps.load(Ordering::SeqCst) != 0 {
+            futex::wake_all(&b.active);
+        }
+    }
+
     /// The caller sleeps while `active` still holds `seen` (at most `timeout`); it may also return
     /// early, so callers re-check.
     pub fn sleep_while_active(&self, seen: u32, timeout: Option<std::time::Duration>) {

@@ -114,9 +114,25 @@ impl Control {
         available.saturating_sub(h.next_job.load(Ordering::SeqCst))
     }
 
+    /// Workers waiting for jobs to be fed (a serial fed map counts itself while it waits).
+    pub(crate) fn feed_waiters(&self) -> u32 {
+        self.header().feed.waiters.load(Ordering::SeqCst)
+    }
+
     /// Local jobs fed so far.
     pub(crate) fn fed_jobs(&self) -> u64 {
         self.header().feed.available.load(Ordering::SeqCst)
+    }
+
+    /// A worker ran out of fed jobs: wakes the caller wherever it sleeps (waiting for its workers,
+    /// or for a result), so that its feeder asks for more now rather than at its next poll.
+    pub(crate) fn nudge_caller(&self) {
+        let h = self.header();
+        h.wake_sleeping_caller();
+        let job = h.caller_waits_for.load(Ordering::SeqCst);
+        if job != NO_JOB && self.window > 0 {
+            futex::wake_all(self.slot_state(job));
+        }
     }
 
     /// Every local job below this one has finished (or was stopped before it started): the

@@ -267,6 +267,7 @@ fn wait_for_feed(ctl: &Control, w: usize) -> bool {
     // It holds no job while it waits: a death now loses none, and it holds back no ordered turn.
     ctl.worker(w).unfinished.store(NO_JOB, Ordering::Release);
     publish_ordered_pos(ctl, w, NO_JOB);
+    ctl.nudge_caller();
     loop {
         let epoch = f.epoch.load(Ordering::SeqCst);
         let next = h.next_job.load(Ordering::SeqCst);

@@ -64,7 +64,10 @@ struct State {
     /// Results not sent yet, and when the first of them was added.
     batch: Vec<u8>,
     batch_since: Option<Instant>,
-    started: Instant,
+    /// How long the workers had jobs (between polls without a worker waiting for the feed), to
+    /// measure their rate; and the last poll.
+    busy: Duration,
+    last_poll: Instant,
 }
 
 pub struct Driver<'a> {
@@ -123,7 +126,8 @@ impl<'a> Driver<'a> {
                 gate_asked: NO_JOB,
                 batch: Vec::new(),
                 batch_since: None,
-                started: Instant::now(),
+                busy: Duration::ZERO,
+                last_poll: Instant::now(),
             }),
             inbox: RefCell::new(VecDeque::new()),
             root_side: root_side.map(RefCell::new),
@@ -160,17 +164,24 @@ impl<'a> Driver<'a> {
         }
     }
 
+    /// Asks root for about `ASK_FOR` of work at the rate this rank's workers run jobs while
+    /// they have some; four times the last request when they ran dry (the rate is not known
+    /// yet, or grants are too small for it). The first request is one job per worker.
     fn ask(&self, ctl: Option<&Control>) -> Result<()> {
         let mut st = self.state.borrow_mut();
         let n = match ctl {
             None => st.last_ask,
-            Some(_) => {
-                let done = st.finished_below;
-                let elapsed = st.started.elapsed().as_nanos().max(1);
-                if done >= self.nworkers as u64 {
-                    (done as u128 * ASK_FOR.as_nanos() / elapsed) as u64
+            Some(ctl) => {
+                let busy = st.busy.as_nanos();
+                let by_rate = match st.finished_below {
+                    0 => 0,
+                    done if busy > 0 => (done as u128 * ASK_FOR.as_nanos() / busy) as u64,
+                    _ => 0,
+                };
+                if ctl.feed_waiters() > 0 {
+                    by_rate.max(st.last_ask.saturating_mul(4))
                 } else {
-                    st.last_ask * 2
+                    by_rate.max(st.last_ask / 2)
                 }
             }
         }
@@ -316,6 +327,12 @@ impl<'a> Driver<'a> {
     /// for more, and the ordered gate.
     fn observe(&self, ctl: &Control) -> Result<()> {
         let mut st = self.state.borrow_mut();
+        let now = Instant::now();
+        if ctl.feed_waiters() == 0 {
+            let since = now - st.last_poll;
+            st.busy += since;
+        }
+        st.last_poll = now;
         let below = ctl.finished_below().min(st.fed);
         st.finished_below = st.finished_below.max(below);
         let below = st.finished_below;

@@ -224,19 +224,23 @@ impl Root {
         }
     }
 
-    /// How many jobs `rank` (which asked for `wants`) gets now: None while the window has no
-    /// room; Some(0) when every job is granted (or the map stopped).
+    /// How many jobs a rank that asked for `wants` gets now: None while the window has no room;
+    /// Some(0) when every job is granted (or the map stopped). A rank asks for about 2 ms of
+    /// its work; it gets that, but at most a guided share of what is left (so that the last
+    /// jobs spread over the ranks) and at least an eighth of what it asked (so that the tail
+    /// of a map of tiny jobs is not a long run of tiny grants).
     fn grant_len(&self, wants: u64) -> Option<u64> {
         if self.next >= self.limit {
             return Some(0);
         }
         let left = self.limit - self.next;
-        let share = (left / (2 * self.nranks as u64)).max(1);
+        let share = left / (2 * self.nranks as u64);
         let room = match &self.window {
             Some(w) => (w.reduced + w.len).saturating_sub(self.next),
             None => u64::MAX,
         };
-        (room > 0).then(|| wants.min(share).min(room).min(left))
+        let len = wants.min(share.max(wants / 8)).max(1);
+        (room > 0).then(|| len.min(room).min(left))
     }
 
     /// Answers what can be answered: grants for ranks that asked (as `(rank, Grant, [start,

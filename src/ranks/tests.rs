@@ -615,7 +615,10 @@ fn cost_per_trivial_job() {
     ] {
         let c: Vec<Call> = calls(nranks, pool, 1_000_000, 0)
             .into_iter()
-            .map(|c| Call { reduce: reduce_on, ..c })
+            .map(|c| Call {
+                reduce: reduce_on,
+                ..c
+            })
             .collect();
         let t = std::time::Instant::now();
         let got = run_ranks(&c, nothing, reduce, &Seen::new(0));

@@ -167,8 +167,7 @@ fn next_fed_job(ctl: &Control, feeder: &dyn Feeder, job: u64) -> Option<u64> {
     let me = ctl.worker(0);
     me.unfinished.store(job, Ordering::SeqCst);
     h.next_job.store(job, Ordering::SeqCst);
-    // Poll on every job while none waits (the driver then asks for more), else every 64.
-    if job >= ctl.claim_end() || job & 63 == 0 {
+    if job & 63 == 0 && job < ctl.claim_end() {
         feeder.poll(ctl);
     }
     loop {
@@ -182,8 +181,13 @@ fn next_fed_job(ctl: &Control, feeder: &dyn Feeder, job: u64) -> Option<u64> {
         if h.feed.ended.load(Ordering::SeqCst) != 0 {
             return None;
         }
-        std::thread::sleep(FEED_POLL);
+        // Out of jobs: counted as a worker waiting for the feed (the feeder sees it hungry).
+        h.feed.waiters.fetch_add(1, Ordering::SeqCst);
         feeder.poll(ctl);
+        if job >= ctl.claim_end() {
+            std::thread::sleep(FEED_POLL);
+        }
+        h.feed.waiters.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
