@@ -27,6 +27,15 @@ pub(crate) trait Feeder {
 /// that runs out of jobs waits about this long at worst (a feeder asks for more before then).
 pub(crate) const FEED_POLL: std::time::Duration = std::time::Duration::from_micros(50);
 
+/// The segment a worker's last job was in: local jobs `[start, end)` are global jobs from
+/// `global` on (empty at first).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SegmentCache {
+    start: u64,
+    global: u64,
+    end: u64,
+}
+
 #[cfg_attr(
     not(test),
     expect(
@@ -174,6 +183,41 @@ impl Control {
     fn fed_global_job(&self, local: u64) -> u64 {
         let (start, global) = self.segment_of(local);
         global + (local - start)
+    }
+
+    /// `global_job` for a worker, remembering the segment of its last job in `cache`: the jobs
+    /// of a chunk are almost always in one segment, so the ring is searched once per segment.
+    #[inline(always)]
+    pub(crate) fn global_job_cached(&self, local: u64, cache: &mut SegmentCache) -> u64 {
+        if !self.fed {
+            return local;
+        }
+        if !(cache.start <= local && local < cache.end) {
+            *cache = self.segment_around(local);
+        }
+        cache.global + (local - cache.start)
+    }
+
+    #[inline(never)]
+    fn segment_around(&self, local: u64) -> SegmentCache {
+        let h = self.header();
+        // `available` first: a segment fed after this read starts at or beyond it, so the last
+        // segment seen below covers every job up to it.
+        let available = h.feed.available.load(Ordering::Acquire);
+        let k = h.feed.segments.load(Ordering::Acquire);
+        let slot = |i: u64| &h.segments[(i % SEGMENTS as u64) as usize];
+        for i in (k.saturating_sub(SEGMENTS as u64)..k).rev() {
+            let start = slot(i).local.load(Ordering::Relaxed);
+            if start <= local {
+                let end = match i + 1 < k {
+                    true => slot(i + 1).local.load(Ordering::Relaxed),
+                    false => available,
+                };
+                let global = slot(i).global.load(Ordering::Relaxed);
+                return SegmentCache { start, global, end };
+            }
+        }
+        unreachable!("local job {local} of a fed map is in no live segment")
     }
 
     /// The (local, global) start of the segment of `local`, a claimed and unfinished job.

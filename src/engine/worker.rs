@@ -8,6 +8,7 @@ use crate::engine::control::wake_slot_waiters;
 use crate::engine::control::{
     claim, Control, HookFailure, JobEnd, NO_JOB, SLOT_FAILED, STAGE_FINISHING, STAGE_JOBS,
 };
+use crate::engine::feed::SegmentCache;
 use crate::engine::frame::Frame;
 use crate::engine::frame::OrderedState;
 use crate::engine::region::run_member;
@@ -59,6 +60,7 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
     let started = run_init(ctl, task, &frame, w);
     record.stage.store(STAGE_JOBS, Ordering::Release);
     let mut chunk: u64 = task.chunk.max(1);
+    let mut segment = SegmentCache::default();
     // A failed init stopped the map (limit 0): the loop then ends at once.
     loop {
         // Publish a lower bound of what we are about to claim before claiming it, so that a job
@@ -87,7 +89,9 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
         let began = Instant::now();
         let mut ran = 0;
         for job in start..end {
-            if job >= h.limit.load(Ordering::Acquire) || !run_job(ctl, task, work, &frame, w, job) {
+            if job >= h.limit.load(Ordering::Acquire)
+                || !run_job(ctl, task, work, &frame, w, job, &mut segment)
+            {
                 break;
             }
             ran += 1;
@@ -204,7 +208,15 @@ fn chunk_cap(ctl: &Control, next: u64) -> u64 {
 }
 
 /// Runs one job; false when it could not start because the map was stopped meanwhile.
-fn run_job(ctl: &Control, task: &Task, work: JobFn, frame: &Frame, w: usize, job: u64) -> bool {
+fn run_job(
+    ctl: &Control,
+    task: &Task,
+    work: JobFn,
+    frame: &Frame,
+    w: usize,
+    job: u64,
+    segment: &mut SegmentCache,
+) -> bool {
     let h = ctl.header();
     let record = ctl.worker(w);
     if ctl.window > 0 && !wait_for_free_slot(ctl, w, job) {
@@ -217,7 +229,7 @@ fn run_job(ctl: &Control, task: &Task, work: JobFn, frame: &Frame, w: usize, job
         // publishes them (its slot, or this worker's scratch buffer).
         unsafe { std::ptr::write_bytes(result, 0, ctl.result_size) };
     }
-    let number = ctl.global_job(job);
+    let number = ctl.global_job_cached(job, segment);
     let code = frame.run_job(job, || {
         // SAFETY: the caller's work function, called as the API documents.
         unsafe { work(task.ctx, number as usize, result.cast()) }

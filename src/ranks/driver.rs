@@ -11,7 +11,7 @@ use crate::engine::frame;
 use crate::engine::outcome::Outcome;
 use crate::engine::report::{self, Ran};
 use crate::status::{Error, Result, Status};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ffi::{c_int, c_void};
 use std::time::{Duration, Instant};
@@ -87,6 +87,8 @@ pub struct Driver<'a> {
     root_side: Option<RefCell<Root>>,
     /// The first failure of the transport (poll and the trampolines cannot return it).
     broken: RefCell<Option<Error>>,
+    /// The segment (counted from the first fed) of the last `global` lookup.
+    last_segment: Cell<u64>,
 }
 
 impl<'a> Driver<'a> {
@@ -132,6 +134,7 @@ impl<'a> Driver<'a> {
             inbox: RefCell::new(VecDeque::new()),
             root_side: root_side.map(RefCell::new),
             broken: RefCell::new(None),
+            last_segment: Cell::new(0),
         }
     }
 
@@ -288,14 +291,19 @@ impl<'a> Driver<'a> {
         }
     }
 
-    /// The global number of local job `local`, while it is in a kept segment.
+    /// The global number of local job `local`, while it is in a kept segment. Jobs are looked
+    /// up in increasing order (reduce) or near the end (failures): the segment of the last
+    /// lookup is tried first.
     fn global(&self, local: u64) -> Option<u64> {
         let st = self.state.borrow();
-        let i = st.segments.partition_point(|s| s.local + s.len <= local);
-        st.segments
-            .get(i)
-            .filter(|s| s.local <= local)
-            .map(|s| s.global + (local - s.local))
+        let hint = self.last_segment.get().wrapping_sub(st.dropped) as usize;
+        let i = match st.segments.get(hint) {
+            Some(s) if s.local <= local && local < s.local + s.len => hint,
+            _ => st.segments.partition_point(|s| s.local + s.len <= local),
+        };
+        let s = st.segments.get(i).filter(|s| s.local <= local)?;
+        self.last_segment.set(st.dropped + i as u64);
+        Some(s.global + (local - s.local))
     }
 
     /// Root: answers wants, opens gates, tells stops, reduces, reports progress.
@@ -437,14 +445,21 @@ impl<'a> Driver<'a> {
         let size = self.result_size;
         if let Some(root) = &self.root_side {
             let mut root = root.borrow_mut();
-            if let Some(slot) = root.slot(g) {
-                if size > 0 {
-                    // SAFETY: `result` holds result_size bytes (the local map's result).
-                    slot.copy_from_slice(unsafe { std::slice::from_raw_parts(result, size) });
+            let in_job = frame::in_job();
+            if !in_job && root.reduces_next(g) {
+                // SAFETY: the local map's result of this job, result_size bytes aligned to
+                // SM_RESULT_ALIGN, untouched until this trampoline returns.
+                root.reduce_next(result as *mut u8, stopped);
+            } else {
+                if let Some(slot) = root.slot(g) {
+                    if size > 0 {
+                        // SAFETY: `result` holds result_size bytes (the local map's result).
+                        slot.copy_from_slice(unsafe { std::slice::from_raw_parts(result, size) });
+                    }
                 }
+                root.filled(g, stopped);
             }
-            root.filled(g, stopped);
-            if !frame::in_job() {
+            if !in_job {
                 root.drain();
             }
             return Ok(());
@@ -456,7 +471,8 @@ impl<'a> Driver<'a> {
         }
         let full = {
             let mut st = self.state.borrow_mut();
-            st.batch.extend_from_slice(&words_to_bytes(&[g, flags]));
+            st.batch.extend_from_slice(&g.to_le_bytes());
+            st.batch.extend_from_slice(&flags.to_le_bytes());
             if size > 0 {
                 // SAFETY: as above.
                 st.batch

@@ -188,39 +188,55 @@ impl Root {
     /// Reduces every result that is next in job order. A job that returned SM_STOP, or a reduce
     /// that returns nonzero, is the last one reduced.
     pub fn drain(&mut self) {
-        let Some(w) = self.window.as_mut() else {
-            return;
-        };
-        let (reduce, ctx) = self.reduce.expect("a window belongs to a reduce");
-        while w.reduced < self.limit.min(self.njobs) {
+        loop {
+            let Some(w) = self.window.as_mut() else {
+                return;
+            };
             let g = w.reduced;
             let i = (g % w.len) as usize;
             let state = w.state[i];
-            if state & FILLED == 0 {
-                break;
+            if state & FILLED == 0 || g >= self.limit.min(self.njobs) {
+                return;
             }
             w.state[i] = 0;
-            w.reduced += 1;
             let result = match w.result_size {
                 0 => std::ptr::null_mut(),
                 // SAFETY: slot i is within the window's len x stride bytes.
                 _ => unsafe { w.bytes.ptr().add(i * w.stride) },
             };
-            // SAFETY: the caller's reduce on root's calling thread, with job g's result:
-            // result_size bytes aligned to SM_RESULT_ALIGN (the stride is a multiple of it).
-            let code = unsafe { reduce(ctx, g as usize, result.cast()) };
-            if code != 0 {
-                self.failures.push(Failure {
-                    rank: self.me,
-                    at: Some(g),
-                    stopped: true,
-                    status: Status::SM_STOPPED,
-                    message: format!("{} stopped: reduce returned {code} for job {g}", self.call),
-                });
-                self.limit = self.limit.min(g + 1);
-            } else if state & STOPPED != 0 {
-                self.limit = self.limit.min(g + 1);
-            }
+            self.reduce_next(result, state & STOPPED != 0);
+        }
+    }
+
+    /// Whether job `g`'s result can be reduced at once, from where it is (root's own result,
+    /// next in job order): no copy into the window.
+    pub fn reduces_next(&self, g: u64) -> bool {
+        self.window
+            .as_ref()
+            .is_some_and(|w| w.reduced == g && g < self.limit.min(self.njobs))
+    }
+
+    /// Reduces the next job in order, whose result is at `result` (result_size bytes aligned to
+    /// SM_RESULT_ALIGN, or null when there are none). A job that returned SM_STOP (`stopped`),
+    /// or a reduce that returns nonzero, is the last one reduced.
+    pub fn reduce_next(&mut self, result: *mut u8, stopped: bool) {
+        let w = self.window.as_mut().expect("a window belongs to a reduce");
+        let g = w.reduced;
+        w.reduced += 1;
+        let (reduce, ctx) = self.reduce.expect("a window belongs to a reduce");
+        // SAFETY: the caller's reduce on root's calling thread, with job g's result.
+        let code = unsafe { reduce(ctx, g as usize, result.cast()) };
+        if code != 0 {
+            self.failures.push(Failure {
+                rank: self.me,
+                at: Some(g),
+                stopped: true,
+                status: Status::SM_STOPPED,
+                message: format!("{} stopped: reduce returned {code} for job {g}", self.call),
+            });
+            self.limit = self.limit.min(g + 1);
+        } else if stopped {
+            self.limit = self.limit.min(g + 1);
         }
     }
 

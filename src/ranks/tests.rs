@@ -603,28 +603,68 @@ fn a_map_of_no_jobs_runs_nothing_and_a_serial_rank_gets_its_share() {
 #[test]
 #[ignore]
 fn cost_per_trivial_job() {
-    unsafe extern "C" fn nothing(_: *mut c_void, _: usize, _: *mut c_void) -> c_int {
+    /// Writes one double per job when there is a result, as bench/mpi_bench.c does.
+    unsafe extern "C" fn trivial(_: *mut c_void, job: usize, result: *mut c_void) -> c_int {
+        if !result.is_null() {
+            // SAFETY: an 8-byte result when there is one.
+            unsafe { *(result as *mut f64) = (job % 8) as f64 };
+        }
+        0
+    }
+    unsafe extern "C" fn add(ctx: *mut c_void, _: usize, result: *mut c_void) -> c_int {
+        // SAFETY: ctx is the test's sum, used by root's thread alone; an 8-byte result.
+        unsafe { *(ctx as *mut f64) += *(result as *const f64) };
         0
     }
     for (nranks, pool, reduce_on) in [
         (1, Some((1, Backend::Thread)), false),
+        (1, Some((1, Backend::Thread)), true),
         (4, Some((1, Backend::Thread)), false),
         (4, Some((1, Backend::Thread)), true),
         (4, None, false),
         (4, Some((1, Backend::Process)), false),
     ] {
-        let c: Vec<Call> = calls(nranks, pool, 1_000_000, 0)
+        let size = if reduce_on { 8 } else { 0 };
+        let c: Vec<Call> = calls(nranks, pool, 1_000_000, size)
             .into_iter()
             .map(|c| Call {
                 reduce: reduce_on,
                 ..c
             })
             .collect();
+        let sum = std::cell::UnsafeCell::new(0.0f64);
+        struct Shared(std::cell::UnsafeCell<f64>);
+        // SAFETY: only root's thread touches the sum (in reduce).
+        unsafe impl Sync for Shared {}
+        let sum = Shared(sum);
         let t = std::time::Instant::now();
-        let got = run_ranks(&c, nothing, reduce, &Seen::new(0));
+        let got = run_ranks(&c, trivial, add, &sum);
         let ns = t.elapsed().as_nanos() as f64 / 1e6;
         assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
+        if reduce_on {
+            assert_eq!(sum.0.into_inner(), 3_500_000.0);
+        }
         println!("{nranks} ranks, {pool:?}, reduce {reduce_on}: {ns:.1} ns/job");
+    }
+    // The same jobs through one local sm_map, for comparison.
+    let pool = Pool::new(1, Backend::Thread).unwrap();
+    for reduce_on in [false, true] {
+        let mut sum = 0.0f64;
+        let launch = crate::engine::launch::Launch {
+            call: "sm_map",
+            work: crate::engine::launch::Work::Jobs {
+                njobs: 1_000_000,
+                work: trivial,
+                reduce: reduce_on.then_some(add as crate::engine::task::JobFn),
+                result_size: if reduce_on { 8 } else { 0 },
+            },
+            ctx: &mut sum as *mut f64 as *mut c_void,
+            options: LaunchOptions::default(),
+        };
+        let t = std::time::Instant::now();
+        crate::engine::launch::launch(&pool, &launch).unwrap();
+        let ns = t.elapsed().as_nanos() as f64 / 1e6;
+        println!("sm_map, 1 thread worker, reduce {reduce_on}: {ns:.1} ns/job");
     }
 }
 
