@@ -115,9 +115,9 @@ static int mpi_is_up(const char *call, char *why, size_t cap) {
   MPI_Finalized(&finalized);
   if (initialized && !finalized) return 1;
   snprintf(why, cap,
-           "%s: MPI is %s: call it between MPI_Init_thread (with MPI_THREAD_FUNNELED, or "
+           "MPI is %s: call %s between MPI_Init_thread (with MPI_THREAD_FUNNELED, or "
            "MPI_THREAD_SERIALIZED from another thread than the main one) and MPI_Finalize",
-           call, finalized ? "already finalized" : "not initialized");
+           finalized ? "already finalized" : "not initialized", call);
   return 0;
 }
 
@@ -137,6 +137,12 @@ static sm_status run(const char *call, sm_pool *pool, int mpi_up, const char *wh
 
   char refusal[MPI_MAX_ERROR_STRING + 256];
   refusal[0] = '\0';
+  if (sm_worker_id() >= 0) {
+    /* Inside a job (maybe a forked worker): no MPI call may be made here, not even a check. */
+    t.refusal = "called from inside a job: only the rank's own thread may call it (workers never "
+                "call MPI)";
+    return sm_transport_map(&t, call, pool, root, njobs, work, reduce, result_size, ctx, opts);
+  }
   if (!mpi_up) {
     /* No communicator: this rank fails alone, at once (nothing collective can be done). */
     t.refusal = why;
@@ -144,7 +150,7 @@ static sm_status run(const char *call, sm_pool *pool, int mpi_up, const char *wh
   }
   int inter = 0;
   if (comm == MPI_COMM_NULL || MPI_Comm_test_inter(comm, &inter) != MPI_SUCCESS || inter) {
-    snprintf(refusal, sizeof refusal, "%s: comm is %s", call,
+    snprintf(refusal, sizeof refusal, "comm is %s",
              comm == MPI_COMM_NULL ? "MPI_COMM_NULL" : "not an intra-communicator");
     t.refusal = refusal;
     return sm_transport_map(&t, call, pool, root, njobs, work, reduce, result_size, ctx, opts);
@@ -172,7 +178,7 @@ static sm_status run(const char *call, sm_pool *pool, int mpi_up, const char *wh
     int len = 0;
     MPI_Error_string(rc, text, &len);
     text[len < MPI_MAX_ERROR_STRING ? len : MPI_MAX_ERROR_STRING - 1] = '\0';
-    snprintf(refusal, sizeof refusal, "%s: MPI_Comm_dup failed: %s", call, text);
+    snprintf(refusal, sizeof refusal, "MPI_Comm_dup failed: %s", text);
     t.refusal = refusal;
     return sm_transport_map(&t, call, pool, root, njobs, work, reduce, result_size, ctx, opts);
   }
