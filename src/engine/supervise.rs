@@ -168,6 +168,11 @@ struct Supervisor<'a> {
     /// True once the workers were killed (they will never check out).
     killed: bool,
     last_poll: Instant,
+    /// A fed map's reduce loop polls the feeder every `feed_mask + 1` jobs (a power of two),
+    /// adapted so that polls come about every FEED_POLL whatever the jobs' duration; and when it
+    /// last did.
+    feed_mask: u64,
+    fed_at: Instant,
 }
 
 /// Runs the caller's side of the map until every worker has checked out (or died), and returns
@@ -184,6 +189,8 @@ pub fn supervise(ctl: &Control, workers: &mut dyn Workers, duties: CallerDuties)
         interrupted: None,
         killed: false,
         last_poll: Instant::now(),
+        feed_mask: 63,
+        fed_at: Instant::now(),
     };
     let reduced_outcome = match duties.reducer {
         Some(r) => s.reduce_in_order(r),
@@ -265,8 +272,8 @@ impl Supervisor<'_> {
             if job & 255 == 0 {
                 self.tick_progress();
             }
-            if job & 63 == 0 {
-                self.feed();
+            if self.feeder.is_some() && job & self.feed_mask == 0 {
+                self.feed_while_reducing();
             }
             job += 1;
         }
@@ -314,6 +321,18 @@ impl Supervisor<'_> {
             self.check_interrupt();
             self.poll_deaths(false);
             self.tick_progress();
+        }
+    }
+
+    /// Polls the feeder from the reduce loop, and adapts how many jobs go between two polls.
+    fn feed_while_reducing(&mut self) {
+        let since = self.fed_at.elapsed();
+        self.feed();
+        self.fed_at = Instant::now();
+        if since > 2 * FEED_POLL {
+            self.feed_mask >>= 1;
+        } else if since < FEED_POLL / 2 && self.feed_mask < 1023 {
+            self.feed_mask = self.feed_mask * 2 + 1;
         }
     }
 

@@ -5,6 +5,7 @@
 
 use super::link::{word, words_to_bytes, Link, Tag};
 use super::root::{Aligned, Failure, Root};
+use crate::abi::SM_RESULT_ALIGN;
 use crate::engine::control::{Control, NO_JOB};
 use crate::engine::feed::Feeder;
 use crate::engine::frame;
@@ -62,7 +63,11 @@ struct State {
     /// The gate opening a job waits for that root was asked for.
     gate_asked: u64,
     /// Results not sent yet, and when the first of them was added.
+    /// Results not sent yet, as runs of consecutive jobs: a header [first job, count, 1 if the
+    /// last one returned SM_STOP, 0] and each result padded to SM_RESULT_ALIGN bytes, so that root
+    /// can reduce them where they arrive. `run`: the open run's header offset and next job.
     batch: Vec<u8>,
+    run: Option<(usize, u64)>,
     batch_since: Option<Instant>,
     /// How long the workers had jobs (between polls without a worker waiting for the feed), to
     /// measure their rate; and the last poll.
@@ -127,6 +132,7 @@ impl<'a> Driver<'a> {
                 reduced_below: 0,
                 gate_asked: NO_JOB,
                 batch: Vec::new(),
+                run: None,
                 batch_since: None,
                 busy: Duration::ZERO,
                 last_poll: Instant::now(),
@@ -207,9 +213,15 @@ impl<'a> Driver<'a> {
             let Some((from, tag, len)) = self.link.probe()? else {
                 return Ok(None);
             };
+            if tag == Tag::Results {
+                let mut batch = Aligned::zeroed(len);
+                self.link.recv_into(from, tag, batch.bytes())?;
+                self.take_results(&mut batch);
+                continue;
+            }
             let bytes = self.link.recv(from, tag, len)?;
             match tag {
-                Tag::Results => self.take_results(&bytes),
+                Tag::Results => unreachable!("received above"),
                 Tag::BigResult => self.take_big_result(from, &bytes)?,
                 Tag::Finished => self.take_finished(from, &bytes)?,
                 Tag::Outcome => {
@@ -427,6 +439,7 @@ impl<'a> Driver<'a> {
         let batch = {
             let mut st = self.state.borrow_mut();
             st.batch_since = None;
+            st.run = None;
             std::mem::take(&mut st.batch)
         };
         if !batch.is_empty() {
@@ -471,12 +484,31 @@ impl<'a> Driver<'a> {
         }
         let full = {
             let mut st = self.state.borrow_mut();
-            st.batch.extend_from_slice(&g.to_le_bytes());
-            st.batch.extend_from_slice(&flags.to_le_bytes());
+            let st = &mut *st;
+            // A run continues while the jobs follow each other (a segment, reduced in order).
+            match st.run.filter(|&(_, next)| next == g) {
+                Some((at, _)) => {
+                    let count = word(&st.batch, at / 8 + 1) + 1;
+                    st.batch[at + 8..at + 16].copy_from_slice(&count.to_le_bytes());
+                }
+                None => {
+                    let at = st.batch.len();
+                    st.batch.extend_from_slice(&words_to_bytes(&[g, 1, 0, 0]));
+                    st.run = Some((at, g));
+                }
+            }
+            let (at, _) = st.run.expect("a run was just started or continued");
+            st.run = Some((at, g + 1));
+            if stopped {
+                st.batch[at + 16..at + 24].copy_from_slice(&1u64.to_le_bytes());
+                st.run = None;
+            }
             if size > 0 {
                 // SAFETY: as above.
                 st.batch
                     .extend_from_slice(unsafe { std::slice::from_raw_parts(result, size) });
+                let padded = st.batch.len().next_multiple_of(SM_RESULT_ALIGN);
+                st.batch.resize(padded, 0);
             }
             st.batch_since.get_or_insert_with(Instant::now);
             st.batch.len() >= BATCH_BYTES
@@ -487,16 +519,43 @@ impl<'a> Driver<'a> {
         Ok(())
     }
 
-    /// Root: a batch of results from a rank.
-    fn take_results(&self, bytes: &[u8]) {
+    /// Root: a batch of results from a rank (see `State::batch`). A result next in job order
+    /// is reduced where it arrived; the others wait in the window.
+    fn take_results(&self, batch: &mut Aligned) {
         let mut root = self.root_side().borrow_mut();
-        let size = self.result_size;
-        for record in bytes.chunks(16 + size) {
-            let g = word(record, 0);
-            if let Some(slot) = root.slot(g) {
-                slot.copy_from_slice(&record[16..]);
+        let stride = self.result_size.next_multiple_of(SM_RESULT_ALIGN);
+        let in_job = frame::in_job();
+        let base = batch.ptr();
+        let bytes = batch.bytes();
+        let mut at = 0;
+        while at < bytes.len() {
+            let (start, count, stopped) = (
+                word(bytes, at / 8),
+                word(bytes, at / 8 + 1),
+                word(bytes, at / 8 + 2) != 0,
+            );
+            at += 32;
+            for i in 0..count {
+                let g = start + i;
+                let last_stopped = stopped && i + 1 == count;
+                // SAFETY: the result's bytes are within the batch (at + result_size <= len).
+                let result = match self.result_size {
+                    0 => std::ptr::null_mut(),
+                    _ => unsafe { base.add(at) },
+                };
+                if !in_job && root.reduces_next(g) {
+                    root.reduce_next(result, last_stopped);
+                } else {
+                    if let Some(slot) = root.slot(g) {
+                        slot.copy_from_slice(&bytes[at..at + self.result_size]);
+                    }
+                    root.filled(g, last_stopped);
+                }
+                at += stride;
             }
-            root.filled(g, word(record, 1) != 0);
+        }
+        if !in_job {
+            root.drain();
         }
     }
 

@@ -119,7 +119,9 @@ impl Root {
     ) -> Root {
         let window = reduce.map(|_| {
             let stride = result_size.next_multiple_of(SM_RESULT_ALIGN);
-            let len = (WINDOW_BYTES / stride.max(1) as u64).clamp(MIN_WINDOW, MAX_WINDOW);
+            let len = (WINDOW_BYTES / stride.max(1) as u64)
+                .clamp(MIN_WINDOW, MAX_WINDOW)
+                .min(njobs.max(1));
             Window {
                 len,
                 result_size,
