@@ -538,9 +538,9 @@ impl<'a> Driver<'a> {
             for i in 0..count {
                 let g = start + i;
                 let last_stopped = stopped && i + 1 == count;
-                // SAFETY: the result's bytes are within the batch (at + result_size <= len).
                 let result = match self.result_size {
                     0 => std::ptr::null_mut(),
+                    // SAFETY: the result's bytes are within the batch (at + result_size <= len).
                     _ => unsafe { base.add(at) },
                 };
                 if !in_job && root.reduces_next(g) {
