@@ -693,3 +693,27 @@ fn ordered_sections_of_few_slow_jobs() {
         }
     }
 }
+
+/// `cargo test --release --lib ranks::tests::big -- --ignored --nocapture`: 1 MiB results.
+#[test]
+#[ignore]
+fn big_results_throughput() {
+    unsafe extern "C" fn index(_: *mut c_void, job: usize, result: *mut c_void) -> c_int {
+        // SAFETY: a 1 MiB result.
+        unsafe { *(result as *mut u64) = job as u64 };
+        0
+    }
+    unsafe extern "C" fn check(_: *mut c_void, job: usize, result: *mut c_void) -> c_int {
+        // SAFETY: as above.
+        assert_eq!(unsafe { *(result as *const u64) }, job as u64);
+        0
+    }
+    for _ in 0..3 {
+        let c = calls(2, Some((1, Backend::Thread)), 200, 1 << 20);
+        let t = std::time::Instant::now();
+        let got = run_ranks(&c, index, check, &Seen::new(0));
+        let s = t.elapsed().as_secs_f64();
+        assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
+        println!("200 MiB in {:.1} ms: {:.0} MB/s", s * 1e3, 200.0 * 1.048576 / s);
+    }
+}
