@@ -41,13 +41,15 @@ extern "C" {
 // Jobs are numbered globally, [0, njobs): `work` gets the global job number, whichever rank runs
 // it. Jobs are handed out dynamically across the ranks, in chunks that adapt to their duration,
 // and each rank runs the jobs it gets on its own `pool` (any backend); a NULL `pool` runs that
-// rank's jobs serially on the calling thread. `ctx` is each rank's own (pointers in it are that
-// rank's memory).
+// rank's jobs serially on the calling thread (its jobs then have no pool to pass to
+// `sm_critical_*` / `sm_ordered_*`: give such a rank `sm_pool_new(1, SM_BACKEND_SERIAL)`, which
+// runs them the same way). `ctx` is each rank's own (pointers in it are that rank's memory).
 //
 // `reduce` (may be NULL) runs on `root` only, never on the other ranks: once per completed job, in
 // increasing global job order, on the calling thread, while the jobs go on. It streams: results
 // wait on root in a bounded window, so root's memory is bounded whatever njobs is (10^8 jobs run
-// in the memory 10^4 do). Each job's `result` crosses to root as `result_size` bytes.
+// in the memory 10^4 do: at most 64 MiB of results, which root keeps for its next call on the same
+// thread). Each job's `result` crosses to root as `result_size` bytes.
 //
 // In a job: `sm_critical_enter` / `sm_critical_leave` are mutual exclusion among the workers of
 // that rank only (the section guards that node's `sm_empty` memory, which other ranks do not
@@ -65,8 +67,10 @@ extern "C" {
 // stopping one included for SM_STOP).
 // SM_ERR_INVALID on every rank, with a message naming the ranks that differ, when the ranks do not
 // agree on `root`, `njobs`, `result_size` (or, for `sm_mpi_map_ex`, on whether options are given
-// and their sizes); SM_ERR_INVALID also for the arguments `sm_map` refuses, and for a `root`
-// outside [0, size of comm).
+// and on `wresult_size`); SM_ERR_INVALID also, on every rank, for the arguments `sm_map` refuses on
+// any rank (NULL `work`, sizes out of range), and for a `root` outside [0, size of comm).
+// SM_ERR_STATE when called from inside a job (on that rank, at once, before any MPI call), or on
+// every rank when a rank's pool is busy with another map.
 //
 // MPI: MPI must be initialized (and not finalized): otherwise SM_ERR_STATE on that rank, at once.
 // The thread level needed is MPI_THREAD_FUNNELED when called from the main thread
@@ -91,8 +95,8 @@ sm_status sm_mpi_map(sm_pool *pool, MPI_Comm comm, int root, size_t njobs,
 // `worker` it gets is numbered across the ranks, rank-major: the sum of the workers of the ranks
 // before it plus the worker's index in its rank (so 0..W-1 for W workers in all). `progress` runs
 // on root only, with global counts (`done` jobs of all ranks out of `njobs`).
-// Every rank must pass options, or none, with the same `opts->size` and `wresult_size` (a
-// mismatch is SM_ERR_INVALID on every rank, naming the ranks). Returns what `sm_mpi_map` returns.
+// Every rank must pass options, or none, with the same `wresult_size` (a mismatch is
+// SM_ERR_INVALID on every rank, naming the ranks). Returns what `sm_mpi_map` returns.
 sm_status sm_mpi_map_ex(sm_pool *pool, MPI_Comm comm, int root, size_t njobs,
                         sm_work_fn work, sm_reduce_fn reduce, size_t result_size, void *ctx,
                         const sm_map_opts *opts);

@@ -23,7 +23,7 @@ pub struct Agreed {
 
 /// Gathers every rank's arguments and checks that they agree. The same Err on every rank when
 /// they do not, when root is out of range, or when a rank refused (`refusal`).
-pub fn agree(link: &Link, m: &RankMap, refusal: Option<&str>) -> Result<Agreed> {
+pub fn agree(link: &Link, m: &RankMap, refusal: Option<&Error>) -> Result<Agreed> {
     let words = [
         MAGIC,
         m.root as i64 as u64,
@@ -34,10 +34,13 @@ pub fn agree(link: &Link, m: &RankMap, refusal: Option<&str>) -> Result<Agreed> 
         m.reduce.is_some() as u64,
         m.options.worker_reduce.is_some() as u64,
         refusal.is_some() as u64,
-        0,
+        refusal.map_or(0, |e| e.status as i32 as u64),
     ];
     let mut mine = words_to_bytes(&words);
-    let mut text = refusal.unwrap_or("").as_bytes().to_vec();
+    let mut text = refusal
+        .map_or("", |e| e.message.as_str())
+        .as_bytes()
+        .to_vec();
     text.truncate(REFUSAL_BYTES);
     text.resize(REFUSAL_BYTES, 0);
     mine.extend_from_slice(&text);
@@ -88,9 +91,12 @@ pub fn agree(link: &Link, m: &RankMap, refusal: Option<&str>) -> Result<Agreed> 
             format!("rank {r}: {}", String::from_utf8_lossy(&text[..end]))
         })
         .collect();
-    if !refused.is_empty() {
+    if let Some(first) = (0..records.len()).find(|&r| field(r, 8) != 0) {
+        // The first refusing rank's status (SM_ERR_INVALID for bad arguments, SM_ERR_STATE for
+        // a state MPI or the pool is in), and every refusal in the message.
+        let status = Status::from_raw(field(first, 9) as i64).unwrap_or(Status::SM_ERR_STATE);
         return Err(Error::new(
-            Status::SM_ERR_STATE,
+            status,
             format!("{call}: {}", refused.join("; ")),
         ));
     }

@@ -68,7 +68,7 @@ pub fn map(t: &sm_transport, m: &RankMap) -> Result<sm_status> {
     }
     let link = Link::new(t, call);
     let refusal = refusal(t, m);
-    let agreed = check::agree(&link, m, refusal.as_deref())?;
+    let agreed = check::agree(&link, m, refusal.as_ref())?;
     let (status, message) = run(&link, m, &agreed)?;
     match status {
         Status::SM_OK => Ok(status),
@@ -81,38 +81,38 @@ pub fn map(t: &sm_transport, m: &RankMap) -> Result<sm_status> {
 }
 
 /// Why this rank cannot take part, found before the collective check (which then fails every
-/// rank): the transport's refusal, or arguments that no rank could run.
-fn refusal(t: &sm_transport, m: &RankMap) -> Option<String> {
+/// rank): the transport's refusal (SM_ERR_STATE), arguments no rank could run (SM_ERR_INVALID),
+/// or a pool busy with another map (SM_ERR_STATE).
+fn refusal(t: &sm_transport, m: &RankMap) -> Option<Error> {
     if !t.refusal.is_null() {
         // SAFETY: as in `map`.
-        return Some(
-            unsafe { CStr::from_ptr(t.refusal) }
-                .to_string_lossy()
-                .into_owned(),
-        );
+        let why = unsafe { CStr::from_ptr(t.refusal) }
+            .to_string_lossy()
+            .into_owned();
+        return Some(Error::state(why));
     }
     if m.work.is_none() {
-        return Some("work is NULL".into());
+        return Some(Error::invalid("work is NULL"));
     }
     if m.njobs > MAX_JOBS {
-        return Some(format!(
+        return Some(Error::invalid(format!(
             "njobs = {} is larger than the {MAX_JOBS} jobs (SM_MAX_JOBS) a map supports",
             m.njobs
-        ));
+        )));
     }
     for (name, size) in [
         ("result_size", m.result_size),
         ("wresult_size", m.options.wresult_size),
     ] {
         if size > MAX_RESULT_SIZE {
-            return Some(format!(
+            return Some(Error::invalid(format!(
                 "{name} = {size} is larger than the {MAX_RESULT_SIZE} bytes (SM_MAX_RESULT_SIZE) \
                  a result may have"
-            ));
+            )));
         }
     }
     if m.pool.is_some_and(|p| p.is_busy()) {
-        return Some("the pool is running another map".into());
+        return Some(Error::state("the pool is running another map"));
     }
     None
 }

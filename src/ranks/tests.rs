@@ -472,6 +472,14 @@ fn mismatched_arguments_fail_every_rank_naming_the_ranks() {
         Status::SM_ERR_STATE,
         &["rank 1: MPI_THREAD_FUNNELED is needed"],
     );
+    let mut c = calls(3, None, 10, 8);
+    c.iter_mut().for_each(|c| c.result_size = usize::MAX);
+    let got = run_ranks(&c, work, reduce, &Seen::new(8));
+    all_say(
+        &got,
+        Status::SM_ERR_INVALID,
+        &["rank 0: result_size", "rank 2: result_size"],
+    );
 }
 
 #[test]
@@ -714,6 +722,10 @@ fn big_results_throughput() {
         let got = run_ranks(&c, index, check, &Seen::new(0));
         let s = t.elapsed().as_secs_f64();
         assert!(got.iter().all(|(s, _)| *s == Status::SM_OK), "{got:?}");
-        println!("200 MiB in {:.1} ms: {:.0} MB/s", s * 1e3, 200.0 * 1.048576 / s);
+        println!(
+            "200 MiB in {:.1} ms: {:.0} MB/s",
+            s * 1e3,
+            200.0 * 1.048576 / s
+        );
     }
 }
