@@ -600,12 +600,23 @@ impl<'a> Driver<'a> {
             return Err(e);
         }
         self.flush()?;
+        let ran_outcome = match &ran {
+            Some(Ok(ran)) => Some(ran.outcome),
+            _ => None,
+        };
         let (failure, nworkers, kept) = match ran {
             None => (None, self.nworkers, Vec::new()),
             Some(Err(e)) => (Some(self.failure_of_error(e)), self.nworkers, Vec::new()),
             Some(Ok(ran)) => (self.failure_of(ran.outcome, njobs), ran.nworkers, ran.kept),
         };
-        let completed = self.state.borrow().finished_below;
+        let completed = {
+            let st = self.state.borrow();
+            match &ran_outcome {
+                // Every fed job finished (the last ones may not have been seen by a poll).
+                Some(Outcome::Completed) if st.stop_at == NO_JOB => st.fed,
+                _ => st.finished_below,
+            }
+        };
         if let Some(root) = &self.root_side {
             let kept = kept
                 .into_iter()

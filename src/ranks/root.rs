@@ -268,8 +268,10 @@ impl Root {
     /// How many jobs a rank that asked for `wants` gets now: None while the window has no room;
     /// Some(0) when every job is granted (or the map stopped). A rank asks for about 2 ms of
     /// its work; it gets that, but at most a guided share of what is left (so that the last
-    /// jobs spread over the ranks) and at least an eighth of what it asked (so that the tail
-    /// of a map of tiny jobs is not a long run of tiny grants).
+    /// jobs spread over the ranks), unless an eighth of what it asked is more: then that, up to
+    /// an equal split of what is left (so that the tail of a map of tiny jobs is not a long run
+    /// of tiny grants, while a rank whose jobs just became slower than its rate says takes at
+    /// most its part).
     fn grant_len(&self, wants: u64) -> Option<u64> {
         if self.next >= self.limit {
             return Some(0);
@@ -280,7 +282,8 @@ impl Root {
             Some(w) => (w.reduced + w.len).saturating_sub(self.next),
             None => u64::MAX,
         };
-        let len = wants.min(share.max(wants / 8)).max(1);
+        let floor = (wants / 8).min(left / self.nranks as u64);
+        let len = wants.min(share.max(floor)).max(1);
         (room > 0).then(|| len.min(room).min(left))
     }
 
