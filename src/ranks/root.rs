@@ -101,8 +101,8 @@ struct Window {
     reduced: u64,
 }
 
-pub const FILLED: u8 = 1;
-pub const STOPPED: u8 = 2;
+const FILLED: u8 = 1;
+const STOPPED: u8 = 2;
 
 impl Drop for Window {
     fn drop(&mut self) {
