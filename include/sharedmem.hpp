@@ -517,6 +517,22 @@ struct with_combine {
     }
 };
 
+/// The checks of map<R> and mpi_map<R>, with their messages.
+template <class R, class Work, class Reduce>
+struct valid_typed_map {
+    static_assert(std::is_trivially_copyable<R>::value,
+                  "sharedmem: the result type R must be trivially copyable (results cross "
+                  "process and node boundaries as bytes)");
+    static_assert(!std::is_const<R>::value && !std::is_reference<R>::value,
+                  "sharedmem: R must be a plain object type");
+    static_assert(valid_work_return<call_result_t<Work, std::size_t, R &>>::value,
+                  "sharedmem: work(size_t job, R &result) must return void or int (0: done, "
+                  "sharedmem::stop: stop the map, anything else: an error)");
+    static_assert(valid_reduce_return<call_result_t<Reduce, std::size_t, R &>>::value,
+                  "sharedmem: reduce(size_t job, R &result) must return void or bool (true: stop)");
+    static constexpr bool value = true;
+};
+
 template <class T, class Combine>
 struct valid_local {
     static_assert(std::is_trivially_copyable<T>::value && !std::is_const<T>::value,
@@ -625,18 +641,9 @@ public:
     /// bytes). work returns void or int; reduce returns void or bool (true: stop the map).
     template <class R, class Work, class Reduce>
     outcome map(std::size_t njobs, Work &&work, Reduce &&reduce) {
-        static_assert(std::is_trivially_copyable<R>::value,
-                      "sharedmem: the result type R must be trivially copyable (results cross "
-                      "process boundaries as bytes)");
-        static_assert(!std::is_const<R>::value && !std::is_reference<R>::value,
-                      "sharedmem: R must be a plain object type");
         typedef typename std::remove_reference<Work>::type work_type;
         typedef typename std::remove_reference<Reduce>::type reduce_type;
-        static_assert(detail::valid_work_return<detail::call_result_t<work_type, std::size_t, R &>>::value,
-                      "sharedmem: work(size_t job, R &result) must return void or int (0: done, "
-                      "sharedmem::stop: stop the map, anything else: an error)");
-        static_assert(detail::valid_reduce_return<detail::call_result_t<reduce_type, std::size_t, R &>>::value,
-                      "sharedmem: reduce(size_t job, R &result) must return void or bool (true: stop)");
+        static_assert(detail::valid_typed_map<R, work_type, reduce_type>::value, "");
         typedef detail::typed_map<R, work_type, reduce_type> map_type;
         detail::failure_log log;
         if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
@@ -722,17 +729,9 @@ public:
     /// only, in global job order, with each job's R. Collective; every rank passes the same R.
     template <class R, class Work, class Reduce>
     outcome mpi_map(MPI_Comm comm, int root, std::size_t njobs, Work &&work, Reduce &&reduce) {
-        static_assert(std::is_trivially_copyable<R>::value,
-                      "sharedmem: the result type R must be trivially copyable (results cross "
-                      "process and node boundaries as bytes)");
-        static_assert(!std::is_const<R>::value && !std::is_reference<R>::value,
-                      "sharedmem: R must be a plain object type");
         typedef typename std::remove_reference<Work>::type work_type;
         typedef typename std::remove_reference<Reduce>::type reduce_type;
-        static_assert(detail::valid_work_return<detail::call_result_t<work_type, std::size_t, R &>>::value,
-                      "sharedmem: work(size_t job, R &result) must return void or int");
-        static_assert(detail::valid_reduce_return<detail::call_result_t<reduce_type, std::size_t, R &>>::value,
-                      "sharedmem: reduce(size_t job, R &result) must return void or bool (true: stop)");
+        static_assert(detail::valid_typed_map<R, work_type, reduce_type>::value, "");
         typedef detail::typed_map<R, work_type, reduce_type> map_type;
         detail::failure_log log;
         if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
