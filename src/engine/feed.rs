@@ -7,9 +7,9 @@
 //! The caller feeds from the supervisor's loop (supervise.rs), which calls its [`Feeder`] often;
 //! the feeder pushes segments with [`Control::feed`] and finally calls [`Control::end_feed`].
 //! The ordered gate keeps ordered sections in global order across ranks: a job enters its section
-//! only once its local turn has come and the gate has reached its segment's start.
-//! Not yet done here (the next step of issue 13): fed maps on the serial path (serial backend,
-//! debug mode, inside a job) and through launch.rs.
+//! only once its local turn has come and the gate has reached its segment's start. Fed maps run
+//! through launch.rs (`Work::Fed`) on every backend; serial ones keep their feed in a control
+//! block of one worker (backend/serial.rs).
 
 use crate::engine::control::{
     wake_feed_waiters, wake_slot_waiters, Control, MAX_JOBS, NO_JOB, SEGMENTS,
@@ -36,13 +36,6 @@ pub(crate) struct SegmentCache {
     end: u64,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "sm_mpi_map's driver (issue 13, next step) feeds maps; tests do now"
-    )
-)]
 impl Control {
     /// Makes this control block a fed map with nothing fed yet.
     pub(crate) fn start_feed(&mut self) {
@@ -126,11 +119,6 @@ impl Control {
     /// Workers waiting for jobs to be fed (a serial fed map counts itself while it waits).
     pub(crate) fn feed_waiters(&self) -> u32 {
         self.header().feed.waiters.load(Ordering::SeqCst)
-    }
-
-    /// Local jobs fed so far.
-    pub(crate) fn fed_jobs(&self) -> u64 {
-        self.header().feed.available.load(Ordering::SeqCst)
     }
 
     /// A worker ran out of fed jobs: wakes the caller wherever it sleeps (waiting for its workers,
@@ -509,7 +497,7 @@ mod tests {
         h.next_job.store(20, Ordering::SeqCst);
         ctl.worker(0).unfinished.store(NO_JOB, Ordering::SeqCst);
         assert!(ctl.feed(77_000, 1));
-        assert_eq!(ctl.fed_jobs(), first_new + 6);
+        assert_eq!(ctl.claim_end(), first_new + 6, "the jobs fed so far");
     }
 
     /// What the jobs of a fed map with ordered sections saw, by global job.
