@@ -724,6 +724,11 @@ pub fn wake_feed_waiters(ctl: &Control) {
     if f.waiters.load(Ordering::SeqCst) > 0 {
         futex::wake_all(&f.epoch);
     }
+    wake_ordered_waiters(h);
+}
+
+/// Makes jobs waiting for their ordered turn (or a fed map's gate) look again.
+pub fn wake_ordered_waiters(h: &Header) {
     h.ordered.epoch.fetch_add(1, Ordering::SeqCst);
     if h.ordered.waiters.load(Ordering::SeqCst) > 0 {
         futex::wake_all(&h.ordered.epoch);

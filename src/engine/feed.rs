@@ -12,13 +12,13 @@
 //! block of one worker (backend/serial.rs).
 
 use crate::engine::control::{
-    wake_feed_waiters, wake_slot_waiters, Control, MAX_JOBS, NO_JOB, SEGMENTS,
+    wake_feed_waiters, wake_ordered_waiters, wake_slot_waiters, Control, MAX_JOBS, NO_JOB, SEGMENTS,
 };
 use crate::sys::futex;
 use std::sync::atomic::Ordering;
 
-/// Who feeds a fed map. Called on the caller's thread only, while the map runs: at least every
-/// `FEED_POLL` while the caller waits, and every 64 jobs it reduces.
+/// Who feeds a fed map. Called on the caller's thread only, while the map runs: about every
+/// `FEED_POLL`, whether the caller waits or reduces (supervise.rs).
 pub(crate) trait Feeder {
     fn poll(&self, ctl: &Control);
 }
@@ -50,10 +50,7 @@ impl Control {
     pub(crate) fn open_gate(&self, global: u64) {
         let h = self.header();
         h.feed.gate.fetch_max(global, Ordering::SeqCst);
-        h.ordered.epoch.fetch_add(1, Ordering::SeqCst);
-        if h.ordered.waiters.load(Ordering::SeqCst) > 0 {
-            futex::wake_all(&h.ordered.epoch);
-        }
+        wake_ordered_waiters(h);
     }
 
     /// The smallest segment start a job is waiting at the gate for, if any (beyond the gate).
@@ -156,25 +153,14 @@ impl Control {
     }
 
     /// The global number of local job `local` of a fed map (a job claimed and not finished, so
-    /// its segment is still in the ring); `local` itself for other maps. Inlined into the job
-    /// loop, where a plain map pays one predictable branch for it.
-    #[inline(always)]
+    /// its segment is still in the ring); `local` itself for other maps.
     pub(crate) fn global_job(&self, local: u64) -> u64 {
-        if self.fed {
-            self.fed_global_job(local)
-        } else {
-            local
-        }
-    }
-
-    #[inline(never)]
-    fn fed_global_job(&self, local: u64) -> u64 {
-        let (start, global) = self.segment_of(local);
-        global + (local - start)
+        self.global_job_cached(local, &mut SegmentCache::default())
     }
 
     /// `global_job` for a worker, remembering the segment of its last job in `cache`: the jobs
     /// of a chunk are almost always in one segment, so the ring is searched once per segment.
+    /// Inlined into the job loop, where a plain map pays one predictable branch for it.
     #[inline(always)]
     pub(crate) fn global_job_cached(&self, local: u64, cache: &mut SegmentCache) -> u64 {
         if !self.fed {
@@ -186,6 +172,7 @@ impl Control {
         cache.global + (local - cache.start)
     }
 
+    /// The segment of `local`, a claimed and unfinished job, found in the ring.
     #[inline(never)]
     fn segment_around(&self, local: u64) -> SegmentCache {
         let h = self.header();
@@ -208,20 +195,6 @@ impl Control {
         unreachable!("local job {local} of a fed map is in no live segment")
     }
 
-    /// The (local, global) start of the segment of `local`, a claimed and unfinished job.
-    fn segment_of(&self, local: u64) -> (u64, u64) {
-        let h = self.header();
-        let k = h.feed.segments.load(Ordering::Acquire);
-        for i in (k.saturating_sub(SEGMENTS as u64)..k).rev() {
-            let slot = &h.segments[(i % SEGMENTS as u64) as usize];
-            let start = slot.local.load(Ordering::Relaxed);
-            if start <= local {
-                return (start, slot.global.load(Ordering::Relaxed));
-            }
-        }
-        unreachable!("local job {local} of a fed map is in no live segment")
-    }
-
     /// Whether local job `local` may pass the ordered gate (always, for other maps): the gate
     /// has reached its segment's global start. When it has not, the segment's start is noted in
     /// `gate_wanted` for the feeder to ask for.
@@ -229,7 +202,7 @@ impl Control {
         if !self.fed {
             return true;
         }
-        let (_, start) = self.segment_of(local);
+        let start = self.segment_around(local).global;
         let f = &self.header().feed;
         if f.gate.load(Ordering::SeqCst) >= start {
             return true;

@@ -5,6 +5,7 @@
 
 use super::link::{word, words_to_bytes, Link, Tag};
 use super::root::{Aligned, Failure, Root};
+use super::RankMap;
 use crate::abi::SM_RESULT_ALIGN;
 use crate::engine::control::{Control, NO_JOB};
 use crate::engine::feed::Feeder;
@@ -83,6 +84,8 @@ pub struct Driver<'a> {
     root: usize,
     nworkers: usize,
     result_size: usize,
+    /// Every rank's per-worker results have this size (the collective check made sure).
+    wresult_size: usize,
     /// Results go to root (root has a reduce).
     ships: bool,
     state: RefCell<State>,
@@ -97,23 +100,25 @@ pub struct Driver<'a> {
 }
 
 impl<'a> Driver<'a> {
+    /// The driver of `m` on this rank, whose pool has `nworkers` workers; `ships`: root has a
+    /// reduce, so results travel.
     pub fn new(
         link: &'a Link<'a>,
-        call: &str,
+        m: &RankMap,
         root: usize,
         nworkers: usize,
-        result_size: usize,
         ships: bool,
         root_side: Option<Root>,
     ) -> Driver<'a> {
         let me = link.rank();
         Driver {
             link,
-            label: format!("{call}: rank {me}"),
+            label: format!("{}: rank {me}", m.call),
             me,
             root,
             nworkers,
-            result_size,
+            result_size: m.result_size,
+            wresult_size: m.options.wresult_size,
             ships,
             state: RefCell::new(State {
                 segments: VecDeque::new(),
@@ -581,10 +586,9 @@ impl<'a> Driver<'a> {
             message: String::from_utf8_lossy(&bytes[8 * (8 + nkept)..8 * (8 + nkept) + len])
                 .into_owned(),
         });
-        let wresult_size = w(8 + nkept + len.div_ceil(8)) as usize;
         let mut kept = Vec::with_capacity(nkept);
         for i in 0..nkept {
-            let mut data = Aligned::zeroed(wresult_size);
+            let mut data = Aligned::zeroed(self.wresult_size);
             self.link.recv_data(from, data.bytes())?;
             kept.push((w(8 + i) as usize, data));
         }
@@ -646,9 +650,6 @@ impl<'a> Driver<'a> {
         words.extend(kept.iter().map(|(w, _)| *w as u64));
         let mut bytes = words_to_bytes(&words);
         bytes.extend_from_slice(message.as_bytes());
-        bytes.resize(bytes.len().next_multiple_of(8), 0);
-        let wresult_size = kept.first().map_or(0, |(_, b)| b.len());
-        bytes.extend_from_slice(&(wresult_size as u64).to_le_bytes());
         self.link.send(self.root, Tag::Finished, &bytes)?;
         for (_, data) in &kept {
             self.link.send_data(self.root, data.as_ptr(), data.len())?;

@@ -151,10 +151,9 @@ fn run(link: &Link, m: &RankMap, agreed: &check::Agreed) -> Result<(Status, Opti
     });
     let driver = Driver::new(
         link,
-        m.call,
+        m,
         agreed.root,
         pool.nworkers(),
-        m.result_size,
         agreed.root_reduces,
         root_side,
     );
