@@ -10,13 +10,8 @@
 
 #include <sys/prctl.h>
 
-typedef struct {
-  atomic_int npids;
-  atomic_int pids[MAXW];
-} pidrec_t;
-
 static int g_mode; /* 0 ok, 1 SM_STOP in job 3, 2 error in job 3, 3 SIGSEGV in job 3, 4 exit(3) in job 3 */
-static pidrec_t *g_rec;
+static pids_t *g_rec;
 
 static int work(void *ctx, size_t job, void *result) {
   (void)ctx;
@@ -180,15 +175,14 @@ static int work_long(void *ctx, size_t job, void *result) {
   (void)ctx;
   (void)job;
   (void)result;
-  int slot = atomic_fetch_add(&g_rec->npids, 1);
-  if (slot < MAXW) atomic_store(&g_rec->pids[slot], (int)getpid());
+  pids_note(g_rec);
   for (int i = 0; i < 100000; i++) msleep(1); /* ~100 s */
   return 0;
 }
 
 static void test_orphans(void) {
   CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0, "prctl(PR_SET_CHILD_SUBREAPER): %s", strerror(errno));
-  g_rec = (pidrec_t *)mmap(NULL, sizeof(pidrec_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  g_rec = (pids_t *)mmap(NULL, sizeof(pids_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   CHECK(g_rec != MAP_FAILED, "mmap");
   memset(g_rec, 0, sizeof *g_rec);
   fflush(stdout);
@@ -204,8 +198,8 @@ static void test_orphans(void) {
   }
   /* wait until both workers are inside their long jobs */
   long long t0 = now_ms();
-  while (atomic_load(&g_rec->npids) < 2 && now_ms() - t0 < 20000) msleep(5);
-  int n = atomic_load(&g_rec->npids);
+  while (pids_count(g_rec) < 2 && now_ms() - t0 < 20000) msleep(5);
+  int n = pids_count(g_rec);
   if (n < 2) kill(caller, SIGKILL);
   CHECK(n >= 2, "only %d worker(s) started a job within 20 s", n);
   CHECK(kill(caller, SIGKILL) == 0, "kill caller");
@@ -219,14 +213,14 @@ static void test_orphans(void) {
     }
     alive = 0;
     for (int i = 0; i < n && i < MAXW; i++)
-      if (kill(atomic_load(&g_rec->pids[i]), 0) == 0) alive++;
+      if (kill(atomic_load(&g_rec->pid[i]), 0) == 0) alive++;
     if (alive) msleep(20);
   } while (alive && now_ms() - t0 < 10000);
   if (alive) {
     char list[512] = "";
     size_t off = 0;
     for (int i = 0; i < n && i < MAXW; i++) {
-      pid_t p = atomic_load(&g_rec->pids[i]);
+      pid_t p = atomic_load(&g_rec->pid[i]);
       if (kill(p, 0) == 0) {
         char s = proc_state(p, NULL);
         off += (size_t)snprintf(list + off, sizeof list - off, " %d(%c)", (int)p, s ? s : '?');

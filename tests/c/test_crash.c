@@ -13,8 +13,7 @@ enum { DIE_SEGV, DIE_KILL, DIE_EXIT3, DIE_EXIT0, DIE_ABORT };
 typedef struct {
   atomic_int calls[1000];
   atomic_int dead_pid;          /* pid of the worker that dies */
-  atomic_int pids[MAXW];        /* pids seen by jobs (to check they are all gone) */
-  atomic_int npids;
+  pids_t pids;                  /* pids seen by jobs (to check they are all gone) */
 } shared_t;
 
 typedef struct {
@@ -24,15 +23,6 @@ typedef struct {
   long long_ms;     /* jobs > die_job sleep this long (0: instant) */
   reduce_log_t rlog;
 } ctx_t;
-
-static void note_pid(shared_t *sh) {
-  int me = (int)getpid();
-  int n = atomic_load(&sh->npids);
-  for (int i = 0; i < n && i < MAXW; i++)
-    if (atomic_load(&sh->pids[i]) == me) return;
-  int slot = atomic_fetch_add(&sh->npids, 1);
-  if (slot < MAXW) atomic_store(&sh->pids[slot], me);
-}
 
 static void die(int how) {
   switch (how) {
@@ -52,7 +42,7 @@ static void die(int how) {
 static int work(void *vctx, size_t job, void *result) {
   ctx_t *c = (ctx_t *)vctx;
   atomic_fetch_add(&c->sh->calls[job], 1);
-  note_pid(c->sh);
+  pids_note(&c->sh->pids);
   *(uint32_t *)result = (uint32_t)job + 7;
   if (c->die_job < 0 || (long)job == c->die_job) {
     atomic_store(&c->sh->dead_pid, (int)getpid());
@@ -75,9 +65,8 @@ static int work_ok(void *vctx, size_t job, void *result) {
 }
 
 static void check_gone(shared_t *sh, const char *what) {
-  int n = atomic_load(&sh->npids);
-  for (int i = 0; i < n && i < MAXW; i++) {
-    pid_t p = atomic_load(&sh->pids[i]);
+  for (int i = 0; i < pids_count(&sh->pids); i++) {
+    pid_t p = atomic_load(&sh->pids.pid[i]);
     int alive = kill(p, 0) == 0;
     char st = proc_state(p, NULL);
     CHECK(!alive, "%s: worker pid %d still exists after sm_map returned (state %c)", what, (int)p, st ? st : '?');
@@ -120,7 +109,7 @@ static void process_case(sm_pool *pool, ctx_t *c, size_t njobs, long die_job, in
     CHECK(has_number(msg, dp), "%s: message must name the pid %d of the dead worker: \"%s\"", what, (int)dp, msg);
   } else { /* every job dies: the message names one of the workers */
     int named = 0;
-    for (int i = 0; i < atomic_load(&c->sh->npids) && i < MAXW; i++) named |= has_number(msg, atomic_load(&c->sh->pids[i]));
+    for (int i = 0; i < pids_count(&c->sh->pids); i++) named |= has_number(msg, atomic_load(&c->sh->pids.pid[i]));
     CHECK(named, "%s: message must name the pid of a dead worker: \"%s\"", what, msg);
   }
   switch (how) {

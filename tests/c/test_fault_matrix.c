@@ -81,8 +81,7 @@ static const char *const moment_names[NMOMENTS] = {
 
 typedef struct {
   atomic_int calls[NJ_MAX];
-  atomic_int pids[MAXW]; /* every worker pid seen */
-  atomic_int npids;
+  pids_t pids;           /* every worker pid seen */
   atomic_int dead_pid;   /* the worker that dies (set by itself right before, or as the victim) */
   atomic_int early_done; /* crit_hold / crit_wait: jobs before DIE_J - 1 that are through critical */
   atomic_int holder_in;  /* crit_hold / crit_wait: the lock holder is inside */
@@ -141,15 +140,6 @@ static case_res_t *g_res; /* this case's report (in the case subprocess) */
       _exit(1);                                                                            \
     }                                                                                      \
   } while (0)
-
-static void note_pid(sh_t *sh) {
-  int me = (int)getpid();
-  int n = atomic_load(&sh->npids);
-  for (int i = 0; i < n && i < MAXW; i++)
-    if (atomic_load(&sh->pids[i]) == me) return;
-  int slot = atomic_fetch_add(&sh->npids, 1);
-  if (slot < MAXW) atomic_store(&sh->pids[slot], me);
-}
 
 /* ---------------------------------------------------------------- the causes */
 
@@ -270,7 +260,7 @@ static int work_fault(void *vctx, size_t job, void *result) {
   ctx_t *c = (ctx_t *)vctx;
   sh_t *sh = c->sh;
   atomic_fetch_add(&sh->calls[job], 1);
-  note_pid(sh);
+  pids_note(&sh->pids);
   *(uint32_t *)result = result_of(job);
   switch (c->moment) {
     case M_INIT1:
@@ -394,7 +384,7 @@ static int reduce_fault(void *vctx, size_t job, void *result) {
 
 static int init_fault(void *vctx, int worker) {
   ctx_t *c = (ctx_t *)vctx;
-  note_pid(c->sh);
+  pids_note(&c->sh->pids);
   if (c->moment == M_INIT_ALL || c->moment == M_INIT_ALL_NR || (c->moment == M_INIT1 && worker == 1)) {
     atomic_store(&c->sh->dead_pid, (int)getpid());
     die(c->cause);
@@ -424,7 +414,7 @@ static int region_fault(void *vctx) {
   ctx_t *c = (ctx_t *)vctx;
   sh_t *sh = c->sh;
   int me = sm_worker_id();
-  note_pid(sh);
+  pids_note(&sh->pids);
   if (c->moment == M_BAR_OTHER) {
     if (me == 1) {
       long long t0 = now_ms();
@@ -608,7 +598,7 @@ static void run_case(int cause, int moment) {
     for (size_t j = 0; j < njobs; j++)
       FCHECK(atomic_load(&c.sh->calls[j]) == 0, "every worker died in worker_init, yet job %zu ran", j);
     int named = 0;
-    for (int i = 0; i < atomic_load(&c.sh->npids) && i < MAXW; i++) named |= names(msg, "pid", atomic_load(&c.sh->pids[i]));
+    for (int i = 0; i < pids_count(&c.sh->pids); i++) named |= names(msg, "pid", atomic_load(&c.sh->pids.pid[i]));
     FCHECK(named, "the message must name the pid of a dead worker: \"%s\"", msg);
   } else {
     FCHECK(names(msg, "pid", dp), "the message must name the dead worker's pid %d: \"%s\"", (int)dp, msg);
@@ -635,8 +625,8 @@ static void run_case(int cause, int moment) {
     FCHECK(atomic_load(&c.sh->zombie_seen_in_reduce) == 1,
            "job %d's worker was not seen dead while the caller was inside reduce(%d)", RED_K, RED_R);
   check_no_children("after the faulting call");
-  for (int i = 0; i < atomic_load(&c.sh->npids) && i < MAXW; i++) {
-    pid_t p = atomic_load(&c.sh->pids[i]);
+  for (int i = 0; i < pids_count(&c.sh->pids); i++) {
+    pid_t p = atomic_load(&c.sh->pids.pid[i]);
     FCHECK(kill(p, 0) != 0, "worker pid %d still exists (state %c)", (int)p, proc_state(p, NULL));
   }
 

@@ -14,8 +14,7 @@
 #include "testutil.h"
 
 typedef struct {
-  atomic_int npids;
-  atomic_int pids[MAXW];
+  pids_t pids;
   atomic_int started;
 } rec_t;
 
@@ -42,8 +41,7 @@ static int work_long(void *ctx, size_t job, void *result) {
   (void)ctx;
   (void)job;
   (void)result;
-  int slot = atomic_fetch_add(&g_rec->npids, 1);
-  if (slot < MAXW) atomic_store(&g_rec->pids[slot], (int)getpid());
+  pids_note(&g_rec->pids);
   atomic_fetch_add(&g_rec->started, 1);
   for (long i = 0; i < g_job_ms; i++) msleep(1); /* ~g_job_ms */
   return 0;
@@ -89,8 +87,8 @@ static int all_gone(rec_t *r, char *buf, size_t cap) {
   int alive = 0;
   size_t off = 0;
   buf[0] = 0;
-  for (int i = 0; i < atomic_load(&r->npids) && i < MAXW; i++) {
-    pid_t p = atomic_load(&r->pids[i]);
+  for (int i = 0; i < pids_count(&r->pids); i++) {
+    pid_t p = atomic_load(&r->pids.pid[i]);
     if (kill(p, 0) == 0) {
       alive++;
       char st = proc_state(p, NULL);

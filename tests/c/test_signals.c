@@ -25,8 +25,7 @@
 #include <sys/prctl.h>
 
 typedef struct {
-  atomic_int npids;
-  atomic_int pids[MAXW];
+  pids_t pids;
   atomic_int started;
   atomic_int sibling_go;   /* a job tells sibling A to exit */
   atomic_int sibling_seen; /* a job saw A as a zombie during the map */
@@ -40,8 +39,7 @@ static const char *signame(int sig) {
 }
 
 static void record_pid(void) {
-  int slot = atomic_fetch_add(&g_rec->npids, 1);
-  if (slot < MAXW) atomic_store(&g_rec->pids[slot], (int)getpid());
+  pids_note(&g_rec->pids);
   atomic_fetch_add(&g_rec->started, 1);
 }
 
@@ -75,7 +73,7 @@ static int alive_workers(int n, char *buf, size_t cap) {
   size_t off = 0;
   buf[0] = 0;
   for (int i = 0; i < n && i < MAXW; i++) {
-    pid_t p = atomic_load(&g_rec->pids[i]);
+    pid_t p = atomic_load(&g_rec->pids.pid[i]);
     if (p > 0 && kill(p, 0) == 0) {
       alive++;
       char st = proc_state(p, NULL);
@@ -119,7 +117,7 @@ static void case_default(int sig, int region, int group) {
         signame(sig), group ? "'s process group" : "", what, WIFSIGNALED(status) ? "died of signal" : "exited with",
         WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
   /* The orphaned workers are reparented to this process (subreaper): reap them as they die. */
-  int n = atomic_load(&g_rec->npids);
+  int n = pids_count(&g_rec->pids);
   char alive[1024];
   int left = 0, reaped = 0;
   long long t0 = now_ms();
@@ -131,7 +129,7 @@ static void case_default(int sig, int region, int group) {
     if (left) msleep(20);
   } while (left && now_ms() - t0 < 10000);
   if (left) {
-    for (int i = 0; i < n && i < MAXW; i++) kill(atomic_load(&g_rec->pids[i]), SIGKILL);
+    for (int i = 0; i < n && i < MAXW; i++) kill(atomic_load(&g_rec->pids.pid[i]), SIGKILL);
     while (waitpid(-1, NULL, WNOHANG) > 0) {
     }
   }
@@ -229,7 +227,7 @@ static void handled_one(sm_backend b, sm_pool *pool, int sig, int region) {
     CHECK(atomic_load(&g_rec->started) < m.njobs, "all %d jobs ran: the interruption did not stop the map", m.njobs);
   char alive[1024];
   if (b == SM_BACKEND_PROCESS)
-    CHECK(alive_workers(atomic_load(&g_rec->npids), alive, sizeof alive) == 0,
+    CHECK(alive_workers(pids_count(&g_rec->pids), alive, sizeof alive) == 0,
           "workers still alive after SM_ERR_INTERRUPTED:%s", alive);
   CHECK_NO_CHILDREN("after SM_ERR_INTERRUPTED in another thread");
   struct sigaction now;

@@ -165,6 +165,29 @@ static inline char proc_state(pid_t pid, pid_t *ppid_out) {
   return st;
 }
 
+/* The pids of the processes that ran jobs, kept in shared memory so a test can check afterwards
+ * that none outlived the call. pids_note claims the first free slot and stores the pid with one
+ * compare-and-swap: a worker the library kills at any instant leaves nothing or its pid, never a
+ * claimed slot still holding 0 (kill(0, 0) would test our own process group and find a survivor).
+ * Each process is noted once; slots fill from the front, so pids_count is the first free slot. */
+typedef struct {
+  atomic_int pid[MAXW];
+} pids_t;
+
+static inline void pids_note(pids_t *t) {
+  int me = (int)getpid();
+  for (int i = 0; i < MAXW; i++) {
+    int seen = 0;
+    if (atomic_compare_exchange_strong(&t->pid[i], &seen, me) || seen == me) return;
+  }
+}
+
+static inline int pids_count(pids_t *t) {
+  int n = 0;
+  while (n < MAXW && atomic_load(&t->pid[n]) != 0) n++;
+  return n;
+}
+
 /* Number of processes whose parent is `parent`; *zombies gets how many of them are zombies. */
 static inline int count_children_of(pid_t parent, int *zombies) {
   DIR *d = opendir("/proc");
