@@ -376,10 +376,14 @@ sm_status sm_argsort(sm_pool *pool, const void *keys, size_t n, sm_dtype dtype, 
 // Allocates `count * itemsize` zero-filled bytes shared between the caller and the workers of
 // every later map: writes by a worker process are seen by the caller (ordinary memory is
 // copy-on-write in forked workers). Page-aligned; a zero size still returns a valid pointer.
+// The memory comes from the process's shared heap: one range of address space, mapped once
+// (64 GiB or twice the machine's memory, whichever is larger; `SM_HEAP_SIZE` in the environment
+// sets another size, e.g. `SM_HEAP_SIZE=256G`), of which only what arrays use takes memory.
 // Returns NULL, with `sm_last_status()` and `sm_last_error()` saying why: SM_ERR_INVALID when
-// `count * itemsize` overflows or exceeds PTRDIFF_MAX, SM_ERR_NOMEM when the memory cannot be had,
+// `count * itemsize` overflows or exceeds PTRDIFF_MAX, or `SM_HEAP_SIZE` is not a size;
+// SM_ERR_NOMEM when the memory cannot be had or does not fit in what is free of the heap;
 // SM_ERR_STATE inside a job (memory allocated there would not be shared with the caller).
-// Release with `sm_free`.
+// Release with `sm_free`, which gives the pages back at once.
 void *sm_empty(size_t count, size_t itemsize);
 
 // Releases memory from `sm_empty`. NULL is fine. Other pointers, double frees and calls inside a

@@ -76,20 +76,8 @@ pub fn inner_threads() -> Result<i32> {
     Ok(v as i32)
 }
 
-/// An environment variable, read with libc's getenv: std::env::var takes a lock of the Rust
-/// runtime, which a fork by another thread could leave locked in a child (see sys/forklock.rs).
 fn env(name: &str) -> Option<String> {
-    let name = std::ffi::CString::new(name).ok()?;
-    // SAFETY: getenv with a NUL-terminated name returns NULL or a NUL-terminated string that stays
-    // valid until the environment is changed; it is copied at once.
-    unsafe {
-        let value = libc::getenv(name.as_ptr());
-        (!value.is_null()).then(|| {
-            std::ffi::CStr::from_ptr(value)
-                .to_string_lossy()
-                .into_owned()
-        })
-    }
+    crate::sys::getenv(name)
 }
 
 pub(crate) fn env_flag(name: &str) -> bool {

@@ -533,11 +533,14 @@ impl Control {
                 r
             }
             _ => SharedMapping::new(total).map_err(|e| {
-                Error::nomem(format!(
-                    "cannot allocate the control block ({} bytes with result_size \
-                     {result_size}): {}",
-                    total, e.message
-                ))
+                Error::new(
+                    e.status,
+                    format!(
+                        "cannot allocate the control block ({} bytes with result_size \
+                         {result_size}): {}",
+                        total, e.message
+                    ),
+                )
             })?,
         };
         let ctl = Control {

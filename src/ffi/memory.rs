@@ -9,10 +9,14 @@ use std::ffi::c_void;
 /// Allocates `count * itemsize` zero-filled bytes shared between the caller and the workers of
 /// every later map: writes by a worker process are seen by the caller (ordinary memory is
 /// copy-on-write in forked workers). Page-aligned; a zero size still returns a valid pointer.
+/// The memory comes from the process's shared heap: one range of address space, mapped once
+/// (64 GiB or twice the machine's memory, whichever is larger; `SM_HEAP_SIZE` in the environment
+/// sets another size, e.g. `SM_HEAP_SIZE=256G`), of which only what arrays use takes memory.
 /// Returns NULL, with `sm_last_status()` and `sm_last_error()` saying why: SM_ERR_INVALID when
-/// `count * itemsize` overflows or exceeds PTRDIFF_MAX, SM_ERR_NOMEM when the memory cannot be had,
+/// `count * itemsize` overflows or exceeds PTRDIFF_MAX, or `SM_HEAP_SIZE` is not a size;
+/// SM_ERR_NOMEM when the memory cannot be had or does not fit in what is free of the heap;
 /// SM_ERR_STATE inside a job (memory allocated there would not be shared with the caller).
-/// Release with `sm_free`.
+/// Release with `sm_free`, which gives the pages back at once.
 #[no_mangle]
 pub extern "C" fn sm_empty(count: usize, itemsize: usize) -> *mut c_void {
     call(std::ptr::null_mut(), || {

@@ -62,22 +62,6 @@ impl Mapping {
     pub fn size(&self) -> usize {
         self.len
     }
-
-    /// Gives up ownership: the mapping stays until `from_raw` takes it back with the same values.
-    pub fn into_raw(self) -> (*mut u8, usize) {
-        let parts = (self.ptr.as_ptr(), self.len);
-        std::mem::forget(self);
-        parts
-    }
-
-    /// # Safety
-    /// `ptr` and `len` must come from `into_raw`, and not have been taken back before.
-    pub unsafe fn from_raw(ptr: *mut u8, len: usize) -> Mapping {
-        Mapping {
-            ptr: NonNull::new(ptr).expect("a mapping is never at NULL"),
-            len,
-        }
-    }
 }
 
 impl Drop for Mapping {

@@ -1,17 +1,22 @@
 //! Memory shared between the caller and its forked workers.
 //!
-//! Everything here is anonymous `MAP_SHARED` memory: it has no name in /dev/shm or anywhere else, so
-//! no other process can open it; only the caller and the children it forks (which inherit the
-//! mapping) see it. Writes by any of them are seen by all, unlike ordinary memory, which fork makes
-//! copy-on-write.
+//! Everything here is cut from the shared heap (heap.rs), or, in a process the system refuses a
+//! heap, mapped anonymous `MAP_SHARED` one allocation at a time. Neither has a name in /dev/shm or
+//! anywhere else, so no other process can open it; only the caller and the children it forks
+//! (which inherit the mapping) see it. Writes by any of them are seen by all, unlike ordinary
+//! memory, which fork makes copy-on-write.
 
 use crate::status::{Error, Result};
 use crate::sys::forklock::ForkSafeMutex;
+use crate::sys::heap::{self, Refusal};
 use crate::sys::mapping::Mapping;
 use std::collections::HashMap;
 
-/// An anonymous shared mapping, unmapped on drop.
-pub struct SharedMapping(Mapping);
+/// Shared memory, given back on drop: a part of the heap, or a mapping of its own.
+pub enum SharedMapping {
+    Heap { ptr: *mut u8, len: usize },
+    Own(Mapping),
+}
 
 // SAFETY: the mapping is plain memory; all concurrent access to it goes through atomics or is
 // partitioned by the protocols that use it (see engine/control.rs).
@@ -20,39 +25,60 @@ unsafe impl Send for SharedMapping {}
 unsafe impl Sync for SharedMapping {}
 
 impl SharedMapping {
-    /// Maps `len` zero-filled bytes (at least one page).
+    /// `len` zero-filled bytes (at least one page) from the heap; a mapping of their own when
+    /// this process has no heap or it is full (which only `in_heap` users care about).
     pub fn new(len: usize) -> Result<SharedMapping> {
+        match heap::allocate(len) {
+            Ok((ptr, len)) => Ok(SharedMapping::Heap { ptr, len }),
+            Err(Refusal::Misset(why)) => Err(Error::invalid(why)),
+            Err(Refusal::NoHeap | Refusal::Full { .. }) => SharedMapping::own(len),
+        }
+    }
+
+    /// `len` zero-filled bytes in a mapping of their own.
+    fn own(len: usize) -> Result<SharedMapping> {
         let len = len.max(1);
-        Mapping::shared(len).map(SharedMapping).map_err(|err| {
+        Mapping::shared(len).map(SharedMapping::Own).map_err(|err| {
             Error::nomem(format!("could not map {len} bytes of shared memory: {err}"))
         })
     }
 
     pub fn as_ptr(&self) -> *mut u8 {
-        self.0.as_ptr()
+        match self {
+            SharedMapping::Heap { ptr, .. } => *ptr,
+            SharedMapping::Own(m) => m.as_ptr(),
+        }
     }
 
     pub fn size(&self) -> usize {
-        self.0.size()
+        match self {
+            SharedMapping::Heap { len, .. } => *len,
+            SharedMapping::Own(m) => m.size(),
+        }
     }
 
-    /// Gives up ownership: the mapping stays until `release_raw` is called with the same values.
-    fn into_raw(self) -> (*mut u8, usize) {
-        self.0.into_raw()
-    }
-
-    /// # Safety
-    /// `ptr` and `len` must come from `into_raw` and not have been released before.
-    unsafe fn release_raw(ptr: *mut u8, len: usize) {
-        // SAFETY: by the caller's contract this is a live mapping of exactly `len` bytes, given up
-        // by `into_raw`; dropping it unmaps it.
-        drop(unsafe { Mapping::from_raw(ptr, len) });
+    /// True when the memory lies in the heap, where every process forked after the heap was
+    /// made sees it, whenever it was allocated.
+    #[expect(dead_code, reason = "the persistent backend (issue 14) is its user")]
+    pub fn in_heap(&self) -> bool {
+        matches!(self, SharedMapping::Heap { .. })
     }
 }
 
-/// Live `sm_empty` allocations: address -> mapped length. The lock is only ever taken by the
-/// caller's threads for a map insert or remove, never while forking and never in a worker.
-static ALLOCATIONS: ForkSafeMutex<Option<HashMap<usize, usize>>> = ForkSafeMutex::new(None);
+impl Drop for SharedMapping {
+    fn drop(&mut self) {
+        if let SharedMapping::Heap { ptr, len } = *self {
+            // SAFETY: the part came from heap::allocate and is given back once, here; nothing
+            // uses it after its owner dropped it.
+            unsafe { heap::release(ptr, len) };
+        }
+        // An own mapping unmaps itself (Mapping's drop).
+    }
+}
+
+/// Live `sm_empty` allocations by address. The lock is only ever taken by the caller's threads
+/// for a map insert or remove, never while forking and never in a worker.
+static ALLOCATIONS: ForkSafeMutex<Option<HashMap<usize, SharedMapping>>> = ForkSafeMutex::new(None);
 
 /// `sm_empty`: `count * itemsize` zero-filled bytes of shared memory.
 pub fn allocate(count: usize, itemsize: usize) -> Result<*mut u8> {
@@ -66,17 +92,34 @@ pub fn allocate(count: usize, itemsize: usize) -> Result<*mut u8> {
             "sm_empty: {bytes} bytes is larger than any allocation can be"
         )));
     }
-    let mapping = SharedMapping::new(bytes).map_err(|e| {
-        Error::nomem(format!(
-            "sm_empty({count}, {itemsize}): {}",
-            e.message.trim_start_matches("could not ")
-        ))
-    })?;
-    let (ptr, len) = mapping.into_raw();
+    let mapping = match heap::allocate(bytes) {
+        Ok((ptr, len)) => SharedMapping::Heap { ptr, len },
+        // Workers forked after the heap was made see only the heap: an array outside it would
+        // be missing in them, so a full heap is an error, not a reason to map elsewhere.
+        Err(Refusal::Full { size }) => {
+            return Err(Error::nomem(format!(
+                "sm_empty({count}, {itemsize}): {bytes} bytes do not fit in what is free of the \
+                 shared heap ({}; set SM_HEAP_SIZE before the program starts for a larger one)",
+                heap::size_text(size)
+            )))
+        }
+        Err(Refusal::Misset(why)) => {
+            return Err(Error::invalid(format!(
+                "sm_empty({count}, {itemsize}): {why}"
+            )))
+        }
+        Err(Refusal::NoHeap) => SharedMapping::own(bytes).map_err(|e| {
+            Error::nomem(format!(
+                "sm_empty({count}, {itemsize}): {}",
+                e.message.trim_start_matches("could not ")
+            ))
+        })?,
+    };
+    let ptr = mapping.as_ptr();
     let mut table = ALLOCATIONS.lock();
     table
         .get_or_insert_with(HashMap::new)
-        .insert(ptr as usize, len);
+        .insert(ptr as usize, mapping);
     Ok(ptr)
 }
 
@@ -84,17 +127,16 @@ pub fn allocate(count: usize, itemsize: usize) -> Result<*mut u8> {
 /// pointer is only used after it was found in the table of live allocations.
 #[allow(clippy::not_unsafe_ptr_arg_deref)]
 pub fn release(ptr: *mut u8) -> Result<()> {
-    let len = {
+    let mapping = {
         let mut table = ALLOCATIONS.lock();
         table.as_mut().and_then(|t| t.remove(&(ptr as usize)))
     };
-    match len {
-        // SAFETY: the table held this exact mapping, and removing it from the table makes this the
-        // only release.
-        Some(len) => unsafe {
-            SharedMapping::release_raw(ptr, len);
+    match mapping {
+        // Dropped outside the lock: giving back a large array takes a while.
+        Some(mapping) => {
+            drop(mapping);
             Ok(())
-        },
+        }
         None => Err(Error::invalid(format!(
             "sm_free: {ptr:p} was not returned by sm_empty (or was freed already); ignored"
         ))),

@@ -153,15 +153,6 @@ static void check_argsort(sm_pool *pool, const char *what) {
   free(out);
 }
 
-/* Waits for a subprocess; returns its exit code (SKIP passes through), fails on a signal. */
-static int wait_sub(pid_t pid, const char *what) {
-  int st = 0;
-  CHECK(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
-  CHECK(WIFEXITED(st), "%s subprocess died of signal %d%s", what, WTERMSIG(st),
-        WTERMSIG(st) == SIGALRM ? " (it hung)" : "");
-  return WEXITSTATUS(st);
-}
-
 /* ------------------------------------------------------------------ RLIMIT_NPROC */
 
 static void case_nproc(int limit) {

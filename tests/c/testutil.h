@@ -322,6 +322,15 @@ static inline pid_t fork_subtest(unsigned secs) {
   return pid;
 }
 
+/* Waits for a fork_subtest child; returns its exit code, fails on a signal (SIGALRM: it hung). */
+static inline int wait_sub(pid_t pid, const char *what) {
+  int st = 0;
+  CHECK(waitpid(pid, &st, 0) == pid, "waitpid: %s", strerror(errno));
+  CHECK(WIFEXITED(st), "%s subprocess died of signal %d%s", what, WTERMSIG(st),
+        WTERMSIG(st) == SIGALRM ? " (it hung)" : "");
+  return WEXITSTATUS(st);
+}
+
 /* Creates an empty temporary file from the mkstemp template `path` (filled in place). */
 static inline void make_temp_file(char *path) {
   int fd = mkstemp(path);

@@ -41,6 +41,9 @@ case "$kind" in
     # --fair-sched=yes: valgrind runs one thread at a time; with the default (unfair) lock a thread
     #   spinning on a futex word can starve the thread it waits for.
     # --child-silent-after-fork=no (the default): forked workers run under memcheck too, and report.
+    # SM_HEAP_SIZE: the library makes no shared heap under valgrind unless asked (the leak check
+    #   reads every page of it at every exit); a small one keeps the heap's code under test.
+    export SM_HEAP_SIZE="${SM_HEAP_SIZE:-64M}"
     exec valgrind --tool=memcheck --error-exitcode=99 \
       --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=none \
       --fair-sched=yes --num-callers=40 \
