@@ -172,6 +172,8 @@ module sharedmem
   !> progress(ctx, done, total) with value arguments, called on the caller, or c_null_funptr).
   !> inner_threads (OpenMP/BLAS threads of each worker's jobs) starts as 0, the default: at most
   !> CPUs / workers; -1 leaves the runtimes alone, n >= 1 gives exactly n.
+  !> ctx_size starts as 0 (workers get ctx itself); n > 0 gives jobs, regions, worker_init and
+  !> worker_fini a copy of the n bytes at ctx taken when the call starts (c_sizeof(your_ctx)).
   type, bind(C) :: sm_map_opts
     integer(c_size_t) :: size
     integer(c_size_t) :: chunk
@@ -181,6 +183,7 @@ module sharedmem
     integer(c_size_t) :: wresult_size
     type(c_funptr) :: progress
     integer(c_int) :: inner_threads = 0
+    integer(c_size_t) :: ctx_size = 0
   end type sm_map_opts
 
   ! --- The C API -------------------------------------------------------------------------------

@@ -185,6 +185,12 @@ typedef struct {
   // runtimes' thread counts alone; n >= 1 = exactly n. See "Calling OpenMP and BLAS from jobs"
   // in the README.
   int inner_threads;
+  // Bytes at `ctx` to copy for the workers when the call starts (0: workers get `ctx` itself).
+  // Jobs, regions, worker_init and worker_fini then get a pointer to the copy (aligned to 64
+  // bytes; what they write there is not seen by the caller), so `ctx` may be anything the
+  // caller can read, its stack included; reduce, worker_reduce and progress still get `ctx`.
+  // A ctx that is not NULL must then point to at least `ctx_size` readable bytes.
+  size_t ctx_size;
 } sm_map_opts;
 
 // A parallel region: `region(ctx)` runs once in every worker of the pool (`sm_parallel`). Return

@@ -162,6 +162,12 @@ pub struct sm_map_opts {
     /// runtimes' thread counts alone; n >= 1 = exactly n. See "Calling OpenMP and BLAS from jobs"
     /// in the README.
     pub inner_threads: c_int,
+    /// Bytes at `ctx` to copy for the workers when the call starts (0: workers get `ctx` itself).
+    /// Jobs, regions, worker_init and worker_fini then get a pointer to the copy (aligned to 64
+    /// bytes; what they write there is not seen by the caller), so `ctx` may be anything the
+    /// caller can read, its stack included; reduce, worker_reduce and progress still get `ctx`.
+    /// A ctx that is not NULL must then point to at least `ctx_size` readable bytes.
+    pub ctx_size: usize,
 }
 
 /// `progress(ctx, done, total)`: called on the calling thread of `sm_map_ex` at most about every

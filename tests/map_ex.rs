@@ -92,6 +92,7 @@ fn options(chunk: usize) -> sm_map_opts {
         wresult_size: 8,
         progress: None,
         inner_threads: 0,
+        ctx_size: 0,
     }
 }
 

@@ -15,7 +15,9 @@ use crate::engine::pool::{Backend, Pool};
 use crate::engine::progress::Progress;
 use crate::engine::report::{self, Ran};
 use crate::engine::supervise::{with_hook_failures, CallerDuties, Reducer, WorkerHooks};
-use crate::engine::task::{Body, JobFn, ProgressFn, RegionFn, Task, WorkerFiniFn, WorkerInitFn};
+use crate::engine::task::{
+    check_ctx_size, Body, CtxCopy, JobFn, ProgressFn, RegionFn, Task, WorkerFiniFn, WorkerInitFn,
+};
 use crate::status::{Error, Result, Status};
 use crate::sys::interrupt::InterruptWatch;
 use std::ffi::c_void;
@@ -69,6 +71,8 @@ pub struct LaunchOptions {
     pub progress: Option<ProgressFn>,
     /// OpenMP/BLAS threads per worker: 0 default, -1 leave alone, n (see inner.rs).
     pub inner_threads: i32,
+    /// Bytes at ctx the workers get a copy of, taken at the start (0: ctx itself).
+    pub ctx_size: usize,
 }
 
 /// The largest result and per-worker result, in bytes: one limit for every backend, so that a size
@@ -131,7 +135,7 @@ impl Launch<'_> {
                 )));
             }
         }
-        Ok(())
+        check_ctx_size(self.ctx, self.options.ctx_size)
     }
 
     /// The task every worker reads (its inner thread counts are set once the backend is known),
@@ -155,6 +159,7 @@ impl Launch<'_> {
         let hooks = WorkerHooks {
             wresult_size: options.wresult_size,
             worker_reduce: options.worker_reduce.filter(|_| !fed),
+            ctx: self.ctx,
             kept: (fed && options.worker_reduce.is_some()).then(Default::default),
         };
         (task, hooks)
@@ -166,6 +171,11 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
     launch.check()?;
     let options = &launch.options;
     let (mut task, hooks) = launch.task_and_hooks(pool);
+    // Lives until the workers are done; reduce, worker_reduce and progress keep launch.ctx.
+    let ctx_copy = CtxCopy::take(launch.ctx, options.ctx_size)?;
+    if let Some(copy) = &ctx_copy {
+        task.ctx = copy.as_ptr();
+    }
     let reducer = match launch.work {
         Work::Jobs {
             reduce: Some(reduce),
@@ -277,7 +287,7 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
     }
     .map(|outcome| {
         let outcome = settle(launch, &ctl, outcome, interrupt.interrupted());
-        finish_workers(&ctl, outcome, &hooks, launch.ctx)
+        finish_workers(&ctl, outcome, &hooks)
     });
     let completed = Some(ctl.completed());
     pool.keep_spare_mapping(ctl.into_mapping());
@@ -344,15 +354,10 @@ fn first_region_failure(ctl: &Control, outcome: Outcome) -> Outcome {
 
 /// After the parallel workers are done: a failed hook fails the launch, else worker_reduce runs
 /// for every worker whose worker_fini succeeded, in worker order.
-fn finish_workers(
-    ctl: &Control,
-    outcome: Outcome,
-    hooks: &WorkerHooks,
-    ctx: *mut c_void,
-) -> Outcome {
+fn finish_workers(ctl: &Control, outcome: Outcome, hooks: &WorkerHooks) -> Outcome {
     let outcome = with_hook_failures(ctl, outcome);
     let finished = (0..ctl.nworkers)
         .filter(|&w| ctl.worker(w).fini_done.load(Ordering::Acquire) == 1)
         .map(|w| (w, ctl.worker_result(w)));
-    hooks.combine(outcome, ctx, finished)
+    hooks.combine(outcome, finished)
 }

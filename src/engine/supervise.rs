@@ -91,6 +91,8 @@ pub type KeptResult = (usize, Vec<u8>);
 pub struct WorkerHooks {
     pub wresult_size: usize,
     pub worker_reduce: Option<WorkerFiniFn>,
+    /// The caller's ctx, which worker_reduce gets (the workers may have had a copy).
+    pub ctx: *mut c_void,
     /// Some: keep copies of the per-worker results here instead of calling `worker_reduce` (a
     /// fed map, whose owner combines them across ranks).
     pub kept: Option<RefCell<Vec<KeptResult>>>,
@@ -102,7 +104,6 @@ impl WorkerHooks {
     pub(crate) fn combine(
         &self,
         outcome: Outcome,
-        ctx: *mut c_void,
         results: impl IntoIterator<Item = (usize, *mut u8)>,
     ) -> Outcome {
         if let Some(kept) = self.kept.as_ref().filter(|_| outcome.is_success()) {
@@ -125,7 +126,7 @@ impl WorkerHooks {
         for (worker, wresult) in results {
             // SAFETY: the caller's hook, with that worker's result (wresult_size bytes), which no
             // worker touches any more.
-            let code = unsafe { worker_reduce(ctx, worker as c_int, wresult.cast()) };
+            let code = unsafe { worker_reduce(self.ctx, worker as c_int, wresult.cast()) };
             if code != 0 {
                 return Outcome::StoppedByWorkerReduce { worker, code };
             }

@@ -3,7 +3,10 @@
 
 use crate::abi;
 use crate::engine::inner::Plan;
+use crate::status::{Error, Result};
+use std::alloc::Layout;
 use std::ffi::c_void;
+use std::ptr::NonNull;
 
 /// The function inside one of the header's nullable callback types (`Option<fn>`): the engine
 /// holds callbacks that are known to be there. Through it, each callback type is defined once, in
@@ -55,3 +58,63 @@ pub struct Task {
 unsafe impl Send for Task {}
 // SAFETY: as above.
 unsafe impl Sync for Task {}
+
+/// The workers' copy of the caller's ctx (`sm_map_opts.ctx_size`): taken when the launch starts,
+/// 64-byte aligned, freed when the launch ends. Private memory is enough for the backends that
+/// start their workers per launch or share the caller's address space: forked workers inherit it.
+pub struct CtxCopy {
+    ptr: NonNull<u8>,
+    layout: Layout,
+}
+
+impl CtxCopy {
+    /// Copies `size` bytes at `ctx`; None when `size` is 0 (the workers get ctx itself). The
+    /// sizes were checked by `check_ctx_size`.
+    pub fn take(ctx: *mut c_void, size: usize) -> Result<Option<CtxCopy>> {
+        if size == 0 {
+            return Ok(None);
+        }
+        check_ctx_size(ctx, size)?;
+        let layout = Layout::from_size_align(size, 64)
+            .map_err(|_| Error::invalid(format!("opts->ctx_size = {size} is too large")))?;
+        // SAFETY: the layout has a nonzero size.
+        let ptr = NonNull::new(unsafe { std::alloc::alloc(layout) }).ok_or_else(|| {
+            Error::nomem(format!(
+                "cannot allocate the workers' copy of ctx ({size} bytes)"
+            ))
+        })?;
+        // SAFETY: ctx points to `size` readable bytes (the caller's contract for ctx_size), and
+        // the copy is a fresh allocation of `size` bytes that overlaps nothing.
+        unsafe { std::ptr::copy_nonoverlapping(ctx as *const u8, ptr.as_ptr(), size) };
+        Ok(Some(CtxCopy { ptr, layout }))
+    }
+
+    pub fn as_ptr(&self) -> *mut c_void {
+        self.ptr.as_ptr().cast()
+    }
+}
+
+impl Drop for CtxCopy {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `take` with this layout, freed once.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+    }
+}
+
+/// `sm_map_opts.ctx_size` must come with a ctx, and stay below the limit of any one buffer the
+/// library copies.
+pub fn check_ctx_size(ctx: *mut c_void, size: usize) -> Result<()> {
+    if size > 0 && ctx.is_null() {
+        return Err(Error::invalid(format!(
+            "opts->ctx_size is {size} but ctx is NULL: there is nothing to copy"
+        )));
+    }
+    let max = abi::SM_MAX_RESULT_SIZE as usize;
+    if size > max {
+        return Err(Error::invalid(format!(
+            "opts->ctx_size = {size} is larger than the {max} bytes (SM_MAX_RESULT_SIZE) the \
+             library copies; put large data in sm_empty memory"
+        )));
+    }
+    Ok(())
+}

@@ -171,5 +171,6 @@ pub(super) fn read_options(opts: *const sm_map_opts, call: &str) -> Result<Launc
         wresult_size: opts.wresult_size,
         progress: opts.progress,
         inner_threads: opts.inner_threads,
+        ctx_size: opts.ctx_size,
     })
 }

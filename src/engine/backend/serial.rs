@@ -101,7 +101,7 @@ pub fn run(
             });
         }
     }
-    Ok(hooks.combine(outcome, task.ctx, [(worker as usize, wresult_ptr)]))
+    Ok(hooks.combine(outcome, [(worker as usize, wresult_ptr)]))
 }
 
 /// The jobs of a serial map, in order; counts those that ran to their end in `completed`.
