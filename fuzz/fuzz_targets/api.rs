@@ -1200,6 +1200,7 @@ fn op_map(st: &mut State, inp: &mut In) {
         wresult_size: 0,
         progress: None,
         inner_threads: 0,
+        ctx_size: 0,
     };
     if ex && inp.chance(220) {
         opts_null = false;
@@ -1213,7 +1214,8 @@ fn op_map(st: &mut State, inp: &mut In) {
             6 => 48,
             7 => known + 8,                    // longer, zero extra
             8 => 256,                          // longer, zero extra
-            9 => 64 + inp.below(192) as usize, // longer, maybe nonzero extra
+            9 => known + inp.below((256 - known) as u32) as usize, // longer, maybe nonzero extra
+            10 => 64, // a caller built before ctx_size
             _ => known,
         };
         let chunk: usize = match inp.u8() % 8 {
@@ -1245,6 +1247,8 @@ fn op_map(st: &mut State, inp: &mut In) {
             wresult_size,
             progress: (hooks & 8 != 0).then_some(progress as _),
             inner_threads,
+            // The oracle keeps its state in ctx, which jobs must share: never a copy.
+            ctx_size: 0,
         };
         // SAFETY: sm_map_opts is plain data of `known` bytes; buf has room.
         unsafe {
@@ -1262,7 +1266,7 @@ fn op_map(st: &mut State, inp: &mut In) {
         }
         opts_invalid = size < 8 || (size > known && extra_nonzero);
         // What the library will see: the first min(size, known) bytes, the rest zero.
-        let mut img = [0u8; 64];
+        let mut img = [0u8; std::mem::size_of::<sm_map_opts>()];
         img[..size.min(known)].copy_from_slice(&buf[..size.min(known)]);
         // SAFETY: img holds an image of an sm_map_opts whose fields are whole (sizes 12 and 44
         // cut only integer fields), so every function pointer is NULL or one of ours.
@@ -1298,6 +1302,7 @@ fn op_map(st: &mut State, inp: &mut In) {
             wresult_size: 0,
             progress: None,
             inner_threads: 0,
+            ctx_size: 0,
         };
         s.init_fail_worker = -1;
         s.fini_fail_worker = -1;
@@ -1598,6 +1603,7 @@ fn op_parallel(st: &mut State, inp: &mut In) {
         wresult_size: inp.below(200) as usize,
         progress: None,
         inner_threads: [0, -1, 1][inp.below(3) as usize],
+        ctx_size: 0,
     };
     if flavour == 3 {
         match inp.below(3) {
