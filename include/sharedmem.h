@@ -66,6 +66,10 @@ typedef enum {
   // Every job runs in the caller, in order: for debugging. A serial pool has one worker
   // (`sm_pool_nworkers` is 1 whatever was asked), and sorts and reads with one thread.
   SM_BACKEND_SERIAL = 2,
+  // Processes forked once, at `sm_pool_new`, that serve every map of the pool until
+  // `sm_pool_free` (WORK IN PROGRESS, issue 14): they see the caller's memory as it was at
+  // `sm_pool_new` and every `sm_empty` array whenever it was allocated.
+  SM_BACKEND_PERSISTENT = 3,
 } sm_backend;
 
 // Element type of the keys given to `sm_argsort`.

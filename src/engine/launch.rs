@@ -244,6 +244,9 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
     if let Some(threads) = pool.threads() {
         threads.check_owner(launch.call)?;
     }
+    if let Some(residents) = pool.residents() {
+        residents.check_owner(launch.call)?;
+    }
     // Forked workers are started per map: never more than there are jobs.
     let nworkers = match (launch.njobs(), pool.threads()) {
         (Some(njobs), None) => pool.nworkers().min(njobs as usize),
@@ -283,7 +286,10 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
                 Work::Region(_) => threads.run_with_caller(&ctl, &task, duties(Some(&interrupt))),
             })
         }
-        None => process::run(&ctl, &task, duties(Some(&interrupt))),
+        None => match pool.residents() {
+            Some(residents) => residents.run(&ctl, &task, duties(Some(&interrupt))),
+            None => process::run(&ctl, &task, duties(Some(&interrupt))),
+        },
     }
     .map(|outcome| {
         let outcome = settle(launch, &ctl, outcome, interrupt.interrupted());

@@ -58,6 +58,7 @@ pub extern "C" fn sm_pool_new(nworkers: c_int, backend: sm_backend_arg) -> *mut 
             b if b == sm_backend::SM_BACKEND_PROCESS as c_int => Backend::Process,
             b if b == sm_backend::SM_BACKEND_THREAD as c_int => Backend::Thread,
             b if b == sm_backend::SM_BACKEND_SERIAL as c_int => Backend::Serial,
+            b if b == sm_backend::SM_BACKEND_PERSISTENT as c_int => Backend::Persistent,
             other => {
                 return Err(Error::invalid(format!(
                     "sm_pool_new: backend {other} is not an sm_backend (SM_BACKEND_PROCESS, \

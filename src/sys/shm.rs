@@ -59,7 +59,6 @@ impl SharedMapping {
 
     /// True when the memory lies in the heap, where every process forked after the heap was
     /// made sees it, whenever it was allocated.
-    #[expect(dead_code, reason = "the persistent backend (issue 14) is its user")]
     pub fn in_heap(&self) -> bool {
         matches!(self, SharedMapping::Heap { .. })
     }
