@@ -221,6 +221,9 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
         let worker = with_current(|f| f.map_or(0, |f| f.worker));
         return serially(&task, worker, None);
     }
+    if let Some(residents) = pool.residents() {
+        residents.check_ctx(launch.ctx, options.ctx_size)?;
+    }
     if launch.njobs() == Some(0) {
         // Nothing to run: no fork, no thread wake-up, no signal handling to set up.
         pool.claim(launch.call)?;

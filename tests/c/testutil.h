@@ -44,6 +44,7 @@ static inline sm_backend parse_backend(int argc, char **argv) {
     if (strcmp(argv[1], "process") == 0) return SM_BACKEND_PROCESS;
     if (strcmp(argv[1], "thread") == 0) return SM_BACKEND_THREAD;
     if (strcmp(argv[1], "serial") == 0) return SM_BACKEND_SERIAL;
+    if (strcmp(argv[1], "persistent") == 0) return SM_BACKEND_PERSISTENT;
   }
   fprintf(stderr, "usage: %s process|thread|serial [mode]\n", argc ? argv[0] : "test");
   exit(2);

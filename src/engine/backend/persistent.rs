@@ -203,6 +203,21 @@ impl Residents {
         Ok(())
     }
 
+    /// The workers were forked at sm_pool_new: they see the caller's memory as it was then,
+    /// except `sm_empty` arrays, so a ctx elsewhere would be read stale unless it is copied.
+    pub fn check_ctx(&self, ctx: *mut std::ffi::c_void, ctx_size: usize) -> Result<()> {
+        let ctx = ctx as *const u8;
+        if ctx_size == 0 && !ctx.is_null() && !crate::sys::shm::is_allocated(ctx) {
+            return Err(Error::invalid(format!(
+                "ctx {ctx:p} is neither NULL nor in sm_empty memory, and opts->ctx_size is 0: \
+                 the workers of a persistent pool were forked at sm_pool_new and would read that \
+                 memory as it was then; put ctx in sm_empty memory, or give its size in \
+                 sm_map_opts.ctx_size (sm_map_ex, sm_parallel_ex) to have it copied to them"
+            )));
+        }
+        Ok(())
+    }
+
     /// Runs one map on the resident workers and waits until all of them are done with it.
     pub fn run(&self, ctl: &Control, task: &Task, duties: CallerDuties) -> Result<Outcome> {
         if !ctl.in_heap() {
