@@ -189,7 +189,21 @@ static inline int pids_count(pids_t *t) {
   return n;
 }
 
-/* Number of processes whose parent is `parent`; *zombies gets how many of them are zombies. */
+/* True when `pid` is the zygote of a live persistent pool (it names itself sm-zygote): a child of
+ * the caller from sm_pool_new to sm_pool_free, which the checks for leftover children leave out
+ * (its workers are its children, not the caller's). */
+static inline int is_pool_zygote(pid_t pid) {
+  char path[64], comm[32] = "";
+  snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t r = read(fd, comm, sizeof comm - 1);
+  close(fd);
+  return r > 0 && strncmp(comm, "sm-zygote\n", 10) == 0;
+}
+
+/* Number of processes whose parent is `parent`, live pool zygotes left out; *zombies gets how
+ * many of them are zombies. */
 static inline int count_children_of(pid_t parent, int *zombies) {
   DIR *d = opendir("/proc");
   int n = 0, z = 0;
@@ -199,7 +213,7 @@ static inline int count_children_of(pid_t parent, int *zombies) {
     if (!isdigit((unsigned char)e->d_name[0])) continue;
     pid_t pid = (pid_t)atoi(e->d_name), pp = 0;
     char st = proc_state(pid, &pp);
-    if (st && pp == parent) {
+    if (st && pp == parent && !(st != 'Z' && is_pool_zygote(pid))) {
       n++;
       if (st == 'Z') z++;
     }

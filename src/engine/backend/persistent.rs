@@ -349,8 +349,9 @@ fn zygote_main(board: *mut u8, nworkers: usize, caller: libc::pid_t) -> ! {
     // SAFETY: the board is a zero-initialised Board in shared memory mapped here too.
     let b = unsafe { &*(board as *const Board) };
     // SAFETY: signal dispositions of this process only; the handler does nothing (its point is
-    // to interrupt the futex wait when a worker dies).
+    // to interrupt the futex wait when a worker dies). The name shows in ps and /proc.
     unsafe {
+        libc::prctl(libc::PR_SET_NAME, c"sm-zygote".as_ptr());
         for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
             libc::signal(sig, libc::SIG_IGN);
         }
@@ -431,6 +432,7 @@ fn reap(board: *mut u8, nworkers: usize, b: &Board, all: bool) {
 fn worker_main(board: *mut u8, w: usize, zygote: libc::pid_t) -> ! {
     // SAFETY: async-signal-safe calls on this process's own state.
     unsafe {
+        libc::prctl(libc::PR_SET_NAME, c"sm-worker".as_ptr());
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
         if libc::getppid() != zygote {
             libc::_exit(111);
