@@ -366,6 +366,15 @@ static inline void *must_empty(size_t count, size_t itemsize) {
 }
 
 /* Map options with every field zero (defaults, NULL hooks) and `size` set, to fill in. */
+/* A copy of the `n` bytes at `v` in sm_empty memory (release with sm_free): a ctx that the workers
+ * of every backend see as the caller wrote it (persistent workers see the caller's other memory
+ * as it was at sm_pool_new). */
+static inline void *shared_dup(const void *v, size_t n) {
+  void *p = must_empty(1, n);
+  memcpy(p, v, n);
+  return p;
+}
+
 static inline sm_map_opts default_opts(void) {
   sm_map_opts o;
   memset(&o, 0, sizeof o);
