@@ -50,6 +50,12 @@ static inline sm_backend parse_backend(int argc, char **argv) {
   exit(2);
 }
 
+/* True for the backends whose workers are processes: forked at each call (process) or once per
+ * pool (persistent). */
+static inline int workers_are_processes(sm_backend b) {
+  return b == SM_BACKEND_PROCESS || b == SM_BACKEND_PERSISTENT;
+}
+
 /* ---------------------------------------------------------------- watchdog */
 
 static void sm_test_watchdog_fired(int sig) {
