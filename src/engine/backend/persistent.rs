@@ -342,6 +342,18 @@ impl Workers for SeatDeaths<'_> {
 
 extern "C" fn on_sigchld(_: libc::c_int) {}
 
+/// Set in a resident worker process (and only there).
+static RESIDENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// In a resident worker, flushes what its jobs printed (C stdio; the process backend's workers
+/// flush when they exit, before the caller can return).
+pub fn flush_if_resident() {
+    if RESIDENT.load(Ordering::Relaxed) {
+        // SAFETY: fflush(NULL) flushes every C output stream of this process.
+        unsafe { libc::fflush(std::ptr::null_mut()) };
+    }
+}
+
 /// The zygote: forks, reaps and kills the workers on request, until the pool is freed or its
 /// caller is gone. Uses system calls and atomics only (it is a fork of a possibly multi-threaded
 /// process, and its children are forks of it).
@@ -447,6 +459,7 @@ fn worker_main(board: *mut u8, w: usize, zygote: libc::pid_t) -> ! {
             libc::signal(sig, libc::SIG_DFL);
         }
     }
+    RESIDENT.store(true, Ordering::Relaxed);
     // SAFETY: the board is a Board in shared memory mapped here too.
     let b = unsafe { &*(board as *const Board) };
     let s = seat(board, w);
@@ -476,7 +489,5 @@ fn worker_main(board: *mut u8, w: usize, zygote: libc::pid_t) -> ! {
             )
         };
         run_worker(&ctl, &task, w);
-        // SAFETY: flushes what the jobs printed.
-        unsafe { libc::fflush(std::ptr::null_mut()) };
     }
 }
