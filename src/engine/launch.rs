@@ -223,6 +223,7 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
     }
     if let Some(residents) = pool.residents() {
         residents.check_ctx(launch.ctx, options.ctx_size)?;
+        residents.check_callbacks(&task)?;
     }
     if launch.njobs() == Some(0) {
         // Nothing to run: no fork, no thread wake-up, no signal handling to set up.

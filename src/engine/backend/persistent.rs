@@ -72,6 +72,8 @@ struct Board {
 /// The caller's handle on a pool's resident workers.
 pub struct Residents {
     board: SharedMapping,
+    /// The code the workers have: what was loaded when the pool was made.
+    code: Vec<(usize, usize)>,
     nworkers: usize,
     zygote: libc::pid_t,
     owner: libc::pid_t,
@@ -122,6 +124,7 @@ impl Residents {
         // SAFETY: fflush(NULL) flushes every C output stream before the fork, so nothing the
         // caller has buffered is written again by the zygote's children.
         unsafe { libc::fflush(std::ptr::null_mut()) };
+        let code = crate::sys::runtimes::code_ranges();
         let base = board.as_ptr() as usize;
         // SAFETY: the child runs zygote_main, which never returns.
         let zygote = unsafe { libc::fork() };
@@ -136,6 +139,7 @@ impl Residents {
         }
         let residents = Residents {
             board,
+            code,
             nworkers,
             zygote,
             owner,
@@ -214,6 +218,31 @@ impl Residents {
                  memory as it was then; put ctx in sm_empty memory, or give its size in \
                  sm_map_opts.ctx_size (sm_map_ex, sm_parallel_ex) to have it copied to them"
             )));
+        }
+        Ok(())
+    }
+
+    /// The workers have the code that was loaded when the pool was made: a callback they are to
+    /// run from a library loaded later (dlopen) would be an address with nothing, or something
+    /// else, behind it there.
+    pub fn check_callbacks(&self, task: &Task) -> Result<()> {
+        let body = match task.body {
+            crate::engine::task::Body::Jobs(f) => ("work", f as usize),
+            crate::engine::task::Body::Region(f) => ("region", f as usize),
+        };
+        let hooks = [
+            Some(body),
+            task.init.map(|f| ("worker_init", f as usize)),
+            task.fini.map(|f| ("worker_fini", f as usize)),
+        ];
+        for (name, addr) in hooks.into_iter().flatten() {
+            if !self.code.iter().any(|&(lo, hi)| (lo..hi).contains(&addr)) {
+                return Err(Error::invalid(format!(
+                    "{name} ({addr:#x}) is not in the code that was loaded when this persistent pool \
+                     was created (a library loaded later with dlopen?): its workers do not have it; \
+                     create the pool after loading the library"
+                )));
+            }
         }
         Ok(())
     }
