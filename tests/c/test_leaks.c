@@ -26,31 +26,35 @@ static int work(void *vctx, size_t job, void *result) {
 }
 
 typedef struct {
-  int fds, maps, tasks, children;
+  int fds, maps, tasks, children, pool_workers;
 } snap_t;
 
 static snap_t snap(void) {
-  snap_t s = {count_fds(), count_map_lines(), count_tasks(), count_children(NULL)};
+  snap_t s = {count_fds(), count_map_lines(), count_tasks(), count_children(NULL), count_pool_workers()};
   return s;
 }
 
 #define MAPS_SLACK 4 /* allocator noise; a leak per map would show as thousands */
 
 static void compare_exact(snap_t a, snap_t b2, const char *what) {
-  printf("%s: fds %d -> %d, maps %d -> %d, threads %d -> %d, children %d -> %d\n", what, a.fds, b2.fds, a.maps, b2.maps,
-         a.tasks, b2.tasks, a.children, b2.children);
+  printf("%s: fds %d -> %d, maps %d -> %d, threads %d -> %d, children %d -> %d, pool workers %d -> %d\n", what,
+         a.fds, b2.fds, a.maps, b2.maps, a.tasks, b2.tasks, a.children, b2.children, a.pool_workers, b2.pool_workers);
   CHECK(b2.fds == a.fds, "%s: open descriptors changed from %d to %d", what, a.fds, b2.fds);
   CHECK(b2.maps == a.maps, "%s: mappings changed from %d to %d", what, a.maps, b2.maps);
   CHECK(b2.tasks == a.tasks, "%s: threads changed from %d to %d", what, a.tasks, b2.tasks);
   CHECK(b2.children == 0 && a.children == 0, "%s: %d child processes remain", what, b2.children);
+  CHECK(b2.pool_workers == a.pool_workers, "%s: persistent workers changed from %d to %d", what, a.pool_workers,
+        b2.pool_workers);
 }
 
 static void compare(snap_t a, snap_t b2, const char *what) {
-  printf("%s: fds %d -> %d, maps %d -> %d, threads %d -> %d, children %d -> %d\n", what, a.fds, b2.fds, a.maps, b2.maps,
-         a.tasks, b2.tasks, a.children, b2.children);
+  printf("%s: fds %d -> %d, maps %d -> %d, threads %d -> %d, children %d -> %d, pool workers %d -> %d\n", what,
+         a.fds, b2.fds, a.maps, b2.maps, a.tasks, b2.tasks, a.children, b2.children, a.pool_workers, b2.pool_workers);
   CHECK(b2.fds == a.fds, "%s: open descriptors grew from %d to %d", what, a.fds, b2.fds);
   CHECK(b2.maps <= a.maps + MAPS_SLACK, "%s: mappings grew from %d to %d", what, a.maps, b2.maps);
   CHECK(b2.children == 0 && a.children == 0, "%s: %d child processes remain", what, b2.children);
+  CHECK(b2.pool_workers == a.pool_workers, "%s: persistent workers changed from %d to %d", what, a.pool_workers,
+        b2.pool_workers);
 }
 
 int main(int argc, char **argv) {

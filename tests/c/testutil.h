@@ -231,6 +231,24 @@ static inline int count_children_of(pid_t parent, int *zombies) {
 
 static inline int count_children(int *zombies) { return count_children_of(getpid(), zombies); }
 
+/* Processes (zombies included) whose parent is a live pool zygote of ours: the persistent pools'
+ * workers, which must not pile up. */
+static inline int count_pool_workers(void) {
+  DIR *d = opendir("/proc");
+  if (!d) return -1;
+  pid_t me = getpid();
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (!isdigit((unsigned char)e->d_name[0])) continue;
+    pid_t pid = (pid_t)atoi(e->d_name), parent = 0, grandparent = 0;
+    if (!proc_state(pid, &parent) || !is_pool_zygote(parent)) continue;
+    if (proc_state(parent, &grandparent) && grandparent == me) n++;
+  }
+  closedir(d);
+  return n;
+}
+
 #define CHECK_NO_CHILDREN(where)                                                           \
   do {                                                                                     \
     int z_ = 0, n_ = count_children(&z_);                                                  \
