@@ -63,6 +63,7 @@ module sharedmem
   integer(c_int), parameter, public :: SM_BACKEND_THREAD = 1_c_int
   !> sm_backend: every job runs in the caller, in order (for debugging).
   integer(c_int), parameter, public :: SM_BACKEND_SERIAL = 2_c_int
+  integer(c_int), parameter, public :: SM_BACKEND_PERSISTENT = 3_c_int
 
   !> sm_dtype: real(c_double) keys for sm_argsort.
   integer(c_int), parameter, public :: SM_DTYPE_F64 = 0_c_int

@@ -66,6 +66,16 @@ typedef enum {
   // Every job runs in the caller, in order: for debugging. A serial pool has one worker
   // (`sm_pool_nworkers` is 1 whatever was asked), and sorts and reads with one thread.
   SM_BACKEND_SERIAL = 2,
+  // Processes forked once, at `sm_pool_new`, that serve every map and region of the pool until
+  // `sm_pool_free`: isolation as with SM_BACKEND_PROCESS without a fork per call. They see the
+  // caller's memory as it was at `sm_pool_new` (as Python's multiprocessing.Pool does), and
+  // every `sm_empty` array whenever it was allocated. So ctx must be NULL, in `sm_empty`
+  // memory, or copied with `sm_map_opts.ctx_size`; callbacks must be in code loaded before
+  // the pool; a pool made later cannot be used in their jobs. Anything else is SM_ERR_INVALID
+  // saying why. A worker that dies is reported as on SM_BACKEND_PROCESS and replaced before
+  // the next call. `sm_pool_new` fails (SM_ERR_NOMEM) when the shared heap cannot be had
+  // (`RLIMIT_AS`); in a forked child of the caller the pool is refused (SM_ERR_STATE).
+  SM_BACKEND_PERSISTENT = 3,
 } sm_backend;
 
 // Element type of the keys given to `sm_argsort`.
@@ -203,9 +213,10 @@ extern "C" {
 
 // Creates a pool of `nworkers` workers of the given backend. `nworkers <= 0` means the default:
 // `OMP_NUM_THREADS` when set to a positive integer, else the number of CPUs this process may run
-// on. Thread pools start their threads here; process pools fork at each map; a serial pool has
-// one worker. Returns NULL on failure, with `sm_last_status()`: SM_ERR_INVALID for a backend out
-// of range or `nworkers` above SM_MAX_WORKERS, SM_ERR_NOMEM when threads cannot be started; and
+// on. Thread pools start their threads here, persistent pools their worker processes; process
+// pools fork at each map; a serial pool has one worker. Returns NULL on failure, with
+// `sm_last_status()`: SM_ERR_INVALID for a backend out of range or `nworkers` above
+// SM_MAX_WORKERS, SM_ERR_NOMEM when threads or processes cannot be started; and
 // the reason in `sm_last_error()`.
 sm_pool *sm_pool_new(int nworkers, sm_backend backend);
 

@@ -58,7 +58,7 @@ ASAN_CI_SKIP='^c\.(argsort\.(process|thread|serial|null)|argsort_env5\.null|from
 MEMCHECK_SKIP='^c\.(concurrent\..*|leaks\..*|argsort\.(process|thread|serial)|forkchild_threads\..*|limits_as)$'
 # The CI subset: the thread backend of every area but the big-data ones, the process backend
 # (jobs in forked workers, each under memcheck) and the serial backend of the core areas.
-MEMCHECK_CI='^c\.((basic|backend|stop|critical|ordered|misuse|nested|invalid|children|crash|map_ex|region|region_faults|region_interrupt|progress|debug_api|dynamic|defaults|argsort_invalid|interrupt_thread_sigint)\.thread|(basic|backend|stop|ordered|nested|invalid|crash|map_ex|misuse)\.process|(basic|invalid|map_ex|region)\.serial|header)$'
+MEMCHECK_CI='^c\.((basic|backend|stop|critical|ordered|misuse|nested|invalid|children|crash|map_ex|region|region_faults|region_interrupt|progress|debug_api|dynamic|defaults|argsort_invalid|interrupt_thread_sigint)\.thread|(basic|backend|stop|ordered|nested|invalid|crash|map_ex|misuse)\.process|(basic|invalid|map_ex|region)\.serial|(basic|stop|crash|map_ex|region)\.persistent|header)$'
 # Runs outside ctest, with smaller arguments than tests/c registers ("name|program args").
 MEMCHECK_CI_EXTRA=(
   "forkchild-threads-40.thread|test_forkchild thread threads 40"

@@ -568,6 +568,11 @@ impl Control {
         Ok(ctl)
     }
 
+    /// True when the block lies in the shared heap, where persistent workers see it.
+    pub fn in_heap(&self) -> bool {
+        self.mapping.in_heap()
+    }
+
     /// Gives back the mapping for the next map of the same pool.
     pub fn into_mapping(self) -> SharedMapping {
         self.mapping

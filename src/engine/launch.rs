@@ -221,6 +221,10 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
         let worker = with_current(|f| f.map_or(0, |f| f.worker));
         return serially(&task, worker, None);
     }
+    if let Some(residents) = pool.residents() {
+        residents.check_ctx(launch.ctx, options.ctx_size)?;
+        residents.check_callbacks(&task)?;
+    }
     if launch.njobs() == Some(0) {
         // Nothing to run: no fork, no thread wake-up, no signal handling to set up.
         pool.claim(launch.call)?;
@@ -243,6 +247,9 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
     }
     if let Some(threads) = pool.threads() {
         threads.check_owner(launch.call)?;
+    }
+    if let Some(residents) = pool.residents() {
+        residents.check_owner(launch.call)?;
     }
     // Forked workers are started per map: never more than there are jobs.
     let nworkers = match (launch.njobs(), pool.threads()) {
@@ -283,7 +290,10 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
                 Work::Region(_) => threads.run_with_caller(&ctl, &task, duties(Some(&interrupt))),
             })
         }
-        None => process::run(&ctl, &task, duties(Some(&interrupt))),
+        None => match pool.residents() {
+            Some(residents) => residents.run(&ctl, &task, duties(Some(&interrupt))),
+            None => process::run(&ctl, &task, duties(Some(&interrupt))),
+        },
     }
     .map(|outcome| {
         let outcome = settle(launch, &ctl, outcome, interrupt.interrupted());

@@ -1,6 +1,7 @@
 //! A pool: how many workers, of which kind, and (for threads) the threads themselves.
 
 use crate::config;
+use crate::engine::backend::persistent::Residents;
 use crate::engine::backend::threads::ThreadPool;
 use crate::status::{Error, Result};
 use crate::sys::shm::SharedMapping;
@@ -12,6 +13,7 @@ pub enum Backend {
     Process,
     Thread,
     Serial,
+    Persistent,
 }
 
 pub struct Pool {
@@ -21,6 +23,7 @@ pub struct Pool {
     /// rather than spin, since the one they wait for may need the CPU.
     oversubscribed: bool,
     threads: Option<ThreadPool>,
+    residents: Option<Residents>,
     /// Set while a map runs: a pool runs one map at a time.
     busy: AtomicBool,
     /// The control block mapping of the last map, kept for the next one. Only the thread holding
@@ -51,11 +54,16 @@ impl Pool {
             Backend::Thread => Some(ThreadPool::new(n)?),
             _ => None,
         };
+        let residents = match backend {
+            Backend::Persistent => Some(Residents::start(n)?),
+            _ => None,
+        };
         Ok(Pool {
             nworkers: n,
             backend,
             oversubscribed: n > config::affinity_cpus().max(1) as usize,
             threads,
+            residents,
             busy: AtomicBool::new(false),
             spare_mapping: Mutex::new(None),
         })
@@ -75,6 +83,10 @@ impl Pool {
 
     pub fn threads(&self) -> Option<&ThreadPool> {
         self.threads.as_ref()
+    }
+
+    pub fn residents(&self) -> Option<&Residents> {
+        self.residents.as_ref()
     }
 
     /// Marks the pool busy for the life of the returned guard; fails if it already is.

@@ -4,9 +4,8 @@
 use crate::abi;
 use crate::engine::inner::Plan;
 use crate::status::{Error, Result};
-use std::alloc::Layout;
+use crate::sys::shm::SharedMapping;
 use std::ffi::c_void;
-use std::ptr::NonNull;
 
 /// The function inside one of the header's nullable callback types (`Option<fn>`): the engine
 /// holds callbacks that are known to be there. Through it, each callback type is defined once, in
@@ -60,44 +59,26 @@ unsafe impl Send for Task {}
 unsafe impl Sync for Task {}
 
 /// The workers' copy of the caller's ctx (`sm_map_opts.ctx_size`): taken when the launch starts,
-/// 64-byte aligned, freed when the launch ends. Private memory is enough for the backends that
-/// start their workers per launch or share the caller's address space: forked workers inherit it.
-pub struct CtxCopy {
-    ptr: NonNull<u8>,
-    layout: Layout,
-}
+/// page-aligned shared memory (persistent workers, forked before it, see it in the heap), freed
+/// when the launch ends.
+pub struct CtxCopy(SharedMapping);
 
 impl CtxCopy {
-    /// Copies `size` bytes at `ctx`; None when `size` is 0 (the workers get ctx itself). The
-    /// sizes were checked by `check_ctx_size`.
+    /// Copies `size` bytes at `ctx`; None when `size` is 0 (the workers get ctx itself).
     pub fn take(ctx: *mut c_void, size: usize) -> Result<Option<CtxCopy>> {
         if size == 0 {
             return Ok(None);
         }
         check_ctx_size(ctx, size)?;
-        let layout = Layout::from_size_align(size, 64)
-            .map_err(|_| Error::invalid(format!("opts->ctx_size = {size} is too large")))?;
-        // SAFETY: the layout has a nonzero size.
-        let ptr = NonNull::new(unsafe { std::alloc::alloc(layout) }).ok_or_else(|| {
-            Error::nomem(format!(
-                "cannot allocate the workers' copy of ctx ({size} bytes)"
-            ))
-        })?;
+        let copy = SharedMapping::new(size)?;
         // SAFETY: ctx points to `size` readable bytes (the caller's contract for ctx_size), and
-        // the copy is a fresh allocation of `size` bytes that overlaps nothing.
-        unsafe { std::ptr::copy_nonoverlapping(ctx as *const u8, ptr.as_ptr(), size) };
-        Ok(Some(CtxCopy { ptr, layout }))
+        // the copy is fresh memory of at least `size` bytes that overlaps nothing.
+        unsafe { std::ptr::copy_nonoverlapping(ctx as *const u8, copy.as_ptr(), size) };
+        Ok(Some(CtxCopy(copy)))
     }
 
     pub fn as_ptr(&self) -> *mut c_void {
-        self.ptr.as_ptr().cast()
-    }
-}
-
-impl Drop for CtxCopy {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `take` with this layout, freed once.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) };
+        self.0.as_ptr().cast()
     }
 }
 

@@ -121,6 +121,8 @@ pub fn run_worker(ctl: &Control, task: &Task, w: usize) {
 
 /// The worker is done with this map: the last one out wakes the caller if it sleeps.
 fn check_out(ctl: &Control, w: usize) {
+    // A resident worker lives on: what its jobs printed must be out before the caller returns.
+    crate::engine::backend::persistent::flush_if_resident();
     let h = ctl.header();
     ctl.worker(w).finished.store(1, Ordering::Release);
     h.check_out();

@@ -47,9 +47,10 @@ pub(crate) fn check_pool<'a>(pool: *const sm_pool, call: &str) -> Result<&'a Poo
 
 /// Creates a pool of `nworkers` workers of the given backend. `nworkers <= 0` means the default:
 /// `OMP_NUM_THREADS` when set to a positive integer, else the number of CPUs this process may run
-/// on. Thread pools start their threads here; process pools fork at each map; a serial pool has
-/// one worker. Returns NULL on failure, with `sm_last_status()`: SM_ERR_INVALID for a backend out
-/// of range or `nworkers` above SM_MAX_WORKERS, SM_ERR_NOMEM when threads cannot be started; and
+/// on. Thread pools start their threads here, persistent pools their worker processes; process
+/// pools fork at each map; a serial pool has one worker. Returns NULL on failure, with
+/// `sm_last_status()`: SM_ERR_INVALID for a backend out of range or `nworkers` above
+/// SM_MAX_WORKERS, SM_ERR_NOMEM when threads or processes cannot be started; and
 /// the reason in `sm_last_error()`.
 #[no_mangle]
 pub extern "C" fn sm_pool_new(nworkers: c_int, backend: sm_backend_arg) -> *mut sm_pool {
@@ -58,10 +59,11 @@ pub extern "C" fn sm_pool_new(nworkers: c_int, backend: sm_backend_arg) -> *mut 
             b if b == sm_backend::SM_BACKEND_PROCESS as c_int => Backend::Process,
             b if b == sm_backend::SM_BACKEND_THREAD as c_int => Backend::Thread,
             b if b == sm_backend::SM_BACKEND_SERIAL as c_int => Backend::Serial,
+            b if b == sm_backend::SM_BACKEND_PERSISTENT as c_int => Backend::Persistent,
             other => {
                 return Err(Error::invalid(format!(
                     "sm_pool_new: backend {other} is not an sm_backend (SM_BACKEND_PROCESS, \
-                     SM_BACKEND_THREAD or SM_BACKEND_SERIAL)"
+                     SM_BACKEND_THREAD, SM_BACKEND_SERIAL or SM_BACKEND_PERSISTENT)"
                 )))
             }
         };

@@ -286,10 +286,6 @@ pub unsafe fn release(ptr: *mut u8, len: usize) {
 }
 
 /// This process's heap as (base address, size), made now if needed; or why there is none.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the persistent backend (issue 14) is its user")
-)]
 pub fn range() -> Result<(usize, usize), String> {
     let mut state = HEAP.lock();
     if let Some(h) = own_heap(&mut state) {

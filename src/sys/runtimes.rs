@@ -286,6 +286,31 @@ fn load_generation() -> (u64, u64) {
     counts
 }
 
+/// The address ranges of the executable code of every loaded object (its PT_LOAD segments with
+/// PF_X), for telling whether a function pointer lies in code loaded at some earlier moment.
+pub fn code_ranges() -> Vec<(usize, usize)> {
+    unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info whose dlpi_phdr holds dlpi_phnum headers;
+        // data is the &mut Vec given below.
+        unsafe {
+            let out = &mut *data.cast::<Vec<(usize, usize)>>();
+            let info = &*info;
+            for i in 0..info.dlpi_phnum as usize {
+                let ph = &*info.dlpi_phdr.add(i);
+                if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_X != 0 {
+                    let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
+                    out.push((start, start + ph.p_memsz as usize));
+                }
+            }
+        }
+        0
+    }
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    // SAFETY: the callback only pushes ranges into `ranges`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(each), (&mut ranges as *mut Vec<(usize, usize)>).cast()) };
+    ranges
+}
+
 /// The paths of every loaded object (the executable, with an empty name, left out).
 fn loaded_paths() -> Vec<CString> {
     unsafe extern "C" fn each(info: *mut libc::dl_phdr_info, _: usize, data: *mut c_void) -> c_int {

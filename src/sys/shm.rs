@@ -10,7 +10,7 @@ use crate::status::{Error, Result};
 use crate::sys::forklock::ForkSafeMutex;
 use crate::sys::heap::{self, Refusal};
 use crate::sys::mapping::Mapping;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 /// Shared memory, given back on drop: a part of the heap, or a mapping of its own.
 pub enum SharedMapping {
@@ -59,7 +59,6 @@ impl SharedMapping {
 
     /// True when the memory lies in the heap, where every process forked after the heap was
     /// made sees it, whenever it was allocated.
-    #[expect(dead_code, reason = "the persistent backend (issue 14) is its user")]
     pub fn in_heap(&self) -> bool {
         matches!(self, SharedMapping::Heap { .. })
     }
@@ -78,7 +77,8 @@ impl Drop for SharedMapping {
 
 /// Live `sm_empty` allocations by address. The lock is only ever taken by the caller's threads
 /// for a map insert or remove, never while forking and never in a worker.
-static ALLOCATIONS: ForkSafeMutex<Option<HashMap<usize, SharedMapping>>> = ForkSafeMutex::new(None);
+static ALLOCATIONS: ForkSafeMutex<BTreeMap<usize, SharedMapping>> =
+    ForkSafeMutex::new(BTreeMap::new());
 
 /// `sm_empty`: `count * itemsize` zero-filled bytes of shared memory.
 pub fn allocate(count: usize, itemsize: usize) -> Result<*mut u8> {
@@ -117,9 +117,7 @@ pub fn allocate(count: usize, itemsize: usize) -> Result<*mut u8> {
     };
     let ptr = mapping.as_ptr();
     let mut table = ALLOCATIONS.lock();
-    table
-        .get_or_insert_with(HashMap::new)
-        .insert(ptr as usize, mapping);
+    table.insert(ptr as usize, mapping);
     Ok(ptr)
 }
 
@@ -129,7 +127,7 @@ pub fn allocate(count: usize, itemsize: usize) -> Result<*mut u8> {
 pub fn release(ptr: *mut u8) -> Result<()> {
     let mapping = {
         let mut table = ALLOCATIONS.lock();
-        table.as_mut().and_then(|t| t.remove(&(ptr as usize)))
+        table.remove(&(ptr as usize))
     };
     match mapping {
         // Dropped outside the lock: giving back a large array takes a while.
@@ -141,6 +139,16 @@ pub fn release(ptr: *mut u8) -> Result<()> {
             "sm_free: {ptr:p} was not returned by sm_empty (or was freed already); ignored"
         ))),
     }
+}
+
+/// True when `ptr` lies inside a live `sm_empty` array.
+pub fn is_allocated(ptr: *const u8) -> bool {
+    let addr = ptr as usize;
+    let table = ALLOCATIONS.lock();
+    table
+        .range(..=addr)
+        .next_back()
+        .is_some_and(|(&start, m)| addr < start + m.size())
 }
 
 #[cfg(test)]

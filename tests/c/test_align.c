@@ -159,6 +159,7 @@ int main(int argc, char **argv) {
     for (int with_reduce = 0; with_reduce <= 1; with_reduce++) {
       ctx_t c = {SIZES[r], SIZES[(r + 1) % NSIZES], pool, 0, 0};
       sm_map_opts o = options(c.wresult_size);
+      o.ctx_size = sizeof c; /* the workers read the copy; reduce and worker_reduce count in c */
       sm_status s = sm_map_ex(pool, NJOBS, job, with_reduce ? reduce : NULL, c.result_size, &c, &o);
       CHECK_STATUS(s, SM_OK, "sm_map_ex result_size %zu wresult_size %zu reduce %d", c.result_size,
                    c.wresult_size, with_reduce);
@@ -167,6 +168,7 @@ int main(int argc, char **argv) {
     }
     ctx_t c = {0, SIZES[r], pool, 0, 0};
     sm_map_opts o = options(c.wresult_size);
+    o.ctx_size = sizeof c;
     sm_status s = sm_parallel_ex(pool, region, &c, &o);
     CHECK_STATUS(s, SM_OK, "sm_parallel_ex wresult_size %zu", c.wresult_size);
     check_count(&c, LOOP_N, "sm_parallel_ex");

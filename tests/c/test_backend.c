@@ -5,7 +5,10 @@
  *          left once sm_map returned.
  * thread:  no fork (same pid), a persistent pool of threads (the same worker thread ids in every
  *          map), nworkers distinct worker ids, global writes are visible.
- * serial:  in the calling thread, in job order, worker id 0. */
+ * serial:  in the calling thread, in job order, worker id 0.
+ * persistent: processes forked once per pool by its zygote (the caller's child): nworkers distinct
+ *          pids, not the caller's, children of the zygote, the same in every map; writes to
+ *          ordinary globals stay in the workers. */
 #include "testutil.h"
 
 #define NW 3
@@ -43,7 +46,7 @@ static int work(void *vctx, size_t job, void *result) {
   int pos = atomic_fetch_add(&sh->order_pos, 1);
   if (pos < NJOBS) sh->order[pos] = (int)job;
   atomic_store(&sh->shared_writes[job], (int)job + 1000);
-  if (c->b == SM_BACKEND_PROCESS) {
+  if (workers_are_processes(c->b)) {
     JCHECK(getpid() != c->caller_pid, "process backend: job %zu runs in the caller's pid %d", job,
            (int)c->caller_pid);
     g_plain_global = 1000 + (int)job;
@@ -69,6 +72,10 @@ static int work(void *vctx, size_t job, void *result) {
     if (c->b == SM_BACKEND_PROCESS) {
       int z = 0;
       sh->children_seen[wid] = count_children_of(c->caller_pid, &z);
+    } else if (c->b == SM_BACKEND_PERSISTENT) {
+      /* the workers are the children of the pool's zygote */
+      JCHECK(getppid() != c->caller_pid, "persistent backend: job %zu runs in a child of the caller", job);
+      sh->children_seen[wid] = count_children_of(getppid(), NULL);
     } else {
       sh->children_seen[wid] = count_children_of(c->caller_pid, NULL);
     }
@@ -95,21 +102,22 @@ int main(int argc, char **argv) {
   watchdog(60);
   jfail_init();
   sm_pool *pool = new_pool(NW, b);
-  ctx_t c = {(shared_t *)must_empty(1, sizeof(shared_t)), b, (b == SM_BACKEND_SERIAL) ? 1 : NW, getpid(),
-             my_tid()};
+  ctx_t *c = (ctx_t *)shared_dup(&(ctx_t){(shared_t *)must_empty(1, sizeof(shared_t)), b,
+                                          (b == SM_BACKEND_SERIAL) ? 1 : NW, getpid(), my_tid()},
+                                 sizeof(ctx_t));
   pid_t ids[2][MAXW];
 
   for (int m = 0; m < 2; m++) {
-    reset(c.sh);
+    reset(c->sh);
     g_plain_global = 0;
     atomic_store(&g_atomic_global, 0);
-    CHECK_STATUS(sm_map(pool, NJOBS, work, NULL, 0, &c), SM_OK, "map %d", m);
+    CHECK_STATUS(sm_map(pool, NJOBS, work, NULL, 0, c), SM_OK, "map %d", m);
     for (int j = 0; j < NJOBS; j++)
-      CHECK(atomic_load(&c.sh->shared_writes[j]) == j + 1000,
+      CHECK(atomic_load(&c->sh->shared_writes[j]) == j + 1000,
             "sm_empty write of job %d not visible to the caller after sm_map (got %d)", j,
-            atomic_load(&c.sh->shared_writes[j]));
+            atomic_load(&c->sh->shared_writes[j]));
     CHECK_NO_CHILDREN("after sm_map");
-    if (b == SM_BACKEND_PROCESS) {
+    if (workers_are_processes(b)) {
       CHECK(g_plain_global == 0, "process backend: a job's write to an ordinary global (%d) reached the caller",
             g_plain_global);
     } else {
@@ -118,42 +126,43 @@ int main(int argc, char **argv) {
     }
     if (b == SM_BACKEND_SERIAL) {
       for (int j = 0; j < NJOBS; j++)
-        CHECK(c.sh->order[j] == j, "serial backend: execution #%d was job %d, expected job %d", j,
-              c.sh->order[j], j);
+        CHECK(c->sh->order[j] == j, "serial backend: execution #%d was job %d, expected job %d", j,
+              c->sh->order[j], j);
       continue;
     }
-    CHECK(atomic_load(&c.sh->nseen) == NW, "%d distinct workers ran jobs, expected %d",
-          atomic_load(&c.sh->nseen), NW);
+    CHECK(atomic_load(&c->sh->nseen) == NW, "%d distinct workers ran jobs, expected %d",
+          atomic_load(&c->sh->nseen), NW);
     for (int w = 0; w < NW; w++) {
-      ids[m][w] = (b == SM_BACKEND_PROCESS) ? c.sh->pid_of[w] : c.sh->tid_of[w];
-      if (b == SM_BACKEND_PROCESS) {
-        CHECK(c.sh->pid_of[w] != getpid(), "worker %d ran in the caller's pid", w);
-        CHECK(c.sh->children_seen[w] == NW,
-              "while all %d workers were inside jobs, the caller had %d child processes (expected exactly %d)",
-              NW, c.sh->children_seen[w], NW);
+      ids[m][w] = workers_are_processes(b) ? c->sh->pid_of[w] : c->sh->tid_of[w];
+      if (workers_are_processes(b)) {
+        CHECK(c->sh->pid_of[w] != getpid(), "worker %d ran in the caller's pid", w);
+        CHECK(c->sh->children_seen[w] == NW,
+              "while all %d workers were inside jobs, %s had %d child processes (expected exactly %d)", NW,
+              b == SM_BACKEND_PROCESS ? "the caller" : "the pool's zygote", c->sh->children_seen[w], NW);
       } else {
-        CHECK(c.sh->pid_of[w] == getpid(), "thread worker %d ran in pid %d", w, (int)c.sh->pid_of[w]);
-        CHECK(c.sh->children_seen[w] == 0, "thread backend: the caller had %d child processes during the map",
-              c.sh->children_seen[w]);
+        CHECK(c->sh->pid_of[w] == getpid(), "thread worker %d ran in pid %d", w, (int)c->sh->pid_of[w]);
+        CHECK(c->sh->children_seen[w] == 0, "thread backend: the caller had %d child processes during the map",
+              c->sh->children_seen[w]);
       }
     }
     qsort(ids[m], NW, sizeof(pid_t), cmp_pid);
     for (int w = 1; w < NW; w++)
       CHECK(ids[m][w] != ids[m][w - 1], "two worker ids ran in the same %s %d",
-            b == SM_BACKEND_PROCESS ? "process" : "thread", (int)ids[m][w]);
+            workers_are_processes(b) ? "process" : "thread", (int)ids[m][w]);
   }
   if (b == SM_BACKEND_PROCESS) {
     for (int i = 0; i < NW; i++)
       for (int k = 0; k < NW; k++)
         CHECK(ids[0][i] != ids[1][k], "process backend: pid %d ran jobs in two different maps; each map "
               "must fork its own workers", (int)ids[0][i]);
-  } else if (b == SM_BACKEND_THREAD) {
+  } else if (b == SM_BACKEND_THREAD || b == SM_BACKEND_PERSISTENT) {
     for (int i = 0; i < NW; i++)
-      CHECK(ids[0][i] == ids[1][i], "thread backend: worker threads differ between maps (tid %d vs %d); "
-            "expected a persistent pool", (int)ids[0][i], (int)ids[1][i]);
+      CHECK(ids[0][i] == ids[1][i], "%s backend: workers differ between maps (%d vs %d); expected the same "
+            "workers in every map", g_backend_name, (int)ids[0][i], (int)ids[1][i]);
   }
   sm_pool_free(pool);
-  sm_free(c.sh);
+  sm_free(c->sh);
+  sm_free(c);
   CHECK_NO_CHILDREN("after sm_pool_free");
   printf("test_backend[%s]: OK\n", g_backend_name);
   return 0;

@@ -143,12 +143,12 @@ int main(int argc, char **argv) {
         sm_pool_nworkers(pool), expected_nw);
   CHECK(sm_worker_id() == -1, "sm_worker_id() = %d after sm_pool_new, expected -1", sm_worker_id());
 
-  ctx_t c;
-  memset(&c, 0, sizeof c);
-  c.self = &c;
-  c.sh = (shared_t *)must_empty(1, sizeof(shared_t));
-  c.nwid = (b == SM_BACKEND_SERIAL) ? 1 : NW;
-  rlog_init(&c.rlog, NJ);
+  /* ctx in sm_empty memory (zeroed): persistent workers see only that memory as it is now */
+  ctx_t *c = (ctx_t *)must_empty(1, sizeof *c);
+  c->self = c;
+  c->sh = (shared_t *)must_empty(1, sizeof(shared_t));
+  c->nwid = (b == SM_BACKEND_SERIAL) ? 1 : NW;
+  rlog_init(&c->rlog, NJ);
 
   /* empty map */
   atomic_int *cnt = (atomic_int *)must_empty(1, sizeof(atomic_int));
@@ -160,20 +160,23 @@ int main(int argc, char **argv) {
   const size_t sizes[] = {0, 1, 3, 8, 100, 4096, 65536};
   for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
     size_t nj = sizes[s] >= 65536 ? 64 : NJ;
-    run_map(pool, &c, nj, sizes[s], 1);
-    run_map(pool, &c, nj, sizes[s], 0);
+    run_map(pool, c, nj, sizes[s], 1);
+    run_map(pool, c, nj, sizes[s], 0);
   }
   /* small njobs (fewer jobs than workers), one job */
-  run_map(pool, &c, 1, 16, 1);
-  run_map(pool, &c, 2, 16, 1);
-  run_map(pool, &c, (size_t)NW + 1, 3, 1);
+  run_map(pool, c, 1, 16, 1);
+  run_map(pool, c, 2, 16, 1);
+  run_map(pool, c, (size_t)NW + 1, 3, 1);
 
-  /* snapshot semantics: the caller's globals as of each sm_map call */
+  /* snapshot semantics: the caller's globals as of each sm_map call; persistent workers see them
+   * as of sm_pool_new (0 here) */
+  int *want = (int *)must_empty(1, sizeof(int));
   for (int v = 1; v <= 3; v++) {
     g_snapshot = v * 1111;
-    int want = g_snapshot;
-    CHECK_STATUS(sm_map(pool, 50, work_snapshot, reduce_snapshot, sizeof(int), &want), SM_OK, "snapshot map");
+    *want = b == SM_BACKEND_PERSISTENT ? 0 : g_snapshot;
+    CHECK_STATUS(sm_map(pool, 50, work_snapshot, reduce_snapshot, sizeof(int), want), SM_OK, "snapshot map");
   }
+  sm_free(want);
 
   /* shared memory allocated after the pool was created and after maps ran is shared too */
   atomic_int *late = (atomic_int *)must_empty(NJ, sizeof(atomic_int));
@@ -183,22 +186,22 @@ int main(int argc, char **argv) {
 
   /* a second pool, interleaved with the first */
   sm_pool *pool2 = new_pool(2, b);
-  ctx_t c2 = c;
-  c2.self = &c2;
-  c2.nwid = (b == SM_BACKEND_SERIAL) ? 1 : 2;
-  rlog_init(&c2.rlog, NJ);
+  ctx_t *c2 = (ctx_t *)shared_dup(c, sizeof *c);
+  c2->self = c2;
+  c2->nwid = (b == SM_BACKEND_SERIAL) ? 1 : 2;
+  rlog_init(&c2->rlog, NJ);
   for (int r = 0; r < 3; r++) {
-    run_map(pool2, &c2, 200, 24, 1);
-    run_map(pool, &c, 200, 24, 1);
+    run_map(pool2, c2, 200, 24, 1);
+    run_map(pool, c, 200, 24, 1);
   }
   sm_pool_free(pool2);
-  run_map(pool, &c, 100, 5, 1);
+  run_map(pool, c, 100, 5, 1);
 
   CHECK(sm_worker_id() == -1, "sm_worker_id() = %d after all maps, expected -1", sm_worker_id());
   CHECK_NO_CHILDREN("after all maps");
   sm_pool_free(pool);
   sm_free(cnt);
-  sm_free(c.sh);
+  sm_free(c->sh);
   printf("test_basic[%s]: OK\n", g_backend_name);
   return 0;
 }

@@ -10,14 +10,14 @@
 
 #include <sys/prctl.h>
 
-static int g_mode; /* 0 ok, 1 SM_STOP in job 3, 2 error in job 3, 3 SIGSEGV in job 3, 4 exit(3) in job 3 */
+static int *g_mode; /* sm_empty memory (persistent workers see globals as at sm_pool_new); 0 ok, 1 SM_STOP in job 3, 2 error in job 3, 3 SIGSEGV in job 3, 4 exit(3) in job 3 */
 static pids_t *g_rec;
 
 static int work(void *ctx, size_t job, void *result) {
   (void)ctx;
   *(int *)result = (int)job;
   if (job == 3) {
-    switch (g_mode) {
+    switch (*g_mode) {
       case 1: return SM_STOP;
       case 2: return 42;
       case 3: raise(SIGSEGV); break;
@@ -34,7 +34,7 @@ static int reduce(void *ctx, size_t job, void *result) {
 }
 
 static void run_mode(sm_pool *pool, int mode, sm_status expected) {
-  g_mode = mode;
+  *g_mode = mode;
   sm_status st = sm_map(pool, 64, work, reduce, sizeof(int), NULL);
   CHECK(st == expected, "mode %d: sm_map returned %s, expected %s (%s)", mode, sm_status_str(st),
         sm_status_str(expected), last_err());
@@ -49,7 +49,7 @@ static void run_all_modes(sm_backend b, int with_exit) {
   for (int r = 0; r < 3; r++) run_mode(pool, 0, SM_OK);
   run_mode(pool, 1, SM_STOPPED);
   run_mode(pool, 2, SM_ERR_JOB);
-  if (b == SM_BACKEND_PROCESS) {
+  if (workers_are_processes(b)) {
     run_mode(pool, 3, SM_ERR_WORKER_DIED);
     if (with_exit) run_mode(pool, 4, SM_ERR_WORKER_DIED);
   }
@@ -166,7 +166,7 @@ static void test_job_output(sm_backend b) {
     int n = count_occurrences(content, tag);
     CHECK(n == 3, "%s backend: \"%s\" printed by 3 maps appears %d time(s) in the redirected stdout (job output "
           "lost%s); file starts: \"%.200s\"", g_backend_name, tag, n,
-          b == SM_BACKEND_PROCESS ? ": workers leave with _exit without flushing their stdio" : "", content);
+          workers_are_processes(b) ? ": workers leave with _exit without flushing their stdio" : "", content);
   }
 }
 
@@ -268,22 +268,24 @@ static void test_sigchld(sm_backend b, int how) {
   }
   CHECK(sigaction(SIGCHLD, &sa, &old) == 0, "sigaction");
   sm_pool *pool = new_pool(2, b);
+  size_t *n = (size_t *)must_empty(1, sizeof(size_t)); /* ctx the workers of every backend see */
   for (int r = 0; r < 20; r++) {
-    size_t n = 0;
-    sm_status st = sm_map(pool, 100, work_sum, reduce_sum, sizeof(size_t), &n);
+    *n = 0;
+    sm_status st = sm_map(pool, 100, work_sum, reduce_sum, sizeof(size_t), n);
     CHECK(st == SM_OK, "%s: map %d returned %s (%s); workers that finished normally and were reaped by someone else "
           "are not dead workers", what, r, sm_status_str(st), last_err());
-    CHECK(n == 100, "%s: reduce ran %zu times", what, n);
+    CHECK(*n == 100, "%s: reduce ran %zu times", what, *n);
   }
+  sm_free(n);
   /* a real death is still reported */
-  g_mode = 3;
-  if (b == SM_BACKEND_PROCESS) {
+  *g_mode = 3;
+  if (workers_are_processes(b)) {
     sm_status st = sm_map(pool, 64, work, reduce, sizeof(int), NULL);
     printf("%s, SIGSEGV in job 3: %s \"%s\"\n", what, sm_status_str(st), last_err());
     CHECK(st == SM_ERR_WORKER_DIED, "%s: a job crashed but sm_map returned %s (%s)", what, sm_status_str(st),
           last_err());
   }
-  g_mode = 0;
+  *g_mode = 0;
   sm_pool_free(pool);
   CHECK(sigaction(SIGCHLD, &old, NULL) == 0, "sigaction restore");
   CHECK_NO_CHILDREN(what);
@@ -293,6 +295,7 @@ int main(int argc, char **argv) {
   sm_backend b = parse_backend(argc, argv);
   watchdog(90);
   jfail_init();
+  g_mode = (int *)must_empty(1, sizeof(int));
   if (argc >= 3 && strcmp(argv[2], "jobout") == 0) {
     test_job_output(b);
     printf("test_children[%s jobout]: OK\n", g_backend_name);
@@ -304,7 +307,7 @@ int main(int argc, char **argv) {
     run_mode(pool, 0, SM_OK);
     run_mode(pool, 1, SM_STOPPED);
     run_mode(pool, 2, SM_ERR_JOB);
-    if (b == SM_BACKEND_PROCESS) {
+    if (workers_are_processes(b)) {
       run_mode(pool, 3, SM_ERR_WORKER_DIED);
       run_mode(pool, 4, SM_ERR_WORKER_DIED);
     }
@@ -316,7 +319,7 @@ int main(int argc, char **argv) {
   test_sigchld(b, 1);
   test_atexit(b);
   test_stdio(b);
-  if (b == SM_BACKEND_PROCESS) test_orphans();
+  if (workers_are_processes(b)) test_orphans();
   printf("test_children[%s]: OK\n", g_backend_name);
   return 0;
 }

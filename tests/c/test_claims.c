@@ -24,12 +24,13 @@ static sm_pool *g_pool;
 typedef struct {
   size_t start, end, chunk;
   sm_schedule schedule;
+  sm_pool *pool; /* not g_pool: persistent workers see globals as they were at sm_pool_new */
 } loop_args;
 
 static int loop_region(void *ctx) {
   const loop_args *a = ctx;
   size_t lo, hi;
-  while (sm_for_next(g_pool, a->start, a->end, a->schedule, a->chunk, 0, &lo, &hi)) {
+  while (sm_for_next(a->pool, a->start, a->end, a->schedule, a->chunk, 0, &lo, &hi)) {
     if (lo < a->start || hi > a->end || lo >= hi) {
       atomic_fetch_add(&g_tally->bad_range, 1);
       continue;
@@ -45,9 +46,10 @@ static int loop_region(void *ctx) {
 static void reset_tally(void) { memset(g_tally, 0, sizeof *g_tally); }
 
 static void check_loop(int nworkers, size_t start, size_t end, sm_schedule schedule, size_t chunk) {
-  loop_args a = {start, end, chunk, schedule};
+  loop_args *a = (loop_args *)shared_dup(&(loop_args){start, end, chunk, schedule, g_pool}, sizeof(loop_args));
   reset_tally();
-  sm_status s = sm_parallel(g_pool, loop_region, &a);
+  sm_status s = sm_parallel(g_pool, loop_region, a);
+  sm_free(a);
   const char *what = schedule == SM_SCHEDULE_DYNAMIC ? "dynamic" : "guided";
   CHECK(s == SM_OK, "[%s, %d workers] %s loop [%zu, %zu) chunk %zu: %s (%s)", g_backend_name,
         nworkers, what, start, end, chunk, sm_status_str(s), last_err());

@@ -128,8 +128,14 @@ static int region_sum(void *v) {
 
 static void *mapping_thread(void *arg) {
   thr_t *t = (thr_t *)arg;
-  region_ctx_t rc = {t->pool, (atomic_long *)sm_empty(1, sizeof(atomic_long))};
-  if (!rc.sum) {
+  region_ctx_t *rc = (region_ctx_t *)sm_empty(1, sizeof(region_ctx_t)); /* seen by every backend's workers */
+  if (!rc) {
+    snprintf(t->bad, sizeof t->bad, "sm_empty: %s", last_err());
+    return NULL;
+  }
+  rc->pool = t->pool;
+  rc->sum = (atomic_long *)sm_empty(1, sizeof(atomic_long));
+  if (!rc->sum) {
     snprintf(t->bad, sizeof t->bad, "sm_empty: %s", last_err());
     return NULL;
   }
@@ -142,14 +148,15 @@ static void *mapping_thread(void *arg) {
     }
     t->ok++;
     if (i % 5 == 0) {
-      atomic_store(rc.sum, 0);
-      st = sm_parallel(t->pool, region_sum, &rc);
-      if (st != SM_OK || atomic_load(rc.sum) != 9999L * 10000 / 2)
+      atomic_store(rc->sum, 0);
+      st = sm_parallel(t->pool, region_sum, rc);
+      if (st != SM_OK || atomic_load(rc->sum) != 9999L * 10000 / 2)
         snprintf(t->bad, sizeof t->bad, "region %d: %s (%s), sum %ld", i, sm_status_str(st), last_err(),
-                 (long)atomic_load(rc.sum));
+                 (long)atomic_load(rc->sum));
     }
   }
-  sm_free(rc.sum);
+  sm_free(rc->sum);
+  sm_free(rc);
   return NULL;
 }
 
@@ -157,32 +164,31 @@ static void maps_among_allocators(sm_backend b, int maps) {
   pthread_t al[3], mt;
   for (int i = 0; i < 3; i++)
     CHECK(pthread_create(&al[i], NULL, allocator, (void *)(uintptr_t)(i + 1)) == 0, "pthread_create");
-  thr_t t;
-  memset(&t, 0, sizeof t);
-  t.pool = new_pool(2, b);
-  t.maps = maps;
-  CHECK(pthread_create(&mt, NULL, mapping_thread, &t) == 0, "pthread_create");
+  thr_t *t = (thr_t *)must_empty(1, sizeof(thr_t)); /* ctx of its maps: every backend's workers see it */
+  t->pool = new_pool(2, b);
+  t->maps = maps;
+  CHECK(pthread_create(&mt, NULL, mapping_thread, t) == 0, "pthread_create");
   pthread_join(mt, NULL);
   atomic_store(&g_stop_alloc, 1);
   for (int i = 0; i < 3; i++) pthread_join(al[i], NULL);
-  printf("a thread ran %d maps (and %d regions) while 3 threads made %ld malloc/free/realloc calls\n", t.ok,
-         (t.ok + 4) / 5, atomic_load(&g_allocs));
-  CHECK(!t.bad[0], "mapping thread among allocating threads: %s", t.bad);
-  CHECK(t.ok == maps, "%d of %d maps succeeded", t.ok, maps);
+  printf("a thread ran %d maps (and %d regions) while 3 threads made %ld malloc/free/realloc calls\n", t->ok,
+         (t->ok + 4) / 5, atomic_load(&g_allocs));
+  CHECK(!t->bad[0], "mapping thread among allocating threads: %s", t->bad);
+  CHECK(t->ok == maps, "%d of %d maps succeeded", t->ok, maps);
   CHECK(atomic_load(&g_allocs) > 0, "the allocating threads did not run");
-  sm_pool_free(t.pool);
+  sm_pool_free(t->pool);
   CHECK_NO_CHILDREN("after maps among allocating threads");
+  sm_free(t);
 }
 
 int main(int argc, char **argv) {
   sm_backend b = parse_backend(argc, argv);
   watchdog(90);
   jfail_init();
-  int maps = b == SM_BACKEND_PROCESS ? 150 : 500;
+  int maps = workers_are_processes(b) ? 150 : 500;
 
   /* different pools, concurrently */
-  thr_t t[2];
-  memset(t, 0, sizeof t);
+  thr_t *t = (thr_t *)must_empty(2, sizeof(thr_t)); /* ctx of their maps: every backend's workers see it */
   pthread_t th[2];
   for (int i = 0; i < 2; i++) {
     t[i].pool = new_pool(2, b);
@@ -198,8 +204,7 @@ int main(int argc, char **argv) {
 
   /* one pool, two threads */
   sm_pool *shared = new_pool(2, b);
-  thr_t u[2];
-  memset(u, 0, sizeof u);
+  thr_t *u = (thr_t *)must_empty(2, sizeof(thr_t));
   for (int i = 0; i < 2; i++) {
     u[i].pool = shared;
     u[i].maps = maps;
@@ -213,24 +218,23 @@ int main(int argc, char **argv) {
   CHECK_NO_CHILDREN("after concurrent maps on one pool");
 
   /* re-entry from reduce */
-  reent_t r;
-  memset(&r, 0, sizeof r);
-  r.pool = shared;
-  r.inner = (sm_status)-1;
-  CHECK_STATUS(sm_map(shared, 20, work, reduce_reenter, sizeof(size_t), &r), SM_OK, "map whose reduce calls sm_map");
-  printf("sm_map from reduce: %s \"%s\"\nsm_critical_enter from reduce: %s \"%s\"\n", sm_status_str(r.inner),
-         r.inner_msg, sm_status_str(r.crit), r.crit_msg);
-  CHECK(r.inner == SM_ERR_STATE || (r.inner == SM_OK && r.inner_reduced == 10),
-        "sm_map on the running pool from reduce returned %s with %zu inner reductions", sm_status_str(r.inner),
-        r.inner_reduced);
-  if (r.inner == SM_ERR_STATE)
-    CHECK(strncmp(r.inner_msg, "sm_map: ", 8) == 0, "refused sm_map from reduce: \"%s\"", r.inner_msg);
+  reent_t *r = (reent_t *)must_empty(1, sizeof(reent_t));
+  r->pool = shared;
+  r->inner = (sm_status)-1;
+  CHECK_STATUS(sm_map(shared, 20, work, reduce_reenter, sizeof(size_t), r), SM_OK, "map whose reduce calls sm_map");
+  printf("sm_map from reduce: %s \"%s\"\nsm_critical_enter from reduce: %s \"%s\"\n", sm_status_str(r->inner),
+         r->inner_msg, sm_status_str(r->crit), r->crit_msg);
+  CHECK(r->inner == SM_ERR_STATE || (r->inner == SM_OK && r->inner_reduced == 10),
+        "sm_map on the running pool from reduce returned %s with %zu inner reductions", sm_status_str(r->inner),
+        r->inner_reduced);
+  if (r->inner == SM_ERR_STATE)
+    CHECK(strncmp(r->inner_msg, "sm_map: ", 8) == 0, "refused sm_map from reduce: \"%s\"", r->inner_msg);
   /* a region on the busy pool is refused in its own name */
-  CHECK(r.region == SM_ERR_STATE && strncmp(r.region_msg, "sm_parallel: ", 13) == 0,
-        "sm_parallel on the busy pool from reduce: %s \"%s\"", sm_status_str(r.region), r.region_msg);
-  CHECK(r.crit == SM_ERR_STATE, "sm_critical_enter from reduce (not a job) returned %s, expected SM_ERR_STATE",
-        sm_status_str(r.crit));
-  CHECK(r.crit_msg[0], "sm_critical_enter from reduce: no message");
+  CHECK(r->region == SM_ERR_STATE && strncmp(r->region_msg, "sm_parallel: ", 13) == 0,
+        "sm_parallel on the busy pool from reduce: %s \"%s\"", sm_status_str(r->region), r->region_msg);
+  CHECK(r->crit == SM_ERR_STATE, "sm_critical_enter from reduce (not a job) returned %s, expected SM_ERR_STATE",
+        sm_status_str(r->crit));
+  CHECK(r->crit_msg[0], "sm_critical_enter from reduce: no message");
 
   for (int i = 0; i < 2; i++) sm_pool_free(t[i].pool);
   sm_pool_free(shared);

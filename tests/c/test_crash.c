@@ -221,7 +221,7 @@ int main(int argc, char **argv) {
   sm_backend b = parse_backend(argc, argv);
   watchdog(90);
   jfail_init();
-  if (b != SM_BACKEND_PROCESS) {
+  if (!workers_are_processes(b)) {
     int st = subprocess_status(b, DIE_SEGV);
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV,
           "%s backend, SIGSEGV in a job: expected the whole process to die by SIGSEGV, got %s %d", g_backend_name,
@@ -235,26 +235,25 @@ int main(int argc, char **argv) {
     return 0;
   }
 
-  ctx_t c;
-  memset(&c, 0, sizeof c);
-  c.sh = (shared_t *)must_empty(1, sizeof(shared_t));
-  rlog_init(&c.rlog, 1000);
+  ctx_t *c = (ctx_t *)must_empty(1, sizeof *c); /* the workers of every backend see it now */
+  c->sh = (shared_t *)must_empty(1, sizeof(shared_t));
+  rlog_init(&c->rlog, 1000);
   sm_pool *pool = new_pool(2, b);
   int fds0 = count_fds();
-  process_case(pool, &c, 100, 7, DIE_SEGV, 0, fds0);
-  process_case(pool, &c, 100, 5, DIE_EXIT3, 0, fds0);
-  process_case(pool, &c, 100, 9, DIE_EXIT0, 0, fds0);
-  process_case(pool, &c, 100, 4, DIE_KILL, 0, fds0);
-  process_case(pool, &c, 100, 11, DIE_ABORT, 0, fds0);
-  process_case(pool, &c, 100, 0, DIE_SEGV, 0, fds0);
-  process_case(pool, &c, 100, 99, DIE_SEGV, 0, fds0);
-  process_case(pool, &c, 100, -1, DIE_SEGV, 0, fds0); /* every job crashes */
+  process_case(pool, c, 100, 7, DIE_SEGV, 0, fds0);
+  process_case(pool, c, 100, 5, DIE_EXIT3, 0, fds0);
+  process_case(pool, c, 100, 9, DIE_EXIT0, 0, fds0);
+  process_case(pool, c, 100, 4, DIE_KILL, 0, fds0);
+  process_case(pool, c, 100, 11, DIE_ABORT, 0, fds0);
+  process_case(pool, c, 100, 0, DIE_SEGV, 0, fds0);
+  process_case(pool, c, 100, 99, DIE_SEGV, 0, fds0);
+  process_case(pool, c, 100, -1, DIE_SEGV, 0, fds0); /* every job crashes */
   /* the other workers are killed, not waited for: their jobs would sleep 100 s (watchdog 90 s) */
-  process_case(pool, &c, 100, 7, DIE_SEGV, 100000, fds0);
+  process_case(pool, c, 100, 7, DIE_SEGV, 100000, fds0);
   sm_pool *pool4 = new_pool(4, b);
-  process_case(pool4, &c, 100, 7, DIE_SEGV, 0, fds0);
-  process_case(pool4, &c, 1000, 500, DIE_SEGV, 0, fds0);
-  process_case(pool4, &c, 100, 20, DIE_EXIT3, 100000, fds0);
+  process_case(pool4, c, 100, 7, DIE_SEGV, 0, fds0);
+  process_case(pool4, c, 1000, 500, DIE_SEGV, 0, fds0);
+  process_case(pool4, c, 100, 20, DIE_EXIT3, 100000, fds0);
   died_in_section(pool4, 1);
   died_in_section(pool4, 2);
   sm_pool_free(pool4);

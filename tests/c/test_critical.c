@@ -49,10 +49,13 @@ int main(int argc, char **argv) {
   const int nws[] = {2, 4};
   for (size_t w = 0; w < 2; w++) {
     sm_pool *pool = new_pool(nws[w], b);
-    ctx_t c = {pool, (shared_t *)must_empty(1, sizeof(shared_t))};
+    /* ctx in sm_empty memory: persistent workers see only that memory as it is now */
+    ctx_t *cp = (ctx_t *)must_empty(1, sizeof(ctx_t));
+    *cp = (ctx_t){pool, (shared_t *)must_empty(1, sizeof(shared_t))};
+    ctx_t c = *cp;
     for (int rep = 0; rep < 2; rep++) {
       memset((void *)c.sh, 0, sizeof *c.sh);
-      CHECK_STATUS(sm_map(pool, NJOBS, work, NULL, 0, &c), SM_OK, "critical map");
+      CHECK_STATUS(sm_map(pool, NJOBS, work, NULL, 0, cp), SM_OK, "critical map");
       int busy = 0;
       for (int i = 0; i < MAXW; i++) busy += c.sh->per_worker[i] > 0;
       printf("%d workers: counter %ld, overlaps %d, workers that ran jobs %d\n", nws[w], c.sh->counter,
@@ -63,6 +66,7 @@ int main(int argc, char **argv) {
             c.sh->counter, NJOBS * PER_JOB);
     }
     sm_free(c.sh);
+    sm_free(cp);
     sm_pool_free(pool);
   }
   printf("test_critical[%s]: OK\n", g_backend_name);

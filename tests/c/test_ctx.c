@@ -116,6 +116,16 @@ int main(int argc, char **argv) {
   old.size = offsetof(sm_map_opts, ctx_size);
   old.ctx_size = 12345; /* beyond size: not read */
   st = sm_map_ex(pool, 8, work_sees_caller, NULL, 0, &c, &old);
+  if (b == SM_BACKEND_PERSISTENT) {
+    /* without a copy, a ctx on the stack would be read as it was at sm_pool_new: refused */
+    CHECK(st == SM_ERR_INVALID && strstr(last_err(), "sm_empty") && strstr(last_err(), "ctx_size"),
+          "persistent, stack ctx without ctx_size: %s, \"%s\"", sm_status_str(st), last_err());
+    printf("persistent, stack ctx without ctx_size: \"%s\"\n", last_err());
+    ctx_t *shared = (ctx_t *)shared_dup(&c, sizeof c);
+    shared->caller = shared;
+    st = sm_map_ex(pool, 8, work_sees_caller, NULL, 0, shared, &old);
+    sm_free(shared);
+  }
   CHECK_STATUS(st, SM_OK, "sm_map_ex with the older opts->size");
 
   /* Refusals. */

@@ -53,32 +53,34 @@ static int work_pid(void *vctx, size_t job, void *result) {
 }
 
 static void debug_maps(sm_pool *pool, const char *how) {
-  ctx_t c = {pool, getpid(), my_tid(), 0, -1, -1};
+  /* sm_empty memory: debug mode refuses what the workers of the pool's backend could not see */
+  ctx_t *c = (ctx_t *)shared_dup(&(ctx_t){pool, getpid(), my_tid(), 0, -1, -1}, sizeof(ctx_t));
   rlog_reset(&g_rlog);
-  CHECK_STATUS(sm_map(pool, NJ, work, reduce, sizeof(size_t), &c), SM_OK, "debug map (%s)", how);
-  CHECK(c.next == NJ, "debug map (%s): %zu jobs ran in the caller, expected %d", how, c.next, NJ);
+  CHECK_STATUS(sm_map(pool, NJ, work, reduce, sizeof(size_t), c), SM_OK, "debug map (%s)", how);
+  CHECK(c->next == NJ, "debug map (%s): %zu jobs ran in the caller, expected %d", how, c->next, NJ);
   CHECK_RLOG_PREFIX(&g_rlog, NJ, "debug map");
 
-  c.next = 0;
-  c.stop_job = 10;
+  c->next = 0;
+  c->stop_job = 10;
   rlog_reset(&g_rlog);
-  CHECK_STATUS(sm_map(pool, NJ, work, reduce, sizeof(size_t), &c), SM_STOPPED, "debug map with SM_STOP (%s)", how);
-  CHECK(c.next == 11, "debug map with SM_STOP in job 10: %zu jobs ran, expected 11", c.next);
+  CHECK_STATUS(sm_map(pool, NJ, work, reduce, sizeof(size_t), c), SM_STOPPED, "debug map with SM_STOP (%s)", how);
+  CHECK(c->next == 11, "debug map with SM_STOP in job 10: %zu jobs ran, expected 11", c->next);
   CHECK_RLOG_PREFIX(&g_rlog, 11, "debug map with SM_STOP");
 
-  c.next = 0;
-  c.stop_job = -1;
-  c.err_job = 13;
+  c->next = 0;
+  c->stop_job = -1;
+  c->err_job = 13;
   rlog_reset(&g_rlog);
-  sm_status st = sm_map(pool, NJ, work, reduce, sizeof(size_t), &c);
+  sm_status st = sm_map(pool, NJ, work, reduce, sizeof(size_t), c);
   char msg[512];
   snprintf(msg, sizeof msg, "%s", last_err());
   CHECK_STATUS(st, SM_ERR_JOB, "debug map with an error in job 13 (%s)", how);
   CHECK(has_number(msg, 13) && has_number(msg, 42), "debug map: SM_ERR_JOB message should name job 13 and 42: \"%s\"",
         msg);
-  CHECK(c.next == 14, "debug map with error in job 13: %zu jobs ran, expected 14", c.next);
+  CHECK(c->next == 14, "debug map with error in job 13: %zu jobs ran, expected 14", c->next);
   CHECK_RLOG_PREFIX(&g_rlog, 13, "debug map with an error");
   CHECK_NO_CHILDREN("debug maps");
+  sm_free(c);
 }
 
 int main(int argc, char **argv) {

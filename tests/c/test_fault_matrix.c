@@ -79,6 +79,8 @@ static const char *const moment_names[NMOMENTS] = {
 
 /* ---------------------------------------------------------------- shared with the workers */
 
+static sm_backend g_b; /* the backend under test: process or persistent */
+
 typedef struct {
   atomic_int calls[NJ_MAX];
   pids_t pids;           /* every worker pid seen */
@@ -369,14 +371,16 @@ static int reduce_fault(void *vctx, size_t job, void *result) {
   if (*(uint32_t *)result != result_of(job)) c->result_bad++;
   if (c->moment == M_REDUCE && job == RED_R) {
     /* Stay in reduce until job RED_K's worker is dead: the caller cannot reap it meanwhile, so it
-     * must be a zombie. */
+     * must be a zombie (process backend); a persistent worker is reaped by its zygote at once, so
+     * there it must be gone. */
     atomic_store(&sh->in_reduce, 1);
     long long t0 = now_ms();
     while (!atomic_load(&sh->dying) && now_ms() - t0 < WAIT_MS) usleep_full(200);
     pid_t p = atomic_load(&sh->dead_pid);
+    char dead = g_b == SM_BACKEND_PERSISTENT ? 0 : 'Z';
     t0 = now_ms();
-    while (p && proc_state(p, NULL) != 'Z' && now_ms() - t0 < WAIT_MS) usleep_full(200);
-    if (p && proc_state(p, NULL) == 'Z') atomic_store(&sh->zombie_seen_in_reduce, 1);
+    while (p && proc_state(p, NULL) != dead && now_ms() - t0 < WAIT_MS) usleep_full(200);
+    if (p && proc_state(p, NULL) == dead) atomic_store(&sh->zombie_seen_in_reduce, 1);
     msleep(5);
   }
   return rlog_add(&c->rlog, job);
@@ -530,8 +534,12 @@ static void check_no_children(const char *when) {
          z);
   errno = 0;
   pid_t w = waitpid(-1, NULL, WNOHANG);
-  FCHECK(w == -1 && errno == ECHILD, "%s: waitpid(-1, WNOHANG) = %d (errno %d), expected -1/ECHILD", when, (int)w,
-         errno);
+  /* a persistent pool keeps its zygote as the caller's child, alive (0) until sm_pool_free */
+  if (g_b == SM_BACKEND_PERSISTENT)
+    FCHECK(w == 0, "%s: waitpid(-1, WNOHANG) = %d (errno %d), expected 0 (only the live zygote)", when, (int)w, errno);
+  else
+    FCHECK(w == -1 && errno == ECHILD, "%s: waitpid(-1, WNOHANG) = %d (errno %d), expected -1/ECHILD", when, (int)w,
+           errno);
 }
 
 static void run_case(int cause, int moment) {
@@ -539,15 +547,15 @@ static void run_case(int cause, int moment) {
   struct rlimit rl = {zero, zero};
   setrlimit(RLIMIT_CORE, &rl);
   jfail_init();
-  ctx_t c;
-  memset(&c, 0, sizeof c);
-  c.cause = cause;
-  c.moment = moment;
-  c.sh = (sh_t *)sm_empty(1, sizeof(sh_t));
-  FCHECK(c.sh != NULL, "sm_empty: %s", last_err());
-  rlog_init(&c.rlog, NJ_MAX + NEXT_JOBS);
-  c.pool = sm_pool_new(NW, SM_BACKEND_PROCESS);
-  FCHECK(c.pool != NULL, "sm_pool_new: %s", last_err());
+  ctx_t *c = (ctx_t *)sm_empty(1, sizeof(ctx_t)); /* the workers of every backend see it */
+  FCHECK(c != NULL, "sm_empty: %s", last_err());
+  c->cause = cause;
+  c->moment = moment;
+  c->sh = (sh_t *)sm_empty(1, sizeof(sh_t));
+  FCHECK(c->sh != NULL, "sm_empty: %s", last_err());
+  rlog_init(&c->rlog, NJ_MAX + NEXT_JOBS);
+  c->pool = sm_pool_new(NW, g_b);
+  FCHECK(c->pool != NULL, "sm_pool_new: %s", last_err());
 
   sm_map_opts o = default_opts();
   size_t njobs = 0;
@@ -578,8 +586,8 @@ static void run_case(int cause, int moment) {
   atomic_store(&g_res->started, 1);
   long long t0 = now_ms();
   sm_reduce_fn reduce = moment == M_INIT_ALL_NR ? NULL : reduce_fault;
-  sm_status st = k >= 0 ? sm_map_ex(c.pool, njobs, work_fault, reduce, sizeof(uint32_t), &c, &o)
-                        : sm_parallel(c.pool, region_fault, &c);
+  sm_status st = k >= 0 ? sm_map_ex(c->pool, njobs, work_fault, reduce, sizeof(uint32_t), c, &o)
+                        : sm_parallel(c->pool, region_fault, c);
   long long t1 = now_ms();
   g_res->status = (int)st;
   g_res->ms = t1 - t0;
@@ -592,13 +600,13 @@ static void run_case(int cause, int moment) {
   FCHECK(st == SM_ERR_WORKER_DIED, "expected SM_ERR_WORKER_DIED, got %s; sm_last_error() = \"%s\"", sm_status_str(st),
          msg);
   FCHECK(g_res->ms < CASE_LIMIT_MS, "the call took %lld ms (limit %d ms)", g_res->ms, CASE_LIMIT_MS);
-  pid_t dp = atomic_load(&c.sh->dead_pid);
+  pid_t dp = atomic_load(&c->sh->dead_pid);
   FCHECK(dp > 0, "the dying worker did not record its pid");
   if (moment == M_INIT_ALL || moment == M_INIT_ALL_NR) { /* every worker died: the message names one of them */
     for (size_t j = 0; j < njobs; j++)
-      FCHECK(atomic_load(&c.sh->calls[j]) == 0, "every worker died in worker_init, yet job %zu ran", j);
+      FCHECK(atomic_load(&c->sh->calls[j]) == 0, "every worker died in worker_init, yet job %zu ran", j);
     int named = 0;
-    for (int i = 0; i < pids_count(&c.sh->pids); i++) named |= names(msg, "pid", atomic_load(&c.sh->pids.pid[i]));
+    for (int i = 0; i < pids_count(&c->sh->pids); i++) named |= names(msg, "pid", atomic_load(&c->sh->pids.pid[i]));
     FCHECK(named, "the message must name the pid of a dead worker: \"%s\"", msg);
   } else {
     FCHECK(names(msg, "pid", dp), "the message must name the dead worker's pid %d: \"%s\"", (int)dp, msg);
@@ -609,50 +617,50 @@ static void run_case(int cause, int moment) {
   if (worker_named >= 0)
     FCHECK(names(msg, "worker", worker_named), "the message must name worker %d: \"%s\"", worker_named, msg);
   if (k >= 0) {
-    FCHECK(c.rlog.bad == 0, "reduce ran %d time(s) outside the calling thread", c.rlog.bad);
-    FCHECK(c.result_bad == 0, "reduce saw %d wrong result(s)", c.result_bad);
-    FCHECK(c.rlog.n == (size_t)k, "reduce ran %zu times, expected exactly %ld (jobs 0..%ld); message \"%s\"",
-           c.rlog.n, k, k - 1, msg);
-    for (size_t i = 0; i < c.rlog.n && i < c.rlog.cap; i++)
-      FCHECK(c.rlog.jobs[i] == i, "reduce call #%zu was for job %zu", i, c.rlog.jobs[i]);
+    FCHECK(c->rlog.bad == 0, "reduce ran %d time(s) outside the calling thread", c->rlog.bad);
+    FCHECK(c->result_bad == 0, "reduce saw %d wrong result(s)", c->result_bad);
+    FCHECK(c->rlog.n == (size_t)k, "reduce ran %zu times, expected exactly %ld (jobs 0..%ld); message \"%s\"",
+           c->rlog.n, k, k - 1, msg);
+    for (size_t i = 0; i < c->rlog.n && i < c->rlog.cap; i++)
+      FCHECK(c->rlog.jobs[i] == i, "reduce call #%zu was for job %zu", i, c->rlog.jobs[i]);
     for (long j = 0; j < k; j++)
-      FCHECK(atomic_load(&c.sh->calls[j]) == 1, "job %ld ran %d times", j, atomic_load(&c.sh->calls[j]));
+      FCHECK(atomic_load(&c->sh->calls[j]) == 1, "job %ld ran %d times", j, atomic_load(&c->sh->calls[j]));
   }
   if (moment == M_FINI1)
-    FCHECK(atomic_load(&c.sh->wreduce_calls) == 0, "worker_reduce ran %d times after a worker died in worker_fini",
-           atomic_load(&c.sh->wreduce_calls));
+    FCHECK(atomic_load(&c->sh->wreduce_calls) == 0, "worker_reduce ran %d times after a worker died in worker_fini",
+           atomic_load(&c->sh->wreduce_calls));
   if (moment == M_REDUCE)
-    FCHECK(atomic_load(&c.sh->zombie_seen_in_reduce) == 1,
+    FCHECK(atomic_load(&c->sh->zombie_seen_in_reduce) == 1,
            "job %d's worker was not seen dead while the caller was inside reduce(%d)", RED_K, RED_R);
   check_no_children("after the faulting call");
-  for (int i = 0; i < pids_count(&c.sh->pids); i++) {
-    pid_t p = atomic_load(&c.sh->pids.pid[i]);
+  for (int i = 0; i < pids_count(&c->sh->pids); i++) {
+    pid_t p = atomic_load(&c->sh->pids.pid[i]);
     FCHECK(kill(p, 0) != 0, "worker pid %d still exists (state %c)", (int)p, proc_state(p, NULL));
   }
 
   /* The next map on the same pool: critical and ordered in every job, reduce. */
-  memset(c.sh, 0, sizeof *c.sh);
-  rlog_reset(&c.rlog);
-  c.result_bad = 0;
-  st = sm_map(c.pool, NEXT_JOBS, work_next, reduce_next, sizeof(uint32_t), &c);
+  memset(c->sh, 0, sizeof *c->sh);
+  rlog_reset(&c->rlog);
+  c->result_bad = 0;
+  st = sm_map(c->pool, NEXT_JOBS, work_next, reduce_next, sizeof(uint32_t), c);
   FCHECK(atomic_load(&g_jf->nfail) == 0, "next map: a check in a job failed: %s", g_jf->msg);
   FCHECK(st == SM_OK, "next map on the same pool: %s, \"%s\"", sm_status_str(st), last_err());
-  FCHECK(c.sh->counter == NEXT_JOBS, "next map: counter under critical is %ld, expected %d", c.sh->counter,
+  FCHECK(c->sh->counter == NEXT_JOBS, "next map: counter under critical is %ld, expected %d", c->sh->counter,
          NEXT_JOBS);
   for (int i = 0; i < NEXT_JOBS; i++)
-    FCHECK(c.sh->log[i] == i, "next map: ordered log[%d] = %d, expected %d", i, c.sh->log[i], i);
-  FCHECK(c.rlog.n == NEXT_JOBS && c.result_bad == 0 && c.rlog.bad == 0, "next map: reduce ran %zu times (%d bad)",
-         c.rlog.n, c.result_bad);
-  for (size_t i = 0; i < c.rlog.n && i < c.rlog.cap; i++)
-    FCHECK(c.rlog.jobs[i] == i, "next map: reduce call #%zu was for job %zu", i, c.rlog.jobs[i]);
+    FCHECK(c->sh->log[i] == i, "next map: ordered log[%d] = %d, expected %d", i, c->sh->log[i], i);
+  FCHECK(c->rlog.n == NEXT_JOBS && c->result_bad == 0 && c->rlog.bad == 0, "next map: reduce ran %zu times (%d bad)",
+         c->rlog.n, c->result_bad);
+  for (size_t i = 0; i < c->rlog.n && i < c->rlog.cap; i++)
+    FCHECK(c->rlog.jobs[i] == i, "next map: reduce call #%zu was for job %zu", i, c->rlog.jobs[i]);
   /* And the next region. */
-  st = sm_parallel(c.pool, region_next, &c);
+  st = sm_parallel(c->pool, region_next, c);
   FCHECK(atomic_load(&g_jf->nfail) == 0, "next region: a check failed: %s", g_jf->msg);
   FCHECK(st == SM_OK, "next region on the same pool: %s, \"%s\"", sm_status_str(st), last_err());
-  FCHECK(c.sh->rcounter == (long)REGION_INCS * NW, "next region: counter %ld", c.sh->rcounter);
+  FCHECK(c->sh->rcounter == (long)REGION_INCS * NW, "next region: counter %ld", c->sh->rcounter);
   check_no_children("after the next map and region");
-  sm_pool_free(c.pool);
-  sm_free(c.sh);
+  sm_pool_free(c->pool);
+  sm_free(c->sh);
   atomic_store(&g_res->finished_ok, 1);
 }
 
@@ -742,7 +750,8 @@ int main(int argc, char **argv) {
   }
   if (!any_selected)
     for (int m = 0; m < NMOMENTS; m++) selected[m] = 1;
-  if (b != SM_BACKEND_PROCESS) {
+  g_b = b;
+  if (!workers_are_processes(b)) {
     printf("test_fault_matrix[%s]: nothing to do: on the %s backend a crashing job takes the whole process down "
            "by design (pinned by test_crash)\n",
            g_backend_name, g_backend_name);
@@ -865,9 +874,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "test_fault_matrix: %d of %d cases failed\n", nfail, ncases);
     return 1;
   }
-  printf("test_fault_matrix[process]: OK: %d cases (causes x moments), every call returned SM_ERR_WORKER_DIED naming "
+  printf("test_fault_matrix[%s]: OK: %d cases (causes x moments), every call returned SM_ERR_WORKER_DIED naming "
          "the job/worker, pid and cause, within %lld ms at most (limit %d ms); next map and region fine; %lld ms "
          "in all\n",
-         ncases, max_ms, CASE_LIMIT_MS, t_total);
+         g_backend_name, ncases, max_ms, CASE_LIMIT_MS, t_total);
   return 0;
 }

@@ -12,6 +12,10 @@
  *   child; src/sys/forklock.rs is why none is). */
 #include "testutil.h"
 
+/* Pools whose workers the forked child does not have: the thread backend's threads, the
+ * persistent backend's processes (they serve the process that made the pool). */
+static int refused_in_child(sm_backend b) { return b == SM_BACKEND_THREAD || b == SM_BACKEND_PERSISTENT; }
+
 static int work(void *ctx, size_t job, void *result) {
   (void)result;
   atomic_fetch_add(&((atomic_int *)ctx)[job], 1);
@@ -26,20 +30,26 @@ static int run_and_count(sm_pool *pool, atomic_int *calls, int n, sm_status *st)
   return ok;
 }
 
-/* A region: a dynamic loop over [0, 100) counting each index in calls[]. */
-static sm_pool *g_region_pool;
+/* A region: a dynamic loop over [0, 100) counting each index in calls[]. The pool travels in ctx
+ * (sm_empty memory): persistent workers see globals as they were at sm_pool_new. */
+typedef struct {
+  sm_pool *pool;
+  atomic_int *calls;
+} region_ctx_t;
+
 static int region_count(void *ctx) {
-  atomic_int *calls = (atomic_int *)ctx;
+  region_ctx_t *r = (region_ctx_t *)ctx;
   size_t lo, hi;
-  while (sm_for_next(g_region_pool, 0, 100, SM_SCHEDULE_DYNAMIC, 3, 0, &lo, &hi))
-    for (size_t i = lo; i < hi; i++) atomic_fetch_add(&calls[i], 1);
+  while (sm_for_next(r->pool, 0, 100, SM_SCHEDULE_DYNAMIC, 3, 0, &lo, &hi))
+    for (size_t i = lo; i < hi; i++) atomic_fetch_add(&r->calls[i], 1);
   return 0;
 }
 
 static int region_and_count(sm_pool *pool, atomic_int *calls, sm_status *st) {
   for (int i = 0; i < 100; i++) atomic_store(&calls[i], 0);
-  g_region_pool = pool;
-  *st = sm_parallel(pool, region_count, calls);
+  region_ctx_t *r = (region_ctx_t *)shared_dup(&(region_ctx_t){pool, calls}, sizeof(region_ctx_t));
+  *st = sm_parallel(pool, region_count, r);
+  sm_free(r);
   int ok = 0;
   for (int i = 0; i < 100; i++) ok += atomic_load(&calls[i]) == 1;
   return ok;
@@ -63,7 +73,7 @@ static int mode_inherit(sm_backend b) {
     snprintf(msg, sizeof msg, "%s", st == SM_OK ? "" : last_err());
     fprintf(stderr, "child, inherited %s pool: sm_map %s \"%s\" (%d of 100 jobs ran once)\n", g_backend_name,
             sm_status_str(st), msg, ok);
-    if (b == SM_BACKEND_THREAD) {
+    if (refused_in_child(b)) {
       if (st != SM_ERR_STATE) _exit(20);
       if (!icontains(msg, "fork") || !icontains(msg, "new pool")) _exit(21);
       for (int i = 0; i < 100; i++)
@@ -76,7 +86,7 @@ static int mode_inherit(sm_backend b) {
     snprintf(msg, sizeof msg, "%s", st == SM_OK ? "" : last_err());
     fprintf(stderr, "child, inherited %s pool: sm_parallel %s \"%s\" (%d of 100 iterations ran once)\n",
             g_backend_name, sm_status_str(st), msg, ok);
-    if (b == SM_BACKEND_THREAD) {
+    if (refused_in_child(b)) {
       if (st != SM_ERR_STATE || !icontains(msg, "fork")) _exit(24);
     } else if (st != SM_OK || ok != 100) {
       _exit(25);
@@ -105,7 +115,7 @@ static int mode_inherit(sm_backend b) {
         : code == 13 ? "a pool created in the child did not run a map correctly"
         : code == 14 ? "a pool created in the child did not run a region correctly"
         : code == 15 ? "children left in the child"
-        : code == 20 ? "thread backend: sm_map on the inherited pool did not return SM_ERR_STATE"
+        : code == 20 ? "thread/persistent backend: sm_map on the inherited pool did not return SM_ERR_STATE"
         : code == 21 ? "thread backend: the SM_ERR_STATE message does not say the pool's threads are not in this "
                        "forked child and a new pool is needed"
         : code == 22 ? "thread backend: the refused map ran jobs"
@@ -181,8 +191,7 @@ static void mode_threads(sm_backend b, int nfork) {
       sm_free(m);
       sm_pool *p = sm_pool_new(1, b);
       if (!p) _exit(4);
-      size_t n = 0;
-      if (sm_map(p, 3, work_quick, NULL, sizeof(size_t), &n) != SM_OK) _exit(5);
+      if (sm_map(p, 3, work_quick, NULL, sizeof(size_t), NULL) != SM_OK) _exit(5);
       sm_pool_free(p);
       _exit(0);
     }

@@ -382,6 +382,15 @@ static void case_as(void) {
     CHECK(big == NULL, "sm_empty(1 GiB) succeeded under RLIMIT_AS of %ld kB", (long)(lim / 1024));
     CHECK(msg[0] && (has_number(msg, 1l << 30) || icontains(msg, "memory")),
           "sm_empty(1 GiB) failed without a message naming the size or memory: \"%s\"", msg);
+    /* A persistent pool needs the shared heap, which this address space cannot hold: refused now,
+     * with the reason, rather than a crash later. */
+    sm_pool *pp = sm_pool_new(2, SM_BACKEND_PERSISTENT);
+    snprintf(msg, sizeof msg, "%s", last_err());
+    printf("sm_pool_new(persistent): %p \"%s\"\n", (void *)pp, msg);
+    CHECK(pp == NULL && sm_last_status() == SM_ERR_NOMEM, "a persistent pool under RLIMIT_AS: %p, %s", (void *)pp,
+          sm_status_str(sm_last_status()));
+    CHECK(icontains(msg, "heap") && icontains(msg, "RLIMIT_AS"),
+          "the refusal of a persistent pool should name the shared heap and RLIMIT_AS: \"%s\"", msg);
     for (int r = 0; r < 20; r++) {
       size_t sz = r % 2 ? 16u << 20 : 1u << 20;
       char *p = (char *)sm_empty(sz, 1);

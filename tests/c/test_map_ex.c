@@ -67,6 +67,8 @@ static sm_status run(sm_pool *pool, caller_ctx *c, size_t chunk) {
   opts.worker_fini = fini;
   opts.worker_reduce = worker_reduce;
   opts.wresult_size = sizeof(double);
+  /* the workers read the copy; worker_reduce, on the caller, fills c itself */
+  opts.ctx_size = sizeof *c;
   memset(shared, 0, sizeof *shared);
   return sm_map_ex(pool, NJOBS, work, NULL, 0, c, &opts);
 }

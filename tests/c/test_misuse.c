@@ -145,11 +145,11 @@ static void expect_state(sm_status s, sm_status want, const char *what, const ch
 
 static void hold_case(sm_pool *pool, shared_t *sh, int kind, long hold_job, size_t njobs) {
   const char *what = kind == 1 ? "job returns inside critical" : "job returns inside ordered";
-  ctx_t c = {pool, sh, hold_job, kind};
+  ctx_t *c = (ctx_t *)shared_dup(&(ctx_t){pool, sh, hold_job, kind}, sizeof(ctx_t));
   sh->counter = 0;
   atomic_store(&sh->counter_atomic, 0);
   atomic_store(&sh->logpos, 0);
-  sm_status st = sm_map(pool, njobs, work_hold, NULL, 0, &c);
+  sm_status st = sm_map(pool, njobs, work_hold, NULL, 0, c);
   char msg[512];
   snprintf(msg, sizeof msg, "%s", last_err());
   printf("%s (job %ld): %s, \"%s\"\n", what, hold_job, sm_status_str(st), msg);
@@ -159,16 +159,17 @@ static void hold_case(sm_pool *pool, shared_t *sh, int kind, long hold_job, size
   CHECK(icontains(msg, kind == 1 ? "critical" : "ordered"), "%s: message should say which section: \"%s\"", what, msg);
   CHECK_NO_CHILDREN(what);
   /* the next map using the same section works */
-  c.hold_job = -1;
+  c->hold_job = -1;
   sh->counter = 0;
   atomic_store(&sh->counter_atomic, 0);
   atomic_store(&sh->logpos, 0);
-  CHECK_STATUS(sm_map(pool, 200, work_hold, NULL, 0, &c), SM_OK, "map after: %s", what);
+  CHECK_STATUS(sm_map(pool, 200, work_hold, NULL, 0, c), SM_OK, "map after: %s", what);
   CHECK(atomic_load(&sh->counter_atomic) == 200, "map after %s: %d of 200 jobs completed", what,
         atomic_load(&sh->counter_atomic));
   if (kind == 1) CHECK(sh->counter == 200, "map after %s: protected counter %ld, expected 200", what, sh->counter);
   else
     for (int i = 0; i < 200; i++) CHECK(sh->log[i] == i, "map after %s: ordered log[%d] = %d", what, i, sh->log[i]);
+  sm_free(c);
 }
 
 /* sm_pool_free from another thread while the pool runs a map: refused, the map completes. */
@@ -199,28 +200,28 @@ static void *freer_thread(void *arg) {
 }
 
 static void free_during_map(sm_backend b) {
-  freer_t f;
-  memset(&f, 0, sizeof f);
-  f.pool = new_pool(2, b);
-  f.started = (atomic_int *)must_empty(2, sizeof(atomic_int));
-  f.finished = f.started + 1;
+  freer_t *f = (freer_t *)must_empty(1, sizeof *f); /* the workers of every backend see it now */
+  f->pool = new_pool(2, b);
+  f->started = (atomic_int *)must_empty(2, sizeof(atomic_int));
+  f->finished = f->started + 1;
   pthread_t th;
-  CHECK(pthread_create(&th, NULL, freer_thread, &f) == 0, "pthread_create");
-  sm_status st = sm_map(f.pool, 20, work_slow, NULL, 0, &f);
+  CHECK(pthread_create(&th, NULL, freer_thread, f) == 0, "pthread_create");
+  sm_status st = sm_map(f->pool, 20, work_slow, NULL, 0, f);
   pthread_join(th, NULL);
-  printf("sm_pool_free while the pool runs a map -> \"%s\"\n", f.msg);
+  printf("sm_pool_free while the pool runs a map -> \"%s\"\n", f->msg);
   CHECK(st == SM_OK, "map during which another thread called sm_pool_free returned %s (%s)", sm_status_str(st),
         last_err());
-  CHECK(atomic_load(f.finished) == 20, "%d of 20 jobs finished", atomic_load(f.finished));
-  CHECK(f.refused, "sm_pool_free while the pool runs a map set no message (it must be refused)");
-  CHECK(icontains(f.msg, "map") || icontains(f.msg, "running") || icontains(f.msg, "busy"),
-        "sm_pool_free refusal message should say the pool is running a map: \"%s\"", f.msg);
+  CHECK(atomic_load(f->finished) == 20, "%d of 20 jobs finished", atomic_load(f->finished));
+  CHECK(f->refused, "sm_pool_free while the pool runs a map set no message (it must be refused)");
+  CHECK(icontains(f->msg, "map") || icontains(f->msg, "running") || icontains(f->msg, "busy"),
+        "sm_pool_free refusal message should say the pool is running a map: \"%s\"", f->msg);
   /* the pool still works, then can be freed */
-  atomic_store(f.started, 0);
-  atomic_store(f.finished, 0);
-  CHECK_STATUS(sm_map(f.pool, 4, work_slow, NULL, 0, &f), SM_OK, "map after the refused sm_pool_free");
-  sm_pool_free(f.pool);
-  sm_free(f.started);
+  atomic_store(f->started, 0);
+  atomic_store(f->finished, 0);
+  CHECK_STATUS(sm_map(f->pool, 4, work_slow, NULL, 0, f), SM_OK, "map after the refused sm_pool_free");
+  sm_pool_free(f->pool);
+  sm_free(f->started);
+  sm_free(f);
 }
 
 int main(int argc, char **argv) {
@@ -247,8 +248,8 @@ int main(int argc, char **argv) {
 
   shared_t *sh = (shared_t *)must_empty(1, sizeof(shared_t));
   sh->victim = (int *)must_empty(NJ, sizeof(int));
-  ctx_t c = {pool, sh, -1, 0};
-  CHECK_STATUS(sm_map(pool, NJ, work_misuse, NULL, 0, &c), SM_OK,
+  ctx_t *c = (ctx_t *)shared_dup(&(ctx_t){pool, sh, -1, 0}, sizeof(ctx_t));
+  CHECK_STATUS(sm_map(pool, NJ, work_misuse, NULL, 0, c), SM_OK,
                "misuse map: every misuse returns SM_ERR_STATE and the job goes on");
   struct { int k; sm_status want; const char *kw1, *kw2; } exp[] = {
     {C_CLEAVE_NO_ENTER, SM_ERR_STATE, "critical", NULL}, {C_CENTER1, SM_OK, NULL, NULL},
@@ -290,13 +291,13 @@ int main(int argc, char **argv) {
   }
   /* the pool survived sm_pool_free inside a job */
   sh->counter = 0;
-  c.hold_job = -1;
-  c.hold_kind = 1;
-  CHECK_STATUS(sm_map(pool, 50, work_hold, NULL, 0, &c), SM_OK, "map after sm_pool_free was refused inside a job");
+  c->hold_job = -1;
+  c->hold_kind = 1;
+  CHECK_STATUS(sm_map(pool, 50, work_hold, NULL, 0, c), SM_OK, "map after sm_pool_free was refused inside a job");
 
   /* ordered while inside critical */
   memset(sh->st, 0, sizeof sh->st);
-  CHECK_STATUS(sm_map(pool, NJ, work_ordered_in_critical, NULL, 0, &c), SM_OK, "ordered-inside-critical map");
+  CHECK_STATUS(sm_map(pool, NJ, work_ordered_in_critical, NULL, 0, c), SM_OK, "ordered-inside-critical map");
   for (int j = 0; j < NJ; j++) {
     CHECK(sh->st[j][C_C_FOR_O] == SM_OK, "job %d: critical_enter returned %s", j, sm_status_str(sh->st[j][C_C_FOR_O]));
     CHECK(sh->st[j][C_O_IN_C] == SM_ERR_STATE,

@@ -131,22 +131,24 @@ int main(int argc, char **argv) {
   sm_backend b = parse_backend(argc, argv);
   watchdog(60);
   jfail_init();
-  sm_pool *pool = new_pool(3, b);
+  /* other first: persistent workers know the pools made before their own (their memory is the
+   * caller's at sm_pool_new) */
   sm_pool *other = new_pool(2, b == SM_BACKEND_THREAD ? SM_BACKEND_PROCESS : SM_BACKEND_THREAD);
-  ctx_t c = {pool, (shared_t *)must_empty(1, sizeof(shared_t)), other};
+  sm_pool *pool = new_pool(3, b);
+  ctx_t *c = (ctx_t *)shared_dup(&(ctx_t){pool, (shared_t *)must_empty(1, sizeof(shared_t)), other}, sizeof(ctx_t));
   for (int rep = 0; rep < 2; rep++) {
-    memset(c.sh, 0, sizeof *c.sh);
-    CHECK_STATUS(sm_map(pool, NOUTER, outer_work, outer_reduce, sizeof(uint64_t), &c), SM_OK, "outer map");
+    memset(c->sh, 0, sizeof *c->sh);
+    CHECK_STATUS(sm_map(pool, NOUTER, outer_work, outer_reduce, sizeof(uint64_t), c), SM_OK, "outer map");
     for (int j = 0; j < NOUTER; j++)
-      CHECK(atomic_load(&c.sh->outer_calls[j]) == 1, "outer job %d ran %d times", j, atomic_load(&c.sh->outer_calls[j]));
+      CHECK(atomic_load(&c->sh->outer_calls[j]) == 1, "outer job %d ran %d times", j, atomic_load(&c->sh->outer_calls[j]));
     long want = 0;
     for (int j = 0; j < NOUTER; j++) want += j % 3 == 0 ? NINNER : j % 3 == 1 ? 5 : 7; /* inner jobs that ran */
-    CHECK(c.sh->protected_counter == want, "counter protected by critical in inner jobs = %ld, expected %ld",
-          c.sh->protected_counter, want);
+    CHECK(c->sh->protected_counter == want, "counter protected by critical in inner jobs = %ld, expected %ld",
+          c->sh->protected_counter, want);
   }
   CHECK(sm_worker_id() == -1, "sm_worker_id() = %d after the maps", sm_worker_id());
   CHECK_NO_CHILDREN("end");
-  sm_free(c.sh);
+  sm_free(c->sh);
   sm_pool_free(other);
   sm_pool_free(pool);
   printf("test_nested[%s]: OK\n", g_backend_name);

@@ -77,9 +77,10 @@ static void fmt_log(shared_t *sh, char *buf, size_t cap) {
 }
 
 static void run_exact(sm_pool *pool, shared_t *sh, size_t njobs, int every, long max_us, long slow0, const char *what) {
-  ctx_t c = {pool, sh, njobs, every, max_us, slow0, -1, 0, 1};
+  ctx_t *c = (ctx_t *)shared_dup(&(ctx_t){pool, sh, njobs, every, max_us, slow0, -1, 0, 1}, sizeof(ctx_t));
   memset(sh, 0, sizeof *sh);
-  CHECK_STATUS(sm_map(pool, njobs, work, NULL, 0, &c), SM_OK, "%s", what);
+  CHECK_STATUS(sm_map(pool, njobs, work, NULL, 0, c), SM_OK, "%s", what);
+  sm_free(c);
   int n = atomic_load(&sh->logpos);
   int want = (int)((njobs + (size_t)every - 1) / (size_t)every);
   char buf[4096];
@@ -91,9 +92,10 @@ static void run_exact(sm_pool *pool, shared_t *sh, size_t njobs, int every, long
 }
 
 static void run_special(sm_pool *pool, shared_t *sh, long special_job, int special, sm_status expected, const char *what) {
-  ctx_t c = {pool, sh, 200, 1, 1500, 0, special_job, special, 0};
+  ctx_t *c = (ctx_t *)shared_dup(&(ctx_t){pool, sh, 200, 1, 1500, 0, special_job, special, 0}, sizeof(ctx_t));
   memset(sh, 0, sizeof *sh);
-  sm_status st = sm_map(pool, 200, work, NULL, 0, &c);
+  sm_status st = sm_map(pool, 200, work, NULL, 0, c);
+  sm_free(c);
   CHECK_STATUS(st, expected, "%s", what);
   int n = atomic_load(&sh->logpos);
   char buf[4096];

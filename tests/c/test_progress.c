@@ -31,7 +31,7 @@ typedef struct {
   size_t nreduced;
 } plog_t;
 
-static plog_t g_log; /* caller memory: the callback runs in the caller */
+static plog_t *g_log; /* sm_empty memory, which the workers of every backend see as it is now */
 
 static void progress(void *ctx, size_t done, size_t total) {
   plog_t *p = (plog_t *)ctx;
@@ -61,17 +61,17 @@ static int reduce(void *ctx, size_t job, void *result) {
 
 static sm_status run(sm_pool *pool, size_t njobs, long fail_job, int fail_code, int with_reduce, size_t opts_size,
                      long long *ms) {
-  memset(&g_log, 0, sizeof g_log);
-  g_log.pid = getpid();
-  g_log.thread = pthread_self();
-  g_log.fail_job = fail_job;
-  g_log.fail_code = fail_code;
+  memset(g_log, 0, sizeof *g_log);
+  g_log->pid = getpid();
+  g_log->thread = pthread_self();
+  g_log->fail_job = fail_job;
+  g_log->fail_code = fail_code;
   sm_map_opts opts;
   memset(&opts, 0, sizeof opts);
   opts.size = opts_size;
   opts.progress = progress;
   long long t0 = now_ms();
-  sm_status st = sm_map_ex(pool, njobs, work, with_reduce ? reduce : NULL, with_reduce ? 8 : 0, &g_log, &opts);
+  sm_status st = sm_map_ex(pool, njobs, work, with_reduce ? reduce : NULL, with_reduce ? 8 : 0, g_log, &opts);
   if (ms) *ms = now_ms() - t0;
   return st;
 }
@@ -79,27 +79,27 @@ static sm_status run(sm_pool *pool, size_t njobs, long fail_job, int fail_code, 
 static void fmt_calls(char *buf, size_t cap) {
   size_t off = 0;
   buf[0] = 0;
-  for (size_t i = 0; i < g_log.ncalls && i < MAXCALLS && off + 48 < cap; i++)
-    off += (size_t)snprintf(buf + off, cap - off, " (%zu,%zu)", g_log.done[i], g_log.total[i]);
+  for (size_t i = 0; i < g_log->ncalls && i < MAXCALLS && off + 48 < cap; i++)
+    off += (size_t)snprintf(buf + off, cap - off, " (%zu,%zu)", g_log->done[i], g_log->total[i]);
 }
 
 /* The properties every sequence of calls has; returns the final done. */
 static size_t check_calls(size_t njobs, const char *what) {
   char buf[4096];
   fmt_calls(buf, sizeof buf);
-  CHECK(g_log.wrong_thread == 0, "%s: %d progress call(s) not on the calling thread (process %d)", what,
-        g_log.wrong_thread, (int)getpid());
-  CHECK(g_log.ncalls >= 1, "%s: the progress callback was never called (it must be called once at the end)", what);
-  CHECK(g_log.ncalls <= MAXCALLS, "%s: %zu progress calls", what, g_log.ncalls);
-  for (size_t i = 0; i < g_log.ncalls; i++) {
-    CHECK(g_log.total[i] == njobs, "%s: call %zu has total %zu, njobs is %zu; calls:%s", what, i, g_log.total[i], njobs,
+  CHECK(g_log->wrong_thread == 0, "%s: %d progress call(s) not on the calling thread (process %d)", what,
+        g_log->wrong_thread, (int)getpid());
+  CHECK(g_log->ncalls >= 1, "%s: the progress callback was never called (it must be called once at the end)", what);
+  CHECK(g_log->ncalls <= MAXCALLS, "%s: %zu progress calls", what, g_log->ncalls);
+  for (size_t i = 0; i < g_log->ncalls; i++) {
+    CHECK(g_log->total[i] == njobs, "%s: call %zu has total %zu, njobs is %zu; calls:%s", what, i, g_log->total[i], njobs,
           buf);
-    CHECK(g_log.done[i] <= njobs, "%s: call %zu has done %zu > njobs %zu; calls:%s", what, i, g_log.done[i], njobs, buf);
+    CHECK(g_log->done[i] <= njobs, "%s: call %zu has done %zu > njobs %zu; calls:%s", what, i, g_log->done[i], njobs, buf);
     if (i > 0)
-      CHECK(g_log.done[i] >= g_log.done[i - 1], "%s: done decreased from %zu to %zu at call %zu; calls:%s", what,
-            g_log.done[i - 1], g_log.done[i], i, buf);
+      CHECK(g_log->done[i] >= g_log->done[i - 1], "%s: done decreased from %zu to %zu at call %zu; calls:%s", what,
+            g_log->done[i - 1], g_log->done[i], i, buf);
   }
-  return g_log.done[g_log.ncalls - 1];
+  return g_log->done[g_log->ncalls - 1];
 }
 
 static void test_callback(sm_pool *pool) {
@@ -110,20 +110,20 @@ static void test_callback(sm_pool *pool) {
     long long ms = 0;
     sm_status st = run(pool, NJOBS_LONG, -1, 0, with_reduce, sizeof(sm_map_opts), &ms);
     fmt_calls(buf, sizeof buf);
-    printf("%s: %s in %lld ms, %zu progress calls:%s\n", what, sm_status_str(st), ms, g_log.ncalls, buf);
+    printf("%s: %s in %lld ms, %zu progress calls:%s\n", what, sm_status_str(st), ms, g_log->ncalls, buf);
     CHECK_STATUS(st, SM_OK, "%s", what);
     size_t last = check_calls(NJOBS_LONG, what);
     CHECK(last == NJOBS_LONG, "%s: the final progress call has done %zu, expected njobs = %d; calls:%s", what, last,
           NJOBS_LONG, buf);
-    CHECK(g_log.ncalls >= 2 && g_log.done[0] < NJOBS_LONG,
+    CHECK(g_log->ncalls >= 2 && g_log->done[0] < NJOBS_LONG,
           "%s: a map of %lld ms made no progress call while it ran (done < njobs), only %zu call(s) once the jobs "
           "were done; expected calls about every 0.1 s on the way and the final one; calls:%s",
-          what, ms, g_log.ncalls, buf);
+          what, ms, g_log->ncalls, buf);
     /* one-sided: the library cannot report more often than every 0.1 s of its own clock (which
      * runs inside our measurement), plus the final call */
-    CHECK(g_log.ncalls <= (size_t)(ms / 100) + 2, "%s: %zu progress calls in %lld ms: more often than every 0.1 s; "
-          "calls:%s", what, g_log.ncalls, ms, buf);
-    if (with_reduce) CHECK(g_log.nreduced == NJOBS_LONG, "%s: reduce ran %zu times", what, g_log.nreduced);
+    CHECK(g_log->ncalls <= (size_t)(ms / 100) + 2, "%s: %zu progress calls in %lld ms: more often than every 0.1 s; "
+          "calls:%s", what, g_log->ncalls, ms, buf);
+    if (with_reduce) CHECK(g_log->nreduced == NJOBS_LONG, "%s: reduce ran %zu times", what, g_log->nreduced);
   }
 }
 
@@ -132,23 +132,23 @@ static void test_empty(sm_pool *pool) {
   char buf[4096];
   fmt_calls(buf, sizeof buf);
   CHECK_STATUS(st, SM_OK, "0 jobs with a progress callback");
-  CHECK(g_log.ncalls == 1 && g_log.done[0] == 0 && g_log.total[0] == 0,
-        "0 jobs: expected exactly one progress call (0, 0), got %zu:%s", g_log.ncalls, buf);
-  CHECK(g_log.wrong_thread == 0, "0 jobs: the progress call was not on the calling thread");
+  CHECK(g_log->ncalls == 1 && g_log->done[0] == 0 && g_log->total[0] == 0,
+        "0 jobs: expected exactly one progress call (0, 0), got %zu:%s", g_log->ncalls, buf);
+  CHECK(g_log->wrong_thread == 0, "0 jobs: the progress call was not on the calling thread");
 }
 
 static void test_failing(sm_pool *pool) {
   char buf[4096];
   sm_status st = run(pool, NJOBS, 150, 5, 0, sizeof(sm_map_opts), NULL);
   fmt_calls(buf, sizeof buf);
-  printf("job 150 fails: %s, %zu progress calls:%s\n", sm_status_str(st), g_log.ncalls, buf);
+  printf("job 150 fails: %s, %zu progress calls:%s\n", sm_status_str(st), g_log->ncalls, buf);
   CHECK_STATUS(st, SM_ERR_JOB, "job 150 of %d returns 5", NJOBS);
   size_t last = check_calls(NJOBS, "failing job 150");
   CHECK(last < NJOBS, "failing job 150: the final progress call says %zu of %d jobs done", last, NJOBS);
 
   st = run(pool, NJOBS, 100, SM_STOP, 1, sizeof(sm_map_opts), NULL);
   fmt_calls(buf, sizeof buf);
-  printf("job 100 returns SM_STOP: %s, %zu progress calls:%s\n", sm_status_str(st), g_log.ncalls, buf);
+  printf("job 100 returns SM_STOP: %s, %zu progress calls:%s\n", sm_status_str(st), g_log->ncalls, buf);
   CHECK_STATUS(st, SM_STOPPED, "job 100 of %d returns SM_STOP", NJOBS);
   last = check_calls(NJOBS, "SM_STOP in job 100");
   CHECK(last < NJOBS, "SM_STOP in job 100: the final progress call says %zu of %d jobs done", last, NJOBS);
@@ -158,8 +158,8 @@ static void test_size(sm_pool *pool) {
   /* a caller built against a header without the progress field: the field is beyond opts.size */
   sm_status st = run(pool, 50, -1, 0, 0, offsetof(sm_map_opts, progress), NULL);
   CHECK_STATUS(st, SM_OK, "opts.size = offsetof(sm_map_opts, progress)");
-  CHECK(g_log.ncalls == 0, "opts.size excludes the progress field, but the callback was called %zu times",
-        g_log.ncalls);
+  CHECK(g_log->ncalls == 0, "opts.size excludes the progress field, but the callback was called %zu times",
+        g_log->ncalls);
 }
 
 /* SM_PROGRESS=1: run a map of > 1 s in a subprocess whose stderr is `fd`. */
@@ -172,7 +172,7 @@ static pid_t spawn_bar_map(sm_backend b, int fd) {
     sm_pool *pool = sm_pool_new(2, b);
     if (!pool) _exit(91);
     size_t njobs = b == SM_BACKEND_SERIAL ? 1500 : 3000; /* over 1.5 s: 1 ms jobs on 2 workers */
-    plog_t *p = (plog_t *)calloc(1, sizeof(plog_t));
+    plog_t *p = (plog_t *)sm_empty(1, sizeof(plog_t));
     if (!p) _exit(92);
     p->fail_job = -1;
     sm_status st = sm_map(pool, njobs, work, NULL, 0, p);
@@ -248,6 +248,7 @@ static void test_env_bar(sm_backend b) {
 
 int main(int argc, char **argv) {
   sm_backend b = parse_backend(argc, argv);
+  g_log = (plog_t *)must_empty(1, sizeof *g_log);
   watchdog(90);
   jfail_init();
   sm_pool *pool = new_pool(2, b);

@@ -90,7 +90,7 @@ static const char *sched_name(sm_schedule s) {
 static void run_ok(ctx_t *c, sm_region_fn fn, const char *what) {
   sm_status st = sm_parallel(c->pool, fn, c);
   CHECK_STATUS(st, SM_OK, "%s (pool of %d, team %d)", what, sm_pool_nworkers(c->pool), c->team);
-  if (g_b == SM_BACKEND_PROCESS) CHECK_NO_CHILDREN(what);
+  if (workers_are_processes(g_b)) CHECK_NO_CHILDREN(what);
   CHECK(sm_worker_id() == -1 && sm_num_workers() == 1 && sm_master() == 1,
         "%s: after sm_parallel the caller sees sm_worker_id %d, sm_num_workers %d, sm_master %d (expected -1, 1, 1)",
         what, sm_worker_id(), sm_num_workers(), sm_master());
@@ -118,7 +118,7 @@ static void test_team(ctx_t *c) {
   for (int w = 0; w < MAXW; w++)
     CHECK(atomic_load(&g_sh->runs[w]) == (w < c->team), "worker %d ran the region %d times (team of %d)", w,
           atomic_load(&g_sh->runs[w]), c->team);
-  if (g_b == SM_BACKEND_PROCESS) {
+  if (workers_are_processes(g_b)) {
     CHECK(g_private == 0, "process backend: a worker's write to ordinary memory reached the caller");
     for (int w = 0; w < c->team; w++) {
       CHECK(atomic_load(&g_sh->pid[w]) != c->caller_pid, "process backend: worker %d ran in the caller's process", w);
@@ -613,29 +613,31 @@ int main(int argc, char **argv) {
   watchdog(120);
   jfail_init();
   g_sh = (shared_t *)must_empty(1, sizeof(shared_t));
-  static ctx_t c; /* large: not on the stack */
+  /* in sm_empty memory, which the workers of every backend see as it is now */
+  ctx_t *c = (ctx_t *)must_empty(1, sizeof *c);
   for (int n = 1; n <= 4; n++) {
-    memset(&c, 0, sizeof c);
-    c.pool = new_pool(n, g_b);
-    c.team = g_b == SM_BACKEND_SERIAL ? 1 : n;
-    c.caller_pid = getpid();
-    c.caller_tid = my_tid();
+    memset(c, 0, sizeof *c);
+    c->pool = new_pool(n, g_b);
+    c->team = g_b == SM_BACKEND_SERIAL ? 1 : n;
+    c->caller_pid = getpid();
+    c->caller_tid = my_tid();
     long long t0 = now_ms();
-    test_team(&c);
+    test_team(c);
     for (int rep = 0; rep < 3; rep++) { /* timing-dependent paths: more chances to hit them */
-      test_barrier(&c);
-      test_loops(&c);
-      test_ordered(&c);
-      test_single(&c);
+      test_barrier(c);
+      test_loops(c);
+      test_ordered(c);
+      test_single(c);
     }
-    test_reduce(&c);
-    test_critical(&c);
-    test_nested(&c);
-    test_outside(&c);
-    sm_pool_free(c.pool);
-    printf("test_region[%s]: pool of %d (team of %d) OK (%lld ms)\n", g_backend_name, n, c.team, now_ms() - t0);
+    test_reduce(c);
+    test_critical(c);
+    test_nested(c);
+    test_outside(c);
+    sm_pool_free(c->pool);
+    printf("test_region[%s]: pool of %d (team of %d) OK (%lld ms)\n", g_backend_name, n, c->team, now_ms() - t0);
   }
   CHECK_NO_CHILDREN("end");
+  sm_free(c);
   sm_free(g_sh);
   printf("test_region[%s]: OK\n", g_backend_name);
   return 0;

@@ -437,7 +437,7 @@ static void reset_shared(void) {
 }
 
 static void check_workers_gone(ctx_t *c, const char *what) {
-  if (g_b != SM_BACKEND_PROCESS) return;
+  if (g_b != SM_BACKEND_PROCESS) return; /* persistent workers stay, unless they had to be killed */
   CHECK_NO_CHILDREN(what);
   for (int w = 0; w < c->team; w++) {
     pid_t p = atomic_load(&g_sh->pids[w]);
@@ -450,11 +450,12 @@ static void check_workers_gone(ctx_t *c, const char *what) {
 
 /* The pool still works: a region with critical and an ordered loop. */
 static void check_pool_works(ctx_t *c, const char *after) {
-  ctx_t g = *c;
-  g.kase = K_GOOD;
+  ctx_t *g = (ctx_t *)shared_dup(c, sizeof *c);
+  g->kase = K_GOOD;
   reset_shared();
   JRESET();
-  sm_status st = sm_parallel(c->pool, region, &g);
+  sm_status st = sm_parallel(c->pool, region, g);
+  sm_free(g);
   CHECK_STATUS(st, SM_OK, "good region after \"%s\" (team of %d)", after, c->team);
   CHECK(g_sh->counter == c->team, "after \"%s\": critical counter %ld, team of %d", after, g_sh->counter, c->team);
   for (int w = 0; w < MAXW; w++)
@@ -518,7 +519,7 @@ static void misuse_case(ctx_t *c, int kase, int want_result, const char *call) {
   CHECK(names_worker(msg, 0), "%s: the message does not name worker 0: \"%s\"", what, msg);
   /* a process worker may be stopped (killed) right after its misuse failed the region, before it
    * noted what the call returned */
-  if (want_result != -1000 && !(g_b == SM_BACKEND_PROCESS && res == -1000)) {
+  if (want_result != -1000 && !(workers_are_processes(g_b) && res == -1000)) {
     CHECK(res == want_result, "%s: %s returned %d in worker 0, expected %d (message \"%s\")", what, call, res,
           want_result, wmsg);
     CHECK(wmsg[0] != 0 && strstr(wmsg, call), "%s: after %s failed, worker 0's sm_last_error() does not name it: "
@@ -530,7 +531,7 @@ static void misuse_case(ctx_t *c, int kase, int want_result, const char *call) {
 
 static void faults(ctx_t *c) {
   int multi = c->team >= 2;
-  int proc = g_b == SM_BACKEND_PROCESS;
+  int proc = workers_are_processes(g_b);
   char msg[1024];
   sm_status st;
   c->fw = multi ? 1 : 0;
@@ -701,7 +702,7 @@ static void interrupt_case(ctx_t *c, int kase) {
         "%s: the message does not name SIGINT: \"%s\"", what, msg);
   if (kase == K_INT_EXTERNAL)
     CHECK(g_handled >= 1, "%s: the caller's handler never ran", what);
-  else if (g_b == SM_BACKEND_PROCESS)
+  else if (workers_are_processes(g_b))
     CHECK(g_handled == 0, "%s: the caller's handler ran %d times for a signal raised in a worker process", what,
           (int)g_handled);
   else
@@ -748,21 +749,21 @@ int main(int argc, char **argv) {
   int do_faults = strcmp(mode, "faults") == 0, do_int = strcmp(mode, "interrupt") == 0;
   CHECK(do_faults || do_int, "unknown mode \"%s\" (faults, interrupt)", mode);
   for (int n = 1; n <= 3; n++) {
-    ctx_t c;
-    memset(&c, 0, sizeof c);
-    c.pool = new_pool(n, g_b);
-    c.team = g_b == SM_BACKEND_SERIAL ? 1 : n;
+    ctx_t *c = (ctx_t *)must_empty(1, sizeof *c); /* the workers of every backend see it now */
+    c->pool = new_pool(n, g_b);
+    c->team = g_b == SM_BACKEND_SERIAL ? 1 : n;
     if (do_faults) {
-      faults(&c);
+      faults(c);
       reset_shared();
       JRESET();
-      CHECK_STATUS(sm_map(c.pool, 20, job_region_calls, NULL, 0, &c), SM_OK,
+      CHECK_STATUS(sm_map(c->pool, 20, job_region_calls, NULL, 0, c), SM_OK,
                    "a map whose jobs call sm_for_next / sm_barrier / sm_single");
-      check_pool_works(&c, "region calls in map jobs");
-    } else if (c.team >= 2 || n == 1) {
-      interrupts(&c);
+      check_pool_works(c, "region calls in map jobs");
+    } else if (c->team >= 2 || n == 1) {
+      interrupts(c);
     }
-    sm_pool_free(c.pool);
+    sm_pool_free(c->pool);
+    sm_free(c);
   }
   CHECK_NO_CHILDREN("end");
   sm_free(g_sh);

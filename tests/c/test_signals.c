@@ -29,9 +29,11 @@ typedef struct {
   atomic_int started;
   atomic_int sibling_go;   /* a job tells sibling A to exit */
   atomic_int sibling_seen; /* a job saw A as a zombie during the map */
+  atomic_int sibling_a;    /* A's pid, for the jobs (persistent workers see globals as at sm_pool_new) */
   atomic_int b_go;         /* the test tells sibling B to exit */
 } rec_t;
 
+static sm_backend g_b; /* the backend of the pools the forked callers make */
 static rec_t *g_rec;
 
 static const char *signame(int sig) {
@@ -98,7 +100,7 @@ static void case_default(int sig, int region, int group) {
     sigemptyset(&set);
     sigaddset(&set, sig);
     sigprocmask(SIG_UNBLOCK, &set, NULL);
-    sm_pool *pool = sm_pool_new(2, SM_BACKEND_PROCESS);
+    sm_pool *pool = sm_pool_new(2, g_b);
     if (!pool) _exit(81);
     sm_status st = region ? sm_parallel(pool, region_long, NULL) : sm_map(pool, 8, work_long, NULL, 0, NULL);
     fprintf(stderr, "caller: %s returned %s (%s) instead of dying of %s\n", what, sm_status_str(st), last_err(),
@@ -226,7 +228,7 @@ static void handled_one(sm_backend b, sm_pool *pool, int sig, int region) {
   if (!region)
     CHECK(atomic_load(&g_rec->started) < m.njobs, "all %d jobs ran: the interruption did not stop the map", m.njobs);
   char alive[1024];
-  if (b == SM_BACKEND_PROCESS)
+  if (workers_are_processes(b))
     CHECK(alive_workers(pids_count(&g_rec->pids), alive, sizeof alive) == 0,
           "workers still alive after SM_ERR_INTERRUPTED:%s", alive);
   CHECK_NO_CHILDREN("after SM_ERR_INTERRUPTED in another thread");
@@ -238,7 +240,7 @@ static void handled_one(sm_backend b, sm_pool *pool, int sig, int region) {
 
 static void case_handled_thread(sm_backend b) {
   /* threads cannot be killed: their running job ends first, so keep jobs short there */
-  g_job_ms = b == SM_BACKEND_PROCESS ? 60000 : 1000;
+  g_job_ms = workers_are_processes(b) ? 60000 : 1000;
   /* Both handlers are installed before the first map: sharedmem may skip looking for a handler that
    * appears less than 50 ms after a map found none (src/sys/interrupt.rs, RESCAN; documented there). */
   struct sigaction sa;
@@ -250,8 +252,8 @@ static void case_handled_thread(sm_backend b) {
   sm_pool *pool = new_pool(2, b);
   handled_one(b, pool, SIGTERM, 0);
   handled_one(b, pool, SIGINT, 0);
-  if (b == SM_BACKEND_PROCESS) {
-    /* a thread-backend region member in an endless sleep cannot be stopped: process backend only */
+  if (workers_are_processes(b)) {
+    /* a thread-backend region member in an endless sleep cannot be stopped: process workers only */
     handled_one(b, pool, SIGTERM, 1);
     handled_one(b, pool, SIGINT, 1);
   }
@@ -295,7 +297,7 @@ static int work_sibling(void *ctx, size_t job, void *result) {
   if (job == 10) {
     long long t0 = now_ms();
     char st;
-    while ((st = proc_state(g_sibling_a, NULL)) != 'Z' && st != 0 && now_ms() - t0 < 10000) msleep(2);
+    while ((st = proc_state(atomic_load(&g_rec->sibling_a), NULL)) != 'Z' && st != 0 && now_ms() - t0 < 10000) msleep(2);
     if (st == 'Z' || st == 0) atomic_store(&g_rec->sibling_seen, 1);
   }
   usleep_full(300);
@@ -309,7 +311,7 @@ static int region_sibling(void *ctx) {
     atomic_store(&g_rec->sibling_go, 1);
     long long t0 = now_ms();
     char st;
-    while ((st = proc_state(g_sibling_a, NULL)) != 'Z' && st != 0 && now_ms() - t0 < 10000) msleep(2);
+    while ((st = proc_state(atomic_load(&g_rec->sibling_a), NULL)) != 'Z' && st != 0 && now_ms() - t0 < 10000) msleep(2);
     if (st == 'Z' || st == 0) atomic_store(&g_rec->sibling_seen, 1);
   }
   return 0;
@@ -359,17 +361,19 @@ static void sibling_case(sm_pool *pool, int how, int region) {
   sa.sa_flags = how == 1 ? SA_RESTART | SA_NOCLDSTOP : 0;
   CHECK(sigaction(SIGCHLD, &sa, &old) == 0, "sigaction");
   g_sibling_a = spawn_sibling(&g_rec->sibling_go, 42);
+  atomic_store(&g_rec->sibling_a, g_sibling_a);
   pid_t sib_b = spawn_sibling(&g_rec->b_go, 43);
-  int bad = 0;
+  int *bad = (int *)must_empty(1, sizeof(int)); /* ctx: the workers of every backend see it */
   sm_status st = region ? sm_parallel(pool, region_sibling, NULL)
-                        : sm_map(pool, 60, work_sibling, reduce_check, sizeof(size_t), &bad);
+                        : sm_map(pool, 60, work_sibling, reduce_check, sizeof(size_t), bad);
   char msg[512];
   snprintf(msg, sizeof msg, "%s", last_err());
   /* further maps while B is alive */
   for (int r = 0; r < 5 && st == SM_OK; r++) st = sm_map(pool, 20, work_quick, NULL, sizeof(size_t), NULL);
   CHECK(st == SM_OK, "%s: a map with children of the caller's own around returned %s (%s)", what, sm_status_str(st),
         msg);
-  CHECK(bad == 0, "%s: %d wrong results", what, bad);
+  CHECK(*bad == 0, "%s: %d wrong results", what, *bad);
+  sm_free(bad);
   CHECK(atomic_load(&g_rec->sibling_seen) == 1, "%s: sibling A did not exit during the map", what);
   char bst = proc_state(sib_b, NULL);
   CHECK(bst != 0 && bst != 'Z' && bst != 'T' && bst != 't',
@@ -414,7 +418,7 @@ static void case_sibling(sm_backend b) {
   sm_pool *pool = new_pool(2, b);
   for (int how = 0; how < 3; how++) {
     sibling_case(pool, how, 0);
-    if (b == SM_BACKEND_PROCESS) sibling_case(pool, how, 1);
+    if (workers_are_processes(b)) sibling_case(pool, how, 1);
   }
   sm_pool_free(pool);
 }
@@ -425,7 +429,8 @@ int main(int argc, char **argv) {
   watchdog(100);
   jfail_init();
   g_rec = (rec_t *)must_empty(1, sizeof(rec_t));
-  int proc = b == SM_BACKEND_PROCESS, ran = 0;
+  int proc = workers_are_processes(b), ran = 0;
+  g_b = b;
   if (proc && strcmp(which, "default_sigint") == 0) case_default(SIGINT, 0, 0), ran++;
   if (proc && strcmp(which, "default_sigterm") == 0) case_default(SIGTERM, 0, 0), ran++;
   if (proc && strcmp(which, "region_sigint") == 0) case_default(SIGINT, 1, 0), ran++;

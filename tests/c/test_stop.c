@@ -125,97 +125,97 @@ int main(int argc, char **argv) {
   watchdog(90);
   jfail_init();
   g_pool = new_pool(2, g_b);
-  ctx_t c;
-  memset(&c, 0, sizeof c);
-  c.calls = (atomic_int *)must_empty(NMAX, sizeof(atomic_int));
-  rlog_init(&c.rlog, NMAX);
-  c.stop_job2 = -1;
+  /* ctx in sm_empty memory (zeroed): persistent workers see only that memory as it is now */
+  ctx_t *c = (ctx_t *)must_empty(1, sizeof *c);
+  c->calls = (atomic_int *)must_empty(NMAX, sizeof(atomic_int));
+  rlog_init(&c->rlog, NMAX);
+  c->stop_job2 = -1;
 
-  case_stop(&c, 200, 50, -1, 0, "SM_STOP in job 50 of 200");
-  case_stop(&c, 200, 50, 49, 200, "SM_STOP in job 50 while job 49 still runs (200 ms)");
-  case_stop(&c, 200, 50, 50, 200, "SM_STOP in job 50 after 200 ms while later jobs complete first");
-  case_stop(&c, 200, 0, -1, 0, "SM_STOP in job 0");
-  case_stop(&c, 200, 199, -1, 0, "SM_STOP in the last job");
-  case_stop(&c, 1, 0, -1, 0, "SM_STOP in the only job");
+  case_stop(c, 200, 50, -1, 0, "SM_STOP in job 50 of 200");
+  case_stop(c, 200, 50, 49, 200, "SM_STOP in job 50 while job 49 still runs (200 ms)");
+  case_stop(c, 200, 50, 50, 200, "SM_STOP in job 50 after 200 ms while later jobs complete first");
+  case_stop(c, 200, 0, -1, 0, "SM_STOP in job 0");
+  case_stop(c, 200, 199, -1, 0, "SM_STOP in the last job");
+  case_stop(c, 1, 0, -1, 0, "SM_STOP in the only job");
 
   /* no new jobs start after a stop: 10^6 instant jobs, stop in job 5 */
   {
     const char *what = "SM_STOP in job 5 of 10^6";
-    c.stop_job = 5;
-    c.ret_value = SM_STOP;
-    c.slow_job = -1;
-    c.long_after = 0;
-    CHECK_STATUS(run(&c, NMAX), SM_STOPPED, "%s", what);
-    CHECK_RLOG_PREFIX(&c.rlog, 6, what);
+    c->stop_job = 5;
+    c->ret_value = SM_STOP;
+    c->slow_job = -1;
+    c->long_after = 0;
+    CHECK_STATUS(run(c, NMAX), SM_STOPPED, "%s", what);
+    CHECK_RLOG_PREFIX(&c->rlog, 6, what);
     long total = 0;
-    for (size_t j = 0; j < NMAX; j++) total += atomic_load(&c.calls[j]);
+    for (size_t j = 0; j < NMAX; j++) total += atomic_load(&c->calls[j]);
     printf("%s: %ld jobs ran in total\n", what, total);
     CHECK(total < NMAX / 2, "%s: %ld of %d jobs ran: new jobs kept starting after the stop", what, total, NMAX);
     if (g_b == SM_BACKEND_SERIAL) CHECK(total == 6, "%s: serial backend ran %ld jobs, expected 6", what, total);
-    normal_map_after(&c, what);
+    normal_map_after(c, what);
   }
   /* running jobs finish: jobs after the stopping one sleep 300 ms and still complete once started */
   {
     const char *what = "SM_STOP in job 3 while later jobs sleep";
-    c.stop_job = 3;
-    c.ret_value = SM_STOP;
-    c.slow_job = 3;
-    c.slow_ms = 100;
-    c.long_after = 300;
-    CHECK_STATUS(run(&c, 40), SM_STOPPED, "%s", what);
-    CHECK_RLOG_PREFIX(&c.rlog, 4, what);
-    check_calls_upto(&c, 3, what);
-    normal_map_after(&c, what);
+    c->stop_job = 3;
+    c->ret_value = SM_STOP;
+    c->slow_job = 3;
+    c->slow_ms = 100;
+    c->long_after = 300;
+    CHECK_STATUS(run(c, 40), SM_STOPPED, "%s", what);
+    CHECK_RLOG_PREFIX(&c->rlog, 4, what);
+    check_calls_upto(c, 3, what);
+    normal_map_after(c, what);
   }
 
-  case_error(&c, 100, 13, 42, -1, 0, "work returns 42 in job 13");
-  case_error(&c, 100, 13, 42, 12, 200, "work returns 42 in job 13 while job 12 still runs");
-  case_error(&c, 100, 0, 1, -1, 0, "work returns 1 in job 0");
-  case_error(&c, 100, 77, -5, -1, 0, "work returns -5 in job 77");
-  case_error(&c, 100, 99, 123456, 98, 100, "work returns 123456 in the last job");
+  case_error(c, 100, 13, 42, -1, 0, "work returns 42 in job 13");
+  case_error(c, 100, 13, 42, 12, 200, "work returns 42 in job 13 while job 12 still runs");
+  case_error(c, 100, 0, 1, -1, 0, "work returns 1 in job 0");
+  case_error(c, 100, 77, -5, -1, 0, "work returns -5 in job 77");
+  case_error(c, 100, 99, 123456, 98, 100, "work returns 123456 in the last job");
 
   /* two outcomes: the one with the smaller job index decides, even when it arrives later
    * (job 10 sleeps 300 ms; job 13 returns at once) */
   {
     const char *what = "job 13 returns 42 first, job 10 returns 7 later";
-    c.stop_job = 10; c.ret_value = 7; c.slow_job = 10; c.slow_ms = 300; c.long_after = 0;
-    c.stop_job2 = 13; c.ret_value2 = 42;
-    sm_status st = run(&c, 100);
+    c->stop_job = 10; c->ret_value = 7; c->slow_job = 10; c->slow_ms = 300; c->long_after = 0;
+    c->stop_job2 = 13; c->ret_value2 = 42;
+    sm_status st = run(c, 100);
     char msg[512];
     snprintf(msg, sizeof msg, "%s", last_err());
     printf("%s: %s \"%s\"\n", what, sm_status_str(st), msg);
     CHECK_STATUS(st, SM_ERR_JOB, "%s", what);
     CHECK(has_number(msg, 10) && has_number(msg, 7), "%s: the error of job 10 (value 7) must be reported, since reduce "
           "cannot run for job 10: \"%s\"", what, msg);
-    CHECK_RLOG_PREFIX(&c.rlog, 10, what);
-    normal_map_after(&c, what);
+    CHECK_RLOG_PREFIX(&c->rlog, 10, what);
+    normal_map_after(c, what);
   }
   {
     const char *what = "job 13 returns SM_STOP first, job 10 returns 7 later";
-    c.stop_job = 10; c.ret_value = 7; c.slow_job = 10; c.slow_ms = 300; c.long_after = 0;
-    c.stop_job2 = 13; c.ret_value2 = SM_STOP;
-    sm_status st = run(&c, 100);
+    c->stop_job = 10; c->ret_value = 7; c->slow_job = 10; c->slow_ms = 300; c->long_after = 0;
+    c->stop_job2 = 13; c->ret_value2 = SM_STOP;
+    sm_status st = run(c, 100);
     char msg[512];
     snprintf(msg, sizeof msg, "%s", last_err());
     printf("%s: %s \"%s\"\n", what, sm_status_str(st), msg);
     CHECK_STATUS(st, SM_ERR_JOB, "%s", what);
     CHECK(has_number(msg, 10) && has_number(msg, 7), "%s: the error of job 10 (value 7) must be reported: \"%s\"",
           what, msg);
-    CHECK_RLOG_PREFIX(&c.rlog, 10, what);
-    normal_map_after(&c, what);
+    CHECK_RLOG_PREFIX(&c->rlog, 10, what);
+    normal_map_after(c, what);
   }
   {
     const char *what = "job 13 returns 42 first, job 10 returns SM_STOP later";
-    c.stop_job = 10; c.ret_value = SM_STOP; c.slow_job = 10; c.slow_ms = 300; c.long_after = 0;
-    c.stop_job2 = 13; c.ret_value2 = 42;
-    CHECK_STATUS(run(&c, 100), SM_STOPPED, "%s", what);
-    CHECK_RLOG_PREFIX(&c.rlog, 11, what);
-    normal_map_after(&c, what);
+    c->stop_job = 10; c->ret_value = SM_STOP; c->slow_job = 10; c->slow_ms = 300; c->long_after = 0;
+    c->stop_job2 = 13; c->ret_value2 = 42;
+    CHECK_STATUS(run(c, 100), SM_STOPPED, "%s", what);
+    CHECK_RLOG_PREFIX(&c->rlog, 11, what);
+    normal_map_after(c, what);
   }
 
-  case_reduce_stop(&c, 100, 30, 9, "reduce returns 9 for job 30");
-  case_reduce_stop(&c, 100, 0, -1, "reduce returns -1 for job 0");
-  case_reduce_stop(&c, 100, 99, 1, "reduce returns 1 for the last job");
+  case_reduce_stop(c, 100, 30, 9, "reduce returns 9 for job 30");
+  case_reduce_stop(c, 100, 0, -1, "reduce returns -1 for job 0");
+  case_reduce_stop(c, 100, 99, 1, "reduce returns 1 for the last job");
 
   sm_pool_free(g_pool);
   CHECK_NO_CHILDREN("end");

@@ -54,20 +54,20 @@ int main(int argc, char **argv) {
   size_t njobs = big ? 200000 : 10000000;
   size_t rs = big ? 4096 : 64;
   sm_pool *pool = new_pool(2, b);
-  ctx_t c = {rs, 0, 0, 0};
+  ctx_t *c = (ctx_t *)shared_dup(&(ctx_t){rs, 0, 0, 0}, sizeof(ctx_t)); /* seen by every backend's workers */
   /* warm up (allocations of the pool and the library) */
-  CHECK_STATUS(sm_map(pool, 1000, work, reduce, rs, &c), SM_OK, "warm-up map");
-  CHECK(c.next == 1000, "warm-up: reduce ran %zu times", c.next);
+  CHECK_STATUS(sm_map(pool, 1000, work, reduce, rs, c), SM_OK, "warm-up map");
+  CHECK(c->next == 1000, "warm-up: reduce ran %zu times", c->next);
   long before = maxrss_kb();
-  c.next = 0;
-  c.sum = 0;
+  c->next = 0;
+  c->sum = 0;
   long long t0 = now_ms();
-  CHECK_STATUS(sm_map(pool, njobs, work, reduce, rs, &c), SM_OK, "map of %zu jobs x %zu B", njobs, rs);
+  CHECK_STATUS(sm_map(pool, njobs, work, reduce, rs, c), SM_OK, "map of %zu jobs x %zu B", njobs, rs);
   long long t1 = now_ms();
   long after = maxrss_kb();
-  CHECK(c.next == njobs, "reduce ran %zu times, expected %zu", c.next, njobs);
+  CHECK(c->next == njobs, "reduce ran %zu times, expected %zu", c->next, njobs);
   uint64_t want = (uint64_t)njobs * (njobs - 1) / 2;
-  CHECK(c.sum == want, "sum of reduced job indices %llu, expected %llu", (unsigned long long)c.sum,
+  CHECK(c->sum == want, "sum of reduced job indices %llu, expected %llu", (unsigned long long)c->sum,
         (unsigned long long)want);
   printf("%zu jobs x %zu B results (%.0f MB in total): peak RSS %ld kB -> %ld kB (+%ld kB), %lld ms\n", njobs, rs,
          (double)njobs * (double)rs / 1e6, before, after, after - before, t1 - t0);
@@ -78,11 +78,11 @@ int main(int argc, char **argv) {
   /* nothing proportional to njobs: 2^40 jobs, job 1000 stops the map */
   if (!big) {
     before = maxrss_kb();
-    c.next = 0;
-    c.sum = 0;
-    c.stop_at = 1000;
-    CHECK_STATUS(sm_map(pool, (size_t)1 << 40, work, reduce, rs, &c), SM_STOPPED, "map of 2^40 jobs, SM_STOP in job 1000");
-    CHECK(c.next == 1001, "2^40 jobs, SM_STOP in job 1000: reduce ran %zu times, expected 1001", c.next);
+    c->next = 0;
+    c->sum = 0;
+    c->stop_at = 1000;
+    CHECK_STATUS(sm_map(pool, (size_t)1 << 40, work, reduce, rs, c), SM_STOPPED, "map of 2^40 jobs, SM_STOP in job 1000");
+    CHECK(c->next == 1001, "2^40 jobs, SM_STOP in job 1000: reduce ran %zu times, expected 1001", c->next);
     after = maxrss_kb();
     CHECK(after - before < 100 * 1024, "a map of 2^40 jobs grew peak RSS by %ld kB", after - before);
   }

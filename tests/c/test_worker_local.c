@@ -225,6 +225,9 @@ static sm_map_opts opts_for(size_t chunk) {
   o.worker_fini = fini;
   o.worker_reduce = wreduce;
   o.wresult_size = sizeof(acc_t);
+  /* the workers read a copy of ctx (on every backend: persistent workers could not see one on the
+   * stack); worker_reduce fills the caller's */
+  o.ctx_size = sizeof(ctx_t);
   return o;
 }
 
@@ -255,6 +258,7 @@ int main(int argc, char **argv) {
   zero.worker_fini = NULL;
   zero.worker_reduce = NULL;
   zero.wresult_size = 0;
+  zero.ctx_size = 0; /* these pass ctx NULL */
   CHECK_STATUS(sm_map_ex(pool, 50, job_without, NULL, 0, NULL, &zero), SM_OK, "sm_map_ex, wresult_size 0");
   CHECK_STATUS(sm_parallel(pool, region_without, NULL), SM_OK, "sm_parallel");
   CHECK_STATUS(sm_parallel_ex(pool, region_without, NULL, NULL), SM_OK, "sm_parallel_ex, NULL opts");

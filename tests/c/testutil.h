@@ -44,9 +44,16 @@ static inline sm_backend parse_backend(int argc, char **argv) {
     if (strcmp(argv[1], "process") == 0) return SM_BACKEND_PROCESS;
     if (strcmp(argv[1], "thread") == 0) return SM_BACKEND_THREAD;
     if (strcmp(argv[1], "serial") == 0) return SM_BACKEND_SERIAL;
+    if (strcmp(argv[1], "persistent") == 0) return SM_BACKEND_PERSISTENT;
   }
   fprintf(stderr, "usage: %s process|thread|serial [mode]\n", argc ? argv[0] : "test");
   exit(2);
+}
+
+/* True for the backends whose workers are processes: forked at each call (process) or once per
+ * pool (persistent). */
+static inline int workers_are_processes(sm_backend b) {
+  return b == SM_BACKEND_PROCESS || b == SM_BACKEND_PERSISTENT;
 }
 
 /* ---------------------------------------------------------------- watchdog */
@@ -188,7 +195,21 @@ static inline int pids_count(pids_t *t) {
   return n;
 }
 
-/* Number of processes whose parent is `parent`; *zombies gets how many of them are zombies. */
+/* True when `pid` is the zygote of a live persistent pool (it names itself sm-zygote): a child of
+ * the caller from sm_pool_new to sm_pool_free, which the checks for leftover children leave out
+ * (its workers are its children, not the caller's). */
+static inline int is_pool_zygote(pid_t pid) {
+  char path[64], comm[32] = "";
+  snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t r = read(fd, comm, sizeof comm - 1);
+  close(fd);
+  return r > 0 && strncmp(comm, "sm-zygote\n", 10) == 0;
+}
+
+/* Number of processes whose parent is `parent`, live pool zygotes left out; *zombies gets how
+ * many of them are zombies. */
 static inline int count_children_of(pid_t parent, int *zombies) {
   DIR *d = opendir("/proc");
   int n = 0, z = 0;
@@ -198,7 +219,7 @@ static inline int count_children_of(pid_t parent, int *zombies) {
     if (!isdigit((unsigned char)e->d_name[0])) continue;
     pid_t pid = (pid_t)atoi(e->d_name), pp = 0;
     char st = proc_state(pid, &pp);
-    if (st && pp == parent) {
+    if (st && pp == parent && !(st != 'Z' && is_pool_zygote(pid))) {
       n++;
       if (st == 'Z') z++;
     }
@@ -209,6 +230,24 @@ static inline int count_children_of(pid_t parent, int *zombies) {
 }
 
 static inline int count_children(int *zombies) { return count_children_of(getpid(), zombies); }
+
+/* Processes (zombies included) whose parent is a live pool zygote of ours: the persistent pools'
+ * workers, which must not pile up. */
+static inline int count_pool_workers(void) {
+  DIR *d = opendir("/proc");
+  if (!d) return -1;
+  pid_t me = getpid();
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (!isdigit((unsigned char)e->d_name[0])) continue;
+    pid_t pid = (pid_t)atoi(e->d_name), parent = 0, grandparent = 0;
+    if (!proc_state(pid, &parent) || !is_pool_zygote(parent)) continue;
+    if (proc_state(parent, &grandparent) && grandparent == me) n++;
+  }
+  closedir(d);
+  return n;
+}
 
 #define CHECK_NO_CHILDREN(where)                                                           \
   do {                                                                                     \
@@ -351,6 +390,15 @@ static inline void *must_empty(size_t count, size_t itemsize) {
 }
 
 /* Map options with every field zero (defaults, NULL hooks) and `size` set, to fill in. */
+/* A copy of the `n` bytes at `v` in sm_empty memory (release with sm_free): a ctx that the workers
+ * of every backend see as the caller wrote it (persistent workers see the caller's other memory
+ * as it was at sm_pool_new). */
+static inline void *shared_dup(const void *v, size_t n) {
+  void *p = must_empty(1, n);
+  memcpy(p, v, n);
+  return p;
+}
+
 static inline sm_map_opts default_opts(void) {
   sm_map_opts o;
   memset(&o, 0, sizeof o);
