@@ -1,5 +1,6 @@
 //! The persistent backend (issue 14): worker processes forked once, at `sm_pool_new`, that serve
-//! every map of the pool until `sm_pool_free`. WORK IN PROGRESS (branch `persistent`).
+//! every map and region of the pool until `sm_pool_free`. The protocol is written out in
+//! engine/README.md, "Persistent workers".
 //!
 //! Who is who:
 //! - the caller: rings the workers for a map, supervises it (supervise.rs) as for forked workers;
