@@ -4,7 +4,7 @@
 //! workers (process backend) and by threads, and the kernel keys shared futexes by the physical page,
 //! which works for both.
 
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// Sleeps while `word` still holds `expected`, at most `timeout` when given. It may also return
@@ -77,5 +77,57 @@ pub fn spin_until(budget: Duration, mut ready: impl FnMut() -> bool) -> bool {
         if waited >= TIGHT {
             std::thread::yield_now();
         }
+    }
+}
+
+/// A doorbell: its owner waits until someone rings it. Ringing costs a system call only while the
+/// owner sleeps. All-zero bytes are a valid, unrung doorbell, so it can live in fresh shared
+/// memory (pool threads and persistent workers each wait on one).
+#[repr(C)]
+pub struct Doorbell {
+    /// How many times it was rung.
+    rings: AtomicU32,
+    /// 1 while the owner sleeps on `rings`.
+    sleeping: AtomicU32,
+}
+
+impl Doorbell {
+    pub const fn new() -> Doorbell {
+        Doorbell {
+            rings: AtomicU32::new(0),
+            sleeping: AtomicU32::new(0),
+        }
+    }
+
+    /// How many times it was rung so far.
+    pub fn rings(&self) -> u32 {
+        self.rings.load(Ordering::SeqCst)
+    }
+
+    /// Rings it: the owner's wait for a ring past the ones it saw returns. Whatever the ringer
+    /// wrote before is seen by the owner after (SeqCst on both sides).
+    pub fn ring(&self) {
+        self.rings.fetch_add(1, Ordering::SeqCst);
+        if self.sleeping.load(Ordering::SeqCst) != 0 {
+            wake_all(&self.rings);
+        }
+    }
+
+    /// Waits until it was rung more than `seen` times: spins for `spin` (back-to-back rings then
+    /// need no wake-up), then sleeps. Returns the count of rings.
+    pub fn wait_past(&self, seen: u32, spin: Duration) -> u32 {
+        spin_until(spin, || self.rings() != seen);
+        let mut rings = self.rings();
+        while rings == seen {
+            // The owner says it sleeps before it looks once more, and the ringer bumps the count
+            // before it looks at `sleeping`: one of them always sees the other.
+            self.sleeping.store(1, Ordering::SeqCst);
+            if self.rings() == seen {
+                wait(&self.rings, seen, None);
+            }
+            self.sleeping.store(0, Ordering::SeqCst);
+            rings = self.rings();
+        }
+        rings
     }
 }

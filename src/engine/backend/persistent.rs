@@ -39,10 +39,8 @@ const DEATH_POLL: Duration = Duration::from_millis(5);
 /// One worker's place on the board.
 #[repr(C, align(64))]
 struct Seat {
-    /// Bumped by the caller to hand the worker a map; the worker sleeps on it.
-    generation: AtomicU32,
-    /// 1 while the worker sleeps on `generation`.
-    sleeping: AtomicU32,
+    /// Rung by the caller to hand the worker a map.
+    bell: futex::Doorbell,
     /// The worker's pid, set by the zygote when it forks it; 0 when there is none.
     pid: AtomicI32,
     /// 1 once the worker waits for maps.
@@ -265,10 +263,7 @@ impl Residents {
         }
         for w in 0..ctl.nworkers {
             let seat = self.seat(w);
-            seat.generation.fetch_add(1, Ordering::SeqCst);
-            if seat.sleeping.load(Ordering::SeqCst) != 0 {
-                futex::wake_all(&seat.generation);
-            }
+            seat.bell.ring();
         }
         let mut seats = SeatDeaths {
             residents: self,
@@ -493,23 +488,13 @@ fn worker_main(board: *mut u8, w: usize, zygote: libc::pid_t) -> ! {
     // SAFETY: the board is a Board in shared memory mapped here too.
     let b = unsafe { &*(board as *const Board) };
     let s = seat(board, w);
-    let mut seen = s.generation.load(Ordering::SeqCst);
+    let mut seen = s.bell.rings();
     s.ready.store(1, Ordering::SeqCst);
     b.deaths.fetch_add(0, Ordering::SeqCst);
     futex::wake_all(&b.deaths); // the caller waits on it for workers to be ready, too
     loop {
         // Back-to-back maps start without a wake-up; an idle pool soon gives the CPUs back.
-        futex::spin_until(IDLE_SPIN, || s.generation.load(Ordering::SeqCst) != seen);
-        let mut generation = s.generation.load(Ordering::SeqCst);
-        while generation == seen {
-            s.sleeping.store(1, Ordering::SeqCst);
-            if s.generation.load(Ordering::SeqCst) == seen {
-                futex::wait(&s.generation, seen, None);
-            }
-            s.sleeping.store(0, Ordering::SeqCst);
-            generation = s.generation.load(Ordering::SeqCst);
-        }
-        seen = generation;
+        seen = s.bell.wait_past(seen, IDLE_SPIN);
         // SAFETY: the caller staged the map before ringing (SeqCst on both sides), and does not
         // touch it again before every worker has checked out. The copies are never dropped.
         let (ctl, task) = unsafe {

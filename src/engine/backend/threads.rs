@@ -8,7 +8,7 @@ use crate::engine::task::Task;
 use crate::engine::worker::run_worker;
 use crate::status::{Error, Result};
 use crate::sys::futex;
-use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -24,11 +24,9 @@ const IDLE_SPIN: Duration = Duration::from_micros(50);
 /// on this one cache line, so that starting costs it a single transfer from the caller's CPU.
 #[repr(C, align(64))]
 struct Doorbell {
-    /// Bumped when the thread has a map to run (and once at shutdown).
-    generation: AtomicU32,
-    /// 1 while the thread sleeps on `generation`: only then does ringing cost a system call.
-    sleeping: AtomicU32,
-    /// The map to run (null at shutdown) and its task: written before `generation` is bumped.
+    /// Rung when the thread has a map to run (and once at shutdown).
+    bell: futex::Doorbell,
+    /// The map to run (null at shutdown) and its task: written before the bell is rung.
     ctl: AtomicPtr<Control>,
     task: AtomicPtr<Task>,
 }
@@ -43,10 +41,7 @@ impl Shared {
         let bell = &self.doorbells[w];
         bell.ctl.store(ctl.cast_mut(), Ordering::Relaxed);
         bell.task.store(task.cast_mut(), Ordering::Relaxed);
-        bell.generation.fetch_add(1, Ordering::SeqCst);
-        if bell.sleeping.load(Ordering::SeqCst) != 0 {
-            futex::wake_all(&bell.generation);
-        }
+        bell.bell.ring();
     }
 }
 
@@ -62,8 +57,7 @@ impl ThreadPool {
         let shared = Arc::new(Shared {
             doorbells: (0..nworkers)
                 .map(|_| Doorbell {
-                    generation: AtomicU32::new(0),
-                    sleeping: AtomicU32::new(0),
+                    bell: futex::Doorbell::new(),
                     ctl: AtomicPtr::new(std::ptr::null_mut()),
                     task: AtomicPtr::new(std::ptr::null_mut()),
                 })
@@ -190,23 +184,13 @@ fn thread_main(shared: &Shared, w: usize) {
     let bell = &shared.doorbells[w];
     let mut seen = 0u32;
     loop {
-        futex::spin_until(IDLE_SPIN, || bell.generation.load(Ordering::SeqCst) != seen);
-        let mut generation = bell.generation.load(Ordering::SeqCst);
-        while generation == seen {
-            bell.sleeping.store(1, Ordering::SeqCst);
-            if bell.generation.load(Ordering::SeqCst) == seen {
-                futex::wait(&bell.generation, seen, None);
-            }
-            bell.sleeping.store(0, Ordering::SeqCst);
-            generation = bell.generation.load(Ordering::SeqCst);
-        }
-        seen = generation;
+        seen = bell.bell.wait_past(seen, IDLE_SPIN);
         let ctl = bell.ctl.load(Ordering::Relaxed);
         let task = bell.task.load(Ordering::Relaxed);
         if ctl.is_null() {
             return; // shutdown
         }
-        // SAFETY: ring() stored both pointers before the generation this thread has just seen
+        // SAFETY: ring() stored both pointers before the ring this thread has just seen
         // (SeqCst on both sides orders them). They point into the stack frame of the thread running
         // ThreadPool::run, which does not return before this worker checks out (active reaches 0).
         let (ctl, task) = unsafe { (&*ctl, &*task) };
