@@ -490,8 +490,8 @@ fn worker_main(board: *mut u8, w: usize, zygote: libc::pid_t) -> ! {
     let s = seat(board, w);
     let mut seen = s.bell.rings();
     s.ready.store(1, Ordering::SeqCst);
-    b.deaths.fetch_add(0, Ordering::SeqCst);
-    futex::wake_all(&b.deaths); // the caller waits on it for workers to be ready, too
+    // The caller waits for `ready` on the `deaths` word (with a short timeout): wake it now.
+    futex::wake_all(&b.deaths);
     loop {
         // Back-to-back maps start without a wake-up; an idle pool soon gives the CPUs back.
         seen = s.bell.wait_past(seen, IDLE_SPIN);
