@@ -1,7 +1,8 @@
 /* The library's locks are never held across fork: other threads of the caller hammer sm_empty/sm_free,
  * malloc/free, sm_last_error/sm_status_str and pool creation while the main thread runs many
  * process-backend maps whose jobs call into the library and malloc.  Must not hang (watchdog) and
- * every map must succeed. */
+ * every map must succeed.  On the persistent backend the forks happen at sm_pool_new: the main
+ * thread makes a new pool every few maps, and the pool-making thread makes persistent pools too. */
 #include "testutil.h"
 
 static atomic_int g_stop;
@@ -39,11 +40,15 @@ static void *hammer_malloc(void *arg) {
   return NULL;
 }
 
+static sm_backend g_backend;
+
 static void *hammer_pools(void *arg) {
   (void)arg;
   uint32_t i = 0;
   while (!atomic_load(&g_stop)) {
-    sm_pool *p = sm_pool_new(1 + (int)(i % 2), (i % 3 == 0) ? SM_BACKEND_THREAD : SM_BACKEND_SERIAL);
+    sm_backend kind = (i % 3 == 0) ? SM_BACKEND_THREAD : SM_BACKEND_SERIAL;
+    if (g_backend == SM_BACKEND_PERSISTENT && i % 4 == 1) kind = SM_BACKEND_PERSISTENT;
+    sm_pool *p = sm_pool_new(1 + (int)(i % 2), kind);
     if (p) sm_pool_free(p);
     i++;
     atomic_fetch_add(&g_iters[2], 1);
@@ -83,10 +88,14 @@ static int reduce(void *vctx, size_t job, void *result) {
 
 int main(int argc, char **argv) {
   sm_backend b = parse_backend(argc, argv);
+  g_backend = b;
   watchdog(60);
   jfail_init();
   sm_pool *pool = new_pool(2, b);
-  ctx_t c = {pool, (atomic_int *)must_empty(1, sizeof(atomic_int))};
+  ctx_t *c = (ctx_t *)must_empty(1, sizeof(ctx_t)); /* persistent workers read it */
+  c->pool = pool;
+  c->count = (atomic_int *)must_empty(1, sizeof(atomic_int));
+  int pools = 1;
   pthread_t th[3];
   CHECK(pthread_create(&th[0], NULL, hammer_empty, NULL) == 0, "pthread_create");
   CHECK(pthread_create(&th[1], NULL, hammer_malloc, NULL) == 0, "pthread_create");
@@ -94,19 +103,26 @@ int main(int argc, char **argv) {
   long long t0 = now_ms();
   int maps = 0;
   while (maps < 1500 && now_ms() - t0 < 15000) {
-    atomic_store(c.count, 0);
+    if (b == SM_BACKEND_PERSISTENT && maps % 8 == 7) { /* fork a new zygote while the others hammer */
+      sm_pool_free(pool);
+      pool = new_pool(2, b);
+      c->pool = pool;
+      pools++;
+    }
+    atomic_store(c->count, 0);
     size_t nj = 4 + (size_t)(maps % 13);
-    sm_status st = sm_map(pool, nj, work, reduce, sizeof(size_t), &c);
+    sm_status st = sm_map(pool, nj, work, reduce, sizeof(size_t), c);
     CHECK_STATUS(st, SM_OK, "map #%d while other threads hammer the library", maps);
-    CHECK(atomic_load(c.count) == (int)nj, "map #%d: %d of %zu jobs ran", maps, atomic_load(c.count), nj);
+    CHECK(atomic_load(c->count) == (int)nj, "map #%d: %d of %zu jobs ran", maps, atomic_load(c->count), nj);
     maps++;
   }
   atomic_store(&g_stop, 1);
   for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
-  printf("%d maps; hammer iterations: sm_empty %ld, malloc %ld, pools %ld\n", maps, atomic_load(&g_iters[0]),
+  printf("%d maps on %d pools; hammer iterations: sm_empty %ld, malloc %ld, pools %ld\n", maps, pools, atomic_load(&g_iters[0]),
          atomic_load(&g_iters[1]), atomic_load(&g_iters[2]));
   CHECK_NO_CHILDREN("end");
-  sm_free(c.count);
+  sm_free(c->count);
+  sm_free(c);
   sm_pool_free(pool);
   printf("test_forksafety[%s]: OK\n", g_backend_name);
   return 0;

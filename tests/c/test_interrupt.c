@@ -10,7 +10,8 @@
  *    the workers (default SIGINT in the children) die and the caller is interrupted.
  * 3. A job raising SIGTERM while the caller has a SIGTERM handler: handlers are reset in the workers,
  *    the worker dies by SIGTERM -> SM_ERR_INTERRUPTED.  Same for SIGINT.
- * 4. A job raising SIGTERM while the caller ignores SIGTERM: ignored stays ignored, the map succeeds. */
+ * 4. A job raising SIGTERM while the caller ignores SIGTERM: ignored stays ignored, the map succeeds.
+ * Every case runs on the process and persistent backends; thread_sigint on all of them. */
 #include "testutil.h"
 
 typedef struct {
@@ -119,7 +120,7 @@ static sm_status interrupted_map(sm_pool *pool, int to_group, int sig, int once)
 static void case_thread_signal(sm_backend b, int sig, int resethand) {
   const char *name = sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "SIGQUIT";
   sm_pool *pool = new_pool(2, b);
-  if (b != SM_BACKEND_PROCESS) { /* threads cannot be killed: running jobs finish, so keep them short */
+  if (!workers_are_processes(b)) { /* threads cannot be killed: running jobs finish, so keep them short */
     g_job_ms = 300;
     g_njobs = 40;
   }
@@ -141,7 +142,7 @@ static void case_thread_signal(sm_backend b, int sig, int resethand) {
   CHECK(msg[0] != 0, "SM_ERR_INTERRUPTED without a message");
   CHECK(strstr(msg, name) || (icontains(msg, "signal") && has_number(msg, sig)),
         "the SM_ERR_INTERRUPTED message should name the signal (%s / signal %d): \"%s\"", name, sig, msg);
-  if (b == SM_BACKEND_PROCESS)
+  if (workers_are_processes(b))
     CHECK(all_gone(g_rec, alive, sizeof alive), "workers still alive after SM_ERR_INTERRUPTED:%s", alive);
   CHECK_NO_CHILDREN("after SM_ERR_INTERRUPTED");
   CHECK(atomic_load(&g_rec->started) < g_njobs, "all %d long jobs ran: the interruption did not stop the map", g_njobs);
@@ -163,12 +164,12 @@ static void case_thread_signal(sm_backend b, int sig, int resethand) {
   sm_pool_free(pool);
 }
 
-static void case_group_signal(void) {
+static void case_group_signal(sm_backend b) {
   pid_t pid = fork_subtest(40);
   if (pid == 0) {
     if (setpgid(0, 0) != 0) _exit(80);
     install(SIGINT, on_signal);
-    sm_pool *pool = sm_pool_new(2, SM_BACKEND_PROCESS);
+    sm_pool *pool = sm_pool_new(2, b);
     if (!pool) _exit(81);
     sm_status st = interrupted_map(pool, 1, SIGINT, 0);
     char alive[512];
@@ -195,11 +196,12 @@ static void case_group_signal(void) {
   CHECK(all_gone(g_rec, alive, sizeof alive), "workers of the group-SIGINT subprocess still alive:%s", alive);
 }
 
-static void case_raise(int sig, int ignore, sm_status want) {
-  sm_pool *pool = new_pool(2, SM_BACKEND_PROCESS);
+static void case_raise(sm_backend b, int sig, int ignore, sm_status want) {
+  /* before the pool: persistent workers see the memory and signal dispositions of sm_pool_new */
+  g_raise_sig = sig;
   if (ignore) signal(sig, SIG_IGN);
   else install(sig, on_signal);
-  g_raise_sig = sig;
+  sm_pool *pool = new_pool(2, b);
   g_handled = 0;
   sm_status st = sm_map(pool, 20, work_raise, NULL, 0, NULL);
   char msg[512];
@@ -225,7 +227,7 @@ int main(int argc, char **argv) {
   jfail_init();
   g_rec = (rec_t *)must_empty(1, sizeof(rec_t));
   int all = strcmp(which, "all") == 0, ran = 0;
-  if (b != SM_BACKEND_PROCESS) {
+  if (!workers_are_processes(b)) {
     /* thread/serial: the header promises SM_ERR_INTERRUPTED on SIGINT/SIGTERM for sm_map in general;
      * jobs cannot be killed, but no new job may start */
     CHECK(all || strcmp(which, "thread_sigint") == 0, "only thread_sigint applies to the %s backend", g_backend_name);
@@ -236,10 +238,10 @@ int main(int argc, char **argv) {
   if (all || strcmp(which, "thread_sigint") == 0) case_thread_signal(b, SIGINT, 0), ran++;
   if (all || strcmp(which, "thread_sigterm") == 0) case_thread_signal(b, SIGTERM, 0), ran++;
   if (all || strcmp(which, "resethand") == 0) case_thread_signal(b, SIGINT, 1), ran++;
-  if (all || strcmp(which, "group_sigint") == 0) case_group_signal(), ran++;
-  if (all || strcmp(which, "raise_sigterm") == 0) case_raise(SIGTERM, 0, SM_ERR_INTERRUPTED), ran++;
-  if (all || strcmp(which, "raise_sigint") == 0) case_raise(SIGINT, 0, SM_ERR_INTERRUPTED), ran++;
-  if (all || strcmp(which, "ignored_sigterm") == 0) case_raise(SIGTERM, 1, SM_OK), ran++;
+  if (all || strcmp(which, "group_sigint") == 0) case_group_signal(b), ran++;
+  if (all || strcmp(which, "raise_sigterm") == 0) case_raise(b, SIGTERM, 0, SM_ERR_INTERRUPTED), ran++;
+  if (all || strcmp(which, "raise_sigint") == 0) case_raise(b, SIGINT, 0, SM_ERR_INTERRUPTED), ran++;
+  if (all || strcmp(which, "ignored_sigterm") == 0) case_raise(b, SIGTERM, 1, SM_OK), ran++;
   CHECK(ran > 0, "unknown case \"%s\" (thread_sigint thread_sigterm resethand group_sigint raise_sigterm raise_sigint ignored_sigterm all)",
         which);
   printf("test_interrupt[%s %s]: OK\n", g_backend_name, which);

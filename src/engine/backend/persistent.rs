@@ -26,6 +26,8 @@ use std::mem::{ManuallyDrop, MaybeUninit};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+/// The signals that stop a program, which the zygote ignores (the caller decides about those).
+const STOP_SIGNALS: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 /// How often the zygote looks whether the caller is still there (a SIGCHLD or a request wakes it
 /// sooner).
 const ZYGOTE_POLL: Duration = Duration::from_millis(100);
@@ -385,12 +387,15 @@ pub fn flush_if_resident() {
 fn zygote_main(board: *mut u8, nworkers: usize, caller: libc::pid_t) -> ! {
     // SAFETY: the board is a zero-initialised Board in shared memory mapped here too.
     let b = unsafe { &*(board as *const Board) };
+    // Which of the stop signals the caller ignored when it made the pool: they stay ignored in
+    // the workers, as in forked workers; the others get their default action there.
+    let mut ignored = [false; STOP_SIGNALS.len()];
     // SAFETY: signal dispositions of this process only; the handler does nothing (its point is
     // to interrupt the futex wait when a worker dies). The name shows in ps and /proc.
     unsafe {
         libc::prctl(libc::PR_SET_NAME, c"sm-zygote".as_ptr());
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
-            libc::signal(sig, libc::SIG_IGN);
+        for (i, &sig) in STOP_SIGNALS.iter().enumerate() {
+            ignored[i] = libc::signal(sig, libc::SIG_IGN) == libc::SIG_IGN;
         }
         let mut sa: libc::sigaction = std::mem::zeroed();
         sa.sa_sigaction = on_sigchld as *const () as usize;
@@ -417,7 +422,7 @@ fn zygote_main(board: *mut u8, nworkers: usize, caller: libc::pid_t) -> ! {
                 // SAFETY: the child runs worker_main, which never returns.
                 let pid = unsafe { libc::fork() };
                 if pid == 0 {
-                    worker_main(board, w, me);
+                    worker_main(board, w, me, ignored);
                 }
                 if pid < 0 {
                     s.status.store(0x7f00, Ordering::SeqCst); // as if it exited with 127
@@ -466,7 +471,12 @@ fn reap(board: *mut u8, nworkers: usize, b: &Board, all: bool) {
 }
 
 /// A resident worker: waits for maps and runs them, until it is killed or its zygote dies.
-fn worker_main(board: *mut u8, w: usize, zygote: libc::pid_t) -> ! {
+fn worker_main(
+    board: *mut u8,
+    w: usize,
+    zygote: libc::pid_t,
+    ignored: [bool; STOP_SIGNALS.len()],
+) -> ! {
     // SAFETY: async-signal-safe calls on this process's own state.
     unsafe {
         libc::prctl(libc::PR_SET_NAME, c"sm-worker".as_ptr());
@@ -474,15 +484,10 @@ fn worker_main(board: *mut u8, w: usize, zygote: libc::pid_t) -> ! {
         if libc::getppid() != zygote {
             libc::_exit(111);
         }
-        for sig in [
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGQUIT,
-            libc::SIGCHLD,
-        ] {
-            libc::signal(sig, libc::SIG_DFL);
+        for (&sig, &ignore) in STOP_SIGNALS.iter().zip(&ignored) {
+            libc::signal(sig, if ignore { libc::SIG_IGN } else { libc::SIG_DFL });
         }
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
     }
     RESIDENT.store(true, Ordering::Relaxed);
     // SAFETY: the board is a Board in shared memory mapped here too.
