@@ -1,4 +1,7 @@
-/* sharedmem benchmark: sharedmem (process and thread backends) vs OpenMP (libgomp) and fork()+waitpid().
+/* sharedmem benchmark: sharedmem (process, thread and persistent backends) vs OpenMP (libgomp) and
+ * fork()+waitpid(). The persistent backend has its own table (issue 14's rows: a map of 2 jobs against
+ * the thread backend, the 10^7-double reduction against libgomp, the heat equation's time loop on
+ * every backend, and maps with 2 GiB of private heap resident in the caller).
  *
  * Not a test: it never decides pass/fail of the test suite.  It prints a markdown report on stdout
  * (progress goes to stderr).  Run it through scripts/bench.sh, which forces 2 workers/threads,
@@ -90,8 +93,8 @@ static void set_run_err(const char *what, sm_status st) {
 
 /* ------------------------------------------------------------------ job bodies */
 
-enum kind { K_TRIVIAL, K_REDUCE, K_CRITICAL, K_ORDERED, K_MAP0, K_MAP2, K_WREDUCE, K_BARRIER, K_REGION, K_PREDUCE };
-#define NKINDS 10
+enum kind { K_TRIVIAL, K_REDUCE, K_CRITICAL, K_ORDERED, K_MAP0, K_MAP2, K_WREDUCE, K_BARRIER, K_REGION, K_PREDUCE, K_HEAT };
+#define NKINDS 10 /* the kinds of the main table (K_HEAT has its own) */
 
 typedef struct {
   sm_pool *pool;
@@ -196,21 +199,72 @@ static int region_empty(void *ctx) { /* 5b */
 }
 
 /* 5c: x[0..PSUM_N) (ordinary memory, filled before the pools' workers read it; process workers see
- * it as it was at the fork) and the per-worker partial sums (sm_empty memory, 64 bytes apart, so
- * that forked workers can hand them back and threads do not share a cache line). */
+ * it as it was at the fork, persistent workers as it was at sm_pool_new) and the per-worker partial
+ * sums (sm_empty memory, 64 bytes apart, so that forked workers can hand them back and threads do
+ * not share a cache line). */
 static const double *psum_x;
 static double *psum_partials;
 
+/* What a region reads, in sm_empty memory: persistent workers see such memory live, whereas
+ * ordinary memory (a ctx on the stack, a global set after the pool) they see as at sm_pool_new. */
+typedef struct {
+  sm_pool *pool;
+  const double *x;
+  double *partials;
+} psum_ctx;
+
 static int region_psum(void *ctx) {
-  sm_pool *pool = ctx;
+  const psum_ctx *c = ctx;
   int w = sm_worker_id();
   if (w < 0 || w >= NW || sm_num_workers() != NW) return 41;
-  const double *x = psum_x;
+  const double *x = c->x;
   double s = 0;
   size_t lo, hi;
-  while (sm_for_next(pool, 0, PSUM_N, SM_SCHEDULE_STATIC, 0, 0, &lo, &hi))
+  while (sm_for_next(c->pool, 0, PSUM_N, SM_SCHEDULE_STATIC, 0, 0, &lo, &hi))
     for (size_t i = lo; i < hi; i++) s += x[i];
-  psum_partials[w * 8] = s;
+  c->partials[w * 8] = s;
+  return 0;
+}
+
+/* Row 7: heat.c's Jacobi sweep (c-examples/heat.c) with the time loop on the caller, one parallel
+ * region (or omp parallel for) per sweep, as an OpenMP code with `#pragma omp parallel for` inside
+ * its time-step loop is ported naively. The grids are in sm_empty memory. */
+#define HEAT_N 128
+typedef struct {
+  sm_pool *pool;
+  double *u, *unew;
+  double partial[NW * 8]; /* each worker's largest change, 64 bytes apart */
+} heat_ctx;
+
+static void heat_init(double *u) {
+  memset(u, 0, sizeof(double) * HEAT_N * HEAT_N);
+  for (size_t j = 0; j < HEAT_N; j++) u[j] = 100.0; /* the top edge */
+}
+
+static double heat_rows(const double *u, double *unew, size_t lo, size_t hi) {
+  double res = 0;
+  for (size_t i = lo; i < hi; i++)
+    for (size_t j = 1; j < HEAT_N - 1; j++) {
+      double v = 0.25 * (u[(i - 1) * HEAT_N + j] + u[(i + 1) * HEAT_N + j] + u[i * HEAT_N + j - 1] +
+                         u[i * HEAT_N + j + 1]);
+      double d = v > u[i * HEAT_N + j] ? v - u[i * HEAT_N + j] : u[i * HEAT_N + j] - v;
+      unew[i * HEAT_N + j] = v;
+      if (d > res) res = d;
+    }
+  return res;
+}
+
+static int region_heat(void *ctx) {
+  heat_ctx *c = ctx;
+  int w = sm_worker_id();
+  if (w < 0 || w >= NW) return 51;
+  double res = 0;
+  size_t lo, hi;
+  while (sm_for_next(c->pool, 1, HEAT_N - 1, SM_SCHEDULE_STATIC, 0, 0, &lo, &hi)) {
+    double r = heat_rows(c->u, c->unew, lo, hi);
+    if (r > res) res = r;
+  }
+  c->partial[w * 8] = res;
   return 0;
 }
 
@@ -234,9 +288,68 @@ typedef struct {
   uint64_t *counter;
 } sm_arg;
 
+/* The ctx of every sharedmem call, in sm_empty memory (see psum_ctx). */
+typedef struct {
+  job_ctx job;
+  double total;
+  barrier_ctx barrier;
+  psum_ctx psum;
+  heat_ctx heat;
+} shared_ctx;
+static shared_ctx *shared;
+
+/* The serial answer of row 7 after n sweeps (a checksum of the grid and the last residual), cached. */
+static double heat_reference(size_t n, double *last_res) {
+  static struct {
+    size_t n;
+    double sum, res;
+  } cache[16];
+  static int ncache;
+  for (int i = 0; i < ncache; i++)
+    if (cache[i].n == n) {
+      *last_res = cache[i].res;
+      return cache[i].sum;
+    }
+  double *u = malloc(sizeof(double) * HEAT_N * HEAT_N), *v = malloc(sizeof(double) * HEAT_N * HEAT_N);
+  if (!u || !v) abort();
+  heat_init(u);
+  heat_init(v);
+  double res = 0, sum = 0;
+  for (size_t k = 0; k < n; k++) {
+    res = heat_rows(u, v, 1, HEAT_N - 1);
+    double *t = u;
+    u = v;
+    v = t;
+  }
+  for (size_t i = 0; i < HEAT_N * HEAT_N; i++) sum += u[i];
+  free(u);
+  free(v);
+  if (ncache < 16) {
+    cache[ncache].n = n;
+    cache[ncache].sum = sum;
+    cache[ncache++].res = res;
+  }
+  *last_res = res;
+  return sum;
+}
+
+static int heat_check(const char *who, const double *u, double res, size_t n) {
+  double want_res, sum = 0;
+  double want = heat_reference(n, &want_res);
+  for (size_t i = 0; i < HEAT_N * HEAT_N; i++) sum += u[i];
+  if (sum != want || res != want_res) {
+    snprintf(run_err, sizeof run_err, "%s: heat after %zu sweeps: checksum %.17g, residual %.17g (serial: %.17g, %.17g)",
+             who, n, sum, res, want, want_res);
+    return 1;
+  }
+  return 0;
+}
+
 static int run_sm(void *varg, size_t n, double *sec) {
   sm_arg *a = varg;
-  job_ctx c = {a->pool, a->counter, 0};
+  job_ctx *jc = &shared->job;
+  *jc = (job_ctx){a->pool, a->counter, 0};
+  job_ctx c = *jc; /* the caller's view of the result, read after the call */
   sm_status st = SM_OK;
   const char *what = "sm_map";
   double t0, t1;
@@ -249,8 +362,9 @@ static int run_sm(void *varg, size_t n, double *sec) {
     break;
   case K_REDUCE:
     t0 = now_sec();
-    st = sm_map(a->pool, n, work_result, reduce_sum, sizeof(uint64_t), &c);
+    st = sm_map(a->pool, n, work_result, reduce_sum, sizeof(uint64_t), jc);
     t1 = now_sec();
+    c = *jc;
     if (st == SM_OK && c.sum != (uint64_t)n * (uint64_t)(n - 1) / 2) {
       snprintf(run_err, sizeof run_err, "reduce: wrong sum %llu for %zu jobs (expected %llu)",
                (unsigned long long)c.sum, n, (unsigned long long)((uint64_t)n * (n - 1) / 2));
@@ -260,7 +374,7 @@ static int run_sm(void *varg, size_t n, double *sec) {
   case K_CRITICAL:
   case K_ORDERED:
     t0 = now_sec();
-    st = sm_map(a->pool, n, a->kind == K_CRITICAL ? work_critical : work_ordered, NULL, 0, &c);
+    st = sm_map(a->pool, n, a->kind == K_CRITICAL ? work_critical : work_ordered, NULL, 0, jc);
     t1 = now_sec();
     if (st == SM_OK && *a->counter != (uint64_t)n) {
       snprintf(run_err, sizeof run_err, "%s: counter %llu after %zu jobs (lost updates)",
@@ -269,12 +383,13 @@ static int run_sm(void *varg, size_t n, double *sec) {
     }
     break;
   case K_WREDUCE: {
-    double total = 0;
     sm_map_opts opts = {.size = sizeof opts, .worker_init = wadd_init, .worker_fini = wadd_fini,
                         .worker_reduce = wadd_reduce, .wresult_size = sizeof(double)};
+    shared->total = 0;
     t0 = now_sec();
-    st = sm_map_ex(a->pool, n, work_wadd, NULL, 0, &total, &opts);
+    st = sm_map_ex(a->pool, n, work_wadd, NULL, 0, &shared->total, &opts);
     t1 = now_sec();
+    double total = shared->total;
     if (st == SM_OK && total != (double)n * (double)(n - 1) / 2) {
       snprintf(run_err, sizeof run_err, "per-worker reduce: wrong sum %.0f for %zu jobs", total, n);
       return 1;
@@ -290,10 +405,10 @@ static int run_sm(void *varg, size_t n, double *sec) {
     break;
   }
   case K_BARRIER: { /* one region in which every worker passes n barriers */
-    barrier_ctx bc = {a->pool, n};
+    shared->barrier = (barrier_ctx){a->pool, n};
     what = "sm_parallel (barriers)";
     t0 = now_sec();
-    st = sm_parallel(a->pool, region_barriers, &bc);
+    st = sm_parallel(a->pool, region_barriers, &shared->barrier);
     t1 = now_sec();
     break;
   }
@@ -306,10 +421,11 @@ static int run_sm(void *varg, size_t n, double *sec) {
   case K_PREDUCE: { /* n reductions of PSUM_N jobs each */
     const double want = psum_expected();
     what = "sm_parallel (sm_for_next reduction)";
+    shared->psum = (psum_ctx){a->pool, psum_x, psum_partials};
     t0 = now_sec();
     for (size_t r = 0; r < n; r++) {
       for (int w = 0; w < NW; w++) psum_partials[w * 8] = 0;
-      st = sm_parallel(a->pool, region_psum, a->pool);
+      st = sm_parallel(a->pool, region_psum, &shared->psum);
       if (st != SM_OK) break;
       double total = 0;
       for (int w = 0; w < NW; w++) total += psum_partials[w * 8];
@@ -320,6 +436,27 @@ static int run_sm(void *varg, size_t n, double *sec) {
       }
     }
     t1 = now_sec();
+    break;
+  }
+  case K_HEAT: { /* n sweeps, one sm_parallel each */
+    heat_ctx *h = &shared->heat;
+    what = "sm_parallel (heat sweep)";
+    h->pool = a->pool;
+    heat_init(h->u);
+    heat_init(h->unew);
+    double res = 0;
+    t0 = now_sec();
+    for (size_t k = 0; k < n && st == SM_OK; k++) {
+      st = sm_parallel(a->pool, region_heat, h);
+      res = 0;
+      for (int w = 0; w < NW; w++)
+        if (h->partial[w * 8] > res) res = h->partial[w * 8];
+      double *t = h->u;
+      h->u = h->unew;
+      h->unew = t;
+    }
+    t1 = now_sec();
+    if (st == SM_OK && heat_check("sharedmem", h->u, res, n)) return 1;
     break;
   }
   default:
@@ -432,6 +569,27 @@ static int run_omp(void *varg, size_t n, double *sec) {
       }
     }
     t1 = now_sec();
+    break;
+  }
+  case K_HEAT: { /* n sweeps, one omp parallel for each; the grids are the same sm_empty ones */
+    double *u = shared->heat.u, *v = shared->heat.unew, res = 0;
+    heat_init(u);
+    heat_init(v);
+    for (size_t k = 0; k < n; k++) {
+      res = 0;
+#pragma omp parallel for schedule(static) reduction(max : res) num_threads(NW)
+      for (long long i = 1; i < HEAT_N - 1; i++) {
+        double r = heat_rows(u, v, (size_t)i, (size_t)i + 1);
+        if (r > res) res = r;
+      }
+      double *t = u;
+      u = v;
+      v = t;
+    }
+    t1 = now_sec();
+    shared->heat.u = u;
+    shared->heat.unew = v;
+    if (heat_check("openmp", u, res, n)) return 1;
     break;
   }
   default:
@@ -603,22 +761,24 @@ static void measure_group(sys_t *sys, int nsys, size_t n0, size_t nmax) {
  * reduction and the hand-written fork reduction (all over x), plus, when fj is given, a bare
  * fork+join with x resident. Results are per job (per element of x), fj's per fork+join. */
 static void measure_psum(const double *x, const char *label, sm_pool *pp, int pp_ok, sm_pool *tp, int tp_ok,
-                         uint64_t *counter, result_t *p, result_t *t, result_t *o, result_t *fs, result_t *fj) {
+                         sm_pool *sp, int sp_ok, uint64_t *counter, result_t *p, result_t *t, result_t *o,
+                         result_t *fs, result_t *sps, result_t *fj) {
   static enum kind preduce = K_PREDUCE;
-  char names[5][96];
-  const char *what[5] = {"sharedmem process", "sharedmem thread", "openmp reduction(+:s)", "hand-written fork",
-                         "fork+waitpid of 2 children, array resident"};
-  for (int i = 0; i < 5; i++) snprintf(names[i], sizeof names[i], "parallel-for reduction%s / %s", label, what[i]);
+  char names[6][96];
+  const char *what[6] = {"sharedmem process", "sharedmem thread", "openmp reduction(+:s)", "hand-written fork",
+                         "sharedmem persistent", "fork+waitpid of 2 children, array resident"};
+  for (int i = 0; i < 6; i++) snprintf(names[i], sizeof names[i], "parallel-for reduction%s / %s", label, what[i]);
   psum_x = x;
-  sm_arg pa = {pp, K_PREDUCE, counter}, ta = {tp, K_PREDUCE, counter};
-  sys_t g[5] = {{names[0], run_sm, &pa, pp_ok, p, 0, {0}},
+  sm_arg pa = {pp, K_PREDUCE, counter}, ta = {tp, K_PREDUCE, counter}, sa = {sp, K_PREDUCE, counter};
+  sys_t g[6] = {{names[0], run_sm, &pa, pp_ok, p, 0, {0}},
                 {names[1], run_sm, &ta, tp_ok, t, 0, {0}},
                 {names[2], run_omp, &preduce, 1, o, 0, {0}},
                 {names[3], run_forksum, NULL, 1, fs, 0, {0}},
-                {names[4], run_forkjoin, NULL, fj != NULL, fj, 0, {0}}};
-  measure_group(g, fj ? 5 : 4, 1, PSUM_RMAX);
-  result_t *rs[4] = {p, t, o, fs};
-  for (int s = 0; s < 4; s++) {
+                {names[4], run_sm, &sa, sp_ok, sps, 0, {0}},
+                {names[5], run_forkjoin, NULL, fj != NULL, fj, 0, {0}}};
+  measure_group(g, fj ? 6 : 5, 1, PSUM_RMAX);
+  result_t *rs[5] = {p, t, o, fs, sps};
+  for (int s = 0; s < 5; s++) {
     rs[s]->med /= PSUM_N;
     rs[s]->min /= PSUM_N;
     rs[s]->max /= PSUM_N;
@@ -746,6 +906,19 @@ static void row(const char *measure, const result_t *rp, double p, const result_
   printf("| %s | %s | %s | %s: %s | %s | %s | %s |\n", measure, sp, st, peer_name, sq, r1, r2, target);
 }
 
+/* A row of the persistent backend's table: persistent, thread and process side by side, and the
+ * ratio of persistent to the peer. */
+static void prow(const char *measure, const result_t *rs, double s, const result_t *rt, double t, const result_t *rp,
+                 double p, const char *peer_name, const result_t *rq, double q, const char *target) {
+  char ss[64], st[64], sp[64], sq[64], r[64];
+  fmt_val(ss, sizeof ss, rs, s);
+  fmt_val(st, sizeof st, rt, t);
+  fmt_val(sp, sizeof sp, rp, p);
+  fmt_val(sq, sizeof sq, rq, q);
+  fmt_ratio(r, sizeof r, rs->ok && rq->ok, s, q);
+  printf("| %s | %s | %s | %s | %s: %s | %s | %s |\n", measure, ss, st, sp, peer_name, sq, r, target);
+}
+
 static void machine_info(void) {
   char model[256] = "unknown";
   FILE *f = fopen("/proc/cpuinfo", "r");
@@ -808,13 +981,27 @@ int main(void) {
   machine_info();
   fflush(stdout);
 
+  shared = sm_empty(1, sizeof *shared);
+  double *heat_grids = sm_empty(2 * HEAT_N * HEAT_N, sizeof(double));
+  if (!shared || !heat_grids) {
+    problem("sm_empty failed: %s", sm_last_error());
+    return 2;
+  }
+  shared->heat.u = heat_grids;
+  shared->heat.unew = heat_grids + HEAT_N * HEAT_N;
+
   sm_pool *pp = sm_pool_new(NW, SM_BACKEND_PROCESS);
   if (!pp) problem("sm_pool_new(%d, SM_BACKEND_PROCESS) failed: %s", NW, sm_last_error());
   sm_pool *tp = sm_pool_new(NW, SM_BACKEND_THREAD);
   if (!tp) problem("sm_pool_new(%d, SM_BACKEND_THREAD) failed: %s", NW, sm_last_error());
   if (pp && sm_pool_nworkers(pp) != NW) problem("process pool: sm_pool_nworkers = %d, expected %d", sm_pool_nworkers(pp), NW);
   if (tp && sm_pool_nworkers(tp) != NW) problem("thread pool: sm_pool_nworkers = %d, expected %d", sm_pool_nworkers(tp), NW);
+  double t_sp = now_sec();
+  sm_pool *sp = sm_pool_new(NW, SM_BACKEND_PERSISTENT);
+  t_sp = now_sec() - t_sp;
+  if (!sp) problem("sm_pool_new(%d, SM_BACKEND_PERSISTENT) failed: %s", NW, sm_last_error());
   int pp_ok = pp && sanity(pp, "process");
+  int sp_ok = sp && sanity(sp, "persistent");
   int tp_ok = tp && sanity(tp, "thread");
 
   uint64_t *counter = sm_empty(1, sizeof(uint64_t));
@@ -831,6 +1018,15 @@ int main(void) {
   result_t P[NKINDS], T[NKINDS], O[NKINDS], FJ, FJX, FJS; /* FJX: fork+join with 5c's array resident;
                                                             FJS: 5c's reduction by hand with fork() */
   result_t PS, TS, OS, FSS; /* row 5c again over an sm_empty array */
+  result_t S[NKINDS], SS;   /* the persistent backend (SS: row 5d) */
+  result_t H[5];            /* row 7, heat: process, persistent, thread, serial, openmp */
+  result_t B[4];            /* row 8, 2 GiB of private heap resident: maps of 2 jobs on process, persistent,
+                               thread, and a persistent pool made with the heap resident */
+  double t_sp_heap = 0;     /* sm_pool_new of that last pool */
+  memset(S, 0, sizeof S);
+  memset(&SS, 0, sizeof SS);
+  memset(H, 0, sizeof H);
+  memset(B, 0, sizeof B);
   memset(P, 0, sizeof P);
   memset(T, 0, sizeof T);
   memset(O, 0, sizeof O);
@@ -843,46 +1039,54 @@ int main(void) {
   memset(&FSS, 0, sizeof FSS);
   /* per-job measures: one group per kind, 3 systems each */
   for (int k = 0; k < 4; k++) {
-    char n1[128], n2[128], n3[128];
-    sm_arg pa = {pp, kinds[k], counter}, ta = {tp, kinds[k], counter};
+    char n1[128], n2[128], n3[128], n4[128];
+    sm_arg pa = {pp, kinds[k], counter}, ta = {tp, kinds[k], counter}, sa = {sp, kinds[k], counter};
     snprintf(n1, sizeof n1, "%s / sharedmem process", kname[k]);
     snprintf(n2, sizeof n2, "%s / sharedmem thread", kname[k]);
     snprintf(n3, sizeof n3, "%s / openmp", kname[k]);
-    sys_t g[3] = {{n1, run_sm, &pa, pp_ok, &P[k], 0, {0}},
+    snprintf(n4, sizeof n4, "%s / sharedmem persistent", kname[k]);
+    sys_t g[4] = {{n1, run_sm, &pa, pp_ok, &P[k], 0, {0}},
                   {n2, run_sm, &ta, tp_ok, &T[k], 0, {0}},
-                  {n3, run_omp, &kinds[k], 1, &O[k], 0, {0}}};
-    measure_group(g, 3, PER_JOB_N0, PER_JOB_NMAX);
+                  {n3, run_omp, &kinds[k], 1, &O[k], 0, {0}},
+                  {n4, run_sm, &sa, sp_ok, &S[k], 0, {0}}};
+    measure_group(g, 4, PER_JOB_N0, PER_JOB_NMAX);
   }
   /* per-worker reduction (sm_map_ex) vs omp parallel for reduction(+:s) */
   {
-    sm_arg pa = {pp, K_WREDUCE, counter}, ta = {tp, K_WREDUCE, counter};
-    sys_t g[3] = {{"per-worker reduce / sharedmem process", run_sm, &pa, pp_ok, &P[6], 0, {0}},
+    sm_arg pa = {pp, K_WREDUCE, counter}, ta = {tp, K_WREDUCE, counter}, sa = {sp, K_WREDUCE, counter};
+    sys_t g[4] = {{"per-worker reduce / sharedmem process", run_sm, &pa, pp_ok, &P[6], 0, {0}},
                   {"per-worker reduce / sharedmem thread", run_sm, &ta, tp_ok, &T[6], 0, {0}},
-                  {"reduction(+:s) / openmp", run_omp, &kinds[6], 1, &O[6], 0, {0}}};
-    measure_group(g, 3, PER_JOB_N0, PER_JOB_NMAX);
+                  {"reduction(+:s) / openmp", run_omp, &kinds[6], 1, &O[6], 0, {0}},
+                  {"per-worker reduce / sharedmem persistent", run_sm, &sa, sp_ok, &S[6], 0, {0}}};
+    measure_group(g, 4, PER_JOB_N0, PER_JOB_NMAX);
   }
   /* barrier cost: K barriers in one region (sm_parallel + sm_barrier vs omp parallel + omp barrier) */
   {
-    sm_arg pa = {pp, K_BARRIER, counter}, ta = {tp, K_BARRIER, counter};
-    sys_t g[3] = {{"barrier / sharedmem process", run_sm, &pa, pp_ok, &P[7], 0, {0}},
+    sm_arg pa = {pp, K_BARRIER, counter}, ta = {tp, K_BARRIER, counter}, sa = {sp, K_BARRIER, counter};
+    sys_t g[4] = {{"barrier / sharedmem process", run_sm, &pa, pp_ok, &P[7], 0, {0}},
                   {"barrier / sharedmem thread", run_sm, &ta, tp_ok, &T[7], 0, {0}},
-                  {"barrier / openmp", run_omp, &kinds[7], 1, &O[7], 0, {0}}};
-    measure_group(g, 3, PER_JOB_N0, PER_JOB_NMAX);
+                  {"barrier / openmp", run_omp, &kinds[7], 1, &O[7], 0, {0}},
+                  {"barrier / sharedmem persistent", run_sm, &sa, sp_ok, &S[7], 0, {0}}};
+    measure_group(g, 4, PER_JOB_N0, PER_JOB_NMAX);
   }
   /* per-map measures (maps and empty regions, with their peers): one group of 8 systems */
   {
     sm_arg p0 = {pp, K_MAP0, counter}, t0 = {tp, K_MAP0, counter};
     sm_arg p2 = {pp, K_MAP2, counter}, t2 = {tp, K_MAP2, counter};
     sm_arg pr = {pp, K_REGION, counter}, tr = {tp, K_REGION, counter};
-    sys_t g[8] = {{"empty map njobs=0 / sharedmem process", run_sm, &p0, pp_ok, &P[4], 0, {0}},
+    sm_arg s0 = {sp, K_MAP0, counter}, s2 = {sp, K_MAP2, counter}, sr = {sp, K_REGION, counter};
+    sys_t g[11] = {{"empty map njobs=0 / sharedmem process", run_sm, &p0, pp_ok, &P[4], 0, {0}},
                   {"empty map njobs=0 / sharedmem thread", run_sm, &t0, tp_ok, &T[4], 0, {0}},
                   {"empty parallel region / openmp", run_omp, &kinds[4], 1, &O[4], 0, {0}},
                   {"map njobs=2 / sharedmem process", run_sm, &p2, pp_ok, &P[5], 0, {0}},
                   {"map njobs=2 / sharedmem thread", run_sm, &t2, tp_ok, &T[5], 0, {0}},
                   {"fork+waitpid of 2 children", run_forkjoin, NULL, 1, &FJ, 0, {0}},
                   {"empty sm_parallel region / sharedmem process", run_sm, &pr, pp_ok, &P[8], 0, {0}},
-                  {"empty sm_parallel region / sharedmem thread", run_sm, &tr, tp_ok, &T[8], 0, {0}}};
-    measure_group(g, 8, PER_MAP_N0, PER_MAP_NMAX);
+                  {"empty sm_parallel region / sharedmem thread", run_sm, &tr, tp_ok, &T[8], 0, {0}},
+                  {"empty map njobs=0 / sharedmem persistent", run_sm, &s0, sp_ok, &S[4], 0, {0}},
+                  {"map njobs=2 / sharedmem persistent", run_sm, &s2, sp_ok, &S[5], 0, {0}},
+                  {"empty sm_parallel region / sharedmem persistent", run_sm, &sr, sp_ok, &S[8], 0, {0}}};
+    measure_group(g, 11, PER_MAP_N0, PER_MAP_NMAX);
   }
   /* tiny-job reduction through per-worker partials: sm_parallel + sm_for_next (static) vs
    * omp parallel for reduction(+:s), over the same 10^7 doubles; a run repeats whole reductions.
@@ -901,15 +1105,62 @@ int main(void) {
       /* The sm_empty copy is resident too during the first group, but shared mappings cost fork
        * nothing (their page-table entries are not copied); the malloc'd array is freed before the
        * second group. */
-      measure_psum(x, "", pp, pp_ok, tp, tp_ok, counter, &P[9], &T[9], &O[9], &FJS, &FJX);
+      /* Persistent workers see ordinary memory as it was at sm_pool_new: a pool made now, after the
+       * array was filled (the one made at the start would see no array). */
+      sm_pool *sp5 = sm_pool_new(NW, SM_BACKEND_PERSISTENT);
+      if (!sp5) problem("sm_pool_new(%d, SM_BACKEND_PERSISTENT) after the array: %s", NW, sm_last_error());
+      measure_psum(x, "", pp, pp_ok, tp, tp_ok, sp5, sp5 != NULL, counter, &P[9], &T[9], &O[9], &FJS, &S[9], &FJX);
+      sm_pool_free(sp5);
       free(x);
       x = NULL;
-      measure_psum(xs, " (sm_empty array)", pp, pp_ok, tp, tp_ok, counter, &PS, &TS, &OS, &FSS, NULL);
+      measure_psum(xs, " (sm_empty array)", pp, pp_ok, tp, tp_ok, sp, sp_ok, counter, &PS, &TS, &OS, &FSS, &SS,
+                   NULL);
     }
     free(x);
     sm_free(xs);
     sm_free(psum_partials);
     psum_partials = NULL;
+  }
+  /* row 7: the heat equation's time loop, one parallel region per sweep, on every backend */
+  {
+    static enum kind heat = K_HEAT;
+    sm_pool *serial = sm_pool_new(1, SM_BACKEND_SERIAL);
+    if (!serial) problem("sm_pool_new(1, SM_BACKEND_SERIAL) failed: %s", sm_last_error());
+    sm_arg hp = {pp, K_HEAT, counter}, hs = {sp, K_HEAT, counter}, ht = {tp, K_HEAT, counter},
+           hz = {serial, K_HEAT, counter};
+    sys_t g[5] = {{"heat sweep / sharedmem process", run_sm, &hp, pp_ok, &H[0], 0, {0}},
+                  {"heat sweep / sharedmem persistent", run_sm, &hs, sp_ok, &H[1], 0, {0}},
+                  {"heat sweep / sharedmem thread", run_sm, &ht, tp_ok, &H[2], 0, {0}},
+                  {"heat sweep / sharedmem serial", run_sm, &hz, serial != NULL, &H[3], 0, {0}},
+                  {"heat sweep / openmp", run_omp, &heat, 1, &H[4], 0, {0}}};
+    measure_group(g, 5, PER_MAP_N0, PER_MAP_NMAX);
+    sm_pool_free(serial);
+  }
+  /* row 8: maps of 2 jobs with 2 GiB of private (malloc'd, written) heap resident in the caller */
+  {
+    const size_t big = (size_t)2 << 30;
+    char *heap = malloc(big);
+    if (!heap) {
+      problem("malloc of 2 GiB failed");
+    } else {
+      memset(heap, 1, big);
+      t_sp_heap = now_sec();
+      sm_pool *sp2 = sm_pool_new(NW, SM_BACKEND_PERSISTENT);
+      t_sp_heap = now_sec() - t_sp_heap;
+      if (!sp2) problem("sm_pool_new(%d, SM_BACKEND_PERSISTENT) with 2 GiB resident: %s", NW, sm_last_error());
+      sm_arg bp = {pp, K_MAP2, counter}, bs = {sp, K_MAP2, counter}, bt = {tp, K_MAP2, counter},
+             bs2 = {sp2, K_MAP2, counter};
+      sys_t g[4] = {{"map njobs=2, 2 GiB resident / sharedmem process", run_sm, &bp, pp_ok, &B[0], 0, {0}},
+                    {"map njobs=2, 2 GiB resident / sharedmem persistent", run_sm, &bs, sp_ok, &B[1], 0, {0}},
+                    {"map njobs=2, 2 GiB resident / sharedmem thread", run_sm, &bt, tp_ok, &B[2], 0, {0}},
+                    {"map njobs=2, 2 GiB resident / persistent pool made with it", run_sm, &bs2, sp2 != NULL, &B[3], 0,
+                     {0}}};
+      measure_group(g, 4, PER_MAP_N0, PER_MAP_NMAX);
+      sm_pool_free(sp2);
+      /* the heap was written: reading one byte keeps the compiler from dropping the memset */
+      if (heap[big / 2] != 1) problem("2 GiB heap: lost a write");
+      free(heap);
+    }
   }
   double elapsed = now_sec() - t_start;
   report_load(load_start, load_now());
@@ -917,7 +1168,7 @@ int main(void) {
   /* ---------------------------------------------------------------- table */
   printf("\n| measure | sharedmem process | sharedmem thread | peer | ratio (process/peer) | ratio (thread/peer) | target |\n");
   printf("|---|---|---|---|---|---|---|\n");
-  char tg[256];
+  char tg[512];
   for (int k = 0; k < 2; k++) {
     snprintf(tg, sizeof tg, "thread <= 1.5x: %s; process <= 3x: %s", verdict(T[k].ok && O[k].ok, T[k].med, O[k].med, 1.5),
              verdict(P[k].ok && O[k].ok, P[k].med, O[k].med, 3.0));
@@ -1024,6 +1275,66 @@ int main(void) {
   printf("Row 5d: row 5c over a copy of the array in sm_empty memory, where sharedmem programs keep the arrays "
          "they share with process workers (and the malloc'd one freed): fork copies no page-table entries of a "
          "shared mapping, and each child maps the pages it reads through page faults instead.\n");
+
+  /* ---------------------------------------------------------------- persistent workers (issue 14) */
+  printf("\n## Persistent workers (SM_BACKEND_PERSISTENT)\n\n");
+  printf("Measured in the same run, interleaved with the systems above (same groups). sm_pool_new of the persistent "
+         "pool: %.2f ms (forks the zygote and its %d workers).\n\n",
+         t_sp * 1e3, NW);
+  printf("| measure | sharedmem persistent | sharedmem thread | sharedmem process | peer | ratio (persistent/peer) | "
+         "target |\n");
+  printf("|---|---|---|---|---|---|---|\n");
+  prow("1a. trivial job, reduce=NULL (ns/job)", &S[0], S[0].med, &T[0], T[0].med, &P[0], P[0].med,
+       "omp parallel for schedule(dynamic)", &O[0], O[0].med, "informational");
+  prow("1b. trivial job + reduce (sum) (ns/job)", &S[1], S[1].med, &T[1], T[1].med, &P[1], P[1].med,
+       "omp parallel for schedule(dynamic) reduction(+:s)", &O[1], O[1].med, "informational");
+  prow("1c. per-worker reduce (sm_map_ex) (ns/job)", &S[6], S[6].med, &T[6], T[6].med, &P[6], P[6].med,
+       "omp parallel for reduction(+:s)", &O[6], O[6].med, "informational");
+  prow("2a. empty map, njobs=0 (ns/map)", &S[4], S[4].med, &T[4], T[4].med, &P[4], P[4].med,
+       "sharedmem thread", &T[4], T[4].med, "informational");
+  snprintf(tg, sizeof tg, "persistent <= 2x thread: %s", verdict(S[5].ok && T[5].ok, S[5].med, T[5].med, 2.0));
+  prow("2b. map of 2 trivial jobs (ns/map)", &S[5], S[5].med, &T[5], T[5].med, &P[5], P[5].med, "sharedmem thread",
+       &T[5], T[5].med, tg);
+  prow("3a. critical enter/leave + increment (ns/job)", &S[2], S[2].med, &T[2], T[2].med, &P[2], P[2].med,
+       "omp critical", &O[2], O[2].med, "informational");
+  prow("4a. ordered enter/leave + increment (ns/job)", &S[3], S[3].med, &T[3], T[3].med, &P[3], P[3].med,
+       "omp ordered", &O[3], O[3].med, "informational");
+  prow("5a. barrier (ns/barrier)", &S[7], S[7].med, &T[7], T[7].med, &P[7], P[7].med, "omp barrier", &O[7], O[7].med,
+       "informational");
+  prow("5b. empty parallel region (ns/region)", &S[8], S[8].med, &T[8], T[8].med, &P[8], P[8].med,
+       "empty omp parallel region", &O[4], O[4].med, "informational");
+  snprintf(tg, sizeof tg, "persistent <= 1.5x: %s", verdict(S[9].ok && O[9].ok, S[9].med, O[9].med, 1.5));
+  prow("5c. 10^7 tiny jobs in a region, malloc'd array (ns/job)", &S[9], S[9].med, &T[9], T[9].med, &P[9], P[9].med,
+       "omp parallel for schedule(static) reduction(+:s)", &O[9], O[9].med, tg);
+  snprintf(tg, sizeof tg, "persistent <= 1.5x: %s", verdict(SS.ok && OS.ok, SS.med, OS.med, 1.5));
+  prow("5d. as 5c, the array in sm_empty memory (ns/job)", &SS, SS.med, &TS, TS.med, &PS, PS.med,
+       "omp parallel for schedule(static) reduction(+:s), same array", &OS, OS.med, tg);
+  {
+    char hz[64], hr[64];
+    fmt_val(hz, sizeof hz, &H[3], H[3].med);
+    fmt_ratio(hr, sizeof hr, H[3].ok && H[4].ok, H[3].med, H[4].med);
+    snprintf(tg, sizeof tg, "informational; serial backend: %s ns (%s x omp); thread/omp %.2f, process/omp %.0f", hz,
+             hr, H[2].ok && H[4].ok ? H[2].med / H[4].med : 0.0, H[0].ok && H[4].ok ? H[0].med / H[4].med : 0.0);
+  }
+  prow("7. heat, 128x128 Jacobi, one sm_parallel per sweep in a time loop (ns/sweep)", &H[1], H[1].med, &H[2],
+       H[2].med, &H[0], H[0].med, "omp parallel for reduction(max) per sweep", &H[4], H[4].med, tg);
+  snprintf(tg, sizeof tg, "persistent <= 1.1x its time with an empty heap: %s; process: %.1fx its own",
+           verdict(B[1].ok && S[5].ok, B[1].med, S[5].med, 1.1), B[0].ok && P[5].ok ? B[0].med / P[5].med : 0.0);
+  prow("8. map of 2 trivial jobs, 2 GiB of private heap resident (ns/map)", &B[1], B[1].med, &B[2], B[2].med, &B[0],
+       B[0].med, "persistent, empty heap (row 2b)", &S[5], S[5].med, tg);
+  snprintf(tg, sizeof tg, "informational: that pool's sm_pool_new took %.1f ms (%.2f ms with an empty heap)",
+           t_sp_heap * 1e3, t_sp * 1e3);
+  prow("8'. as 8, on a persistent pool made with the 2 GiB resident (ns/map)", &B[3], B[3].med, &B[2], B[2].med,
+       &B[0], B[0].med, "persistent, empty heap (row 2b)", &S[5], S[5].med, tg);
+  printf("\nThe persistent pool's workers were forked once, at sm_pool_new, before the measures; every map and "
+         "region above ran on them. Its 5c pool was made after the malloc'd array was filled (workers see ordinary "
+         "memory as it was at sm_pool_new); 5d's array, in sm_empty memory, was allocated after the pool. Row 7: "
+         "c-examples/heat.c's sweep (%dx%d grid, grids in sm_empty memory) with the time loop on the caller: every "
+         "run starts from the initial grid and is checked against a serial computation of as many sweeps (checksum "
+         "and residual, to the bit). Row 8: 2 GiB malloc'd and written by the caller after the pools were made; "
+         "the process backend forks (copying its page tables) at every map, persistent pools do not.\n",
+         HEAT_N, HEAT_N);
+
   printf("\nRun sizes and spread (ns per unit: median [min .. max], n = units per run):\n\n");
   for (int k = 0; k < NKINDS; k++) {
     const result_t *rs[3] = {&P[k], &T[k], &O[k]};
@@ -1043,13 +1354,28 @@ int main(void) {
   if (FJX.ok)
     printf("- fork+waitpid x2, 10^7-double array resident: %.1f [%.1f .. %.1f], n = %zu\n", FJX.med, FJX.min, FJX.max,
            FJX.n);
-  const result_t *extra[5] = {&FJS, &PS, &TS, &OS, &FSS};
-  const char *extra_name[5] = {"hand-written fork", "process, sm_empty array", "thread, sm_empty array",
-                               "openmp, sm_empty array", "hand-written fork, sm_empty array"};
-  for (int e = 0; e < 5; e++)
+  const result_t *extra[7] = {&FJS, &PS, &TS, &OS, &FSS, &S[9], &SS};
+  const char *extra_name[7] = {"hand-written fork", "process, sm_empty array", "thread, sm_empty array",
+                               "openmp, sm_empty array", "hand-written fork, sm_empty array", "persistent",
+                               "persistent, sm_empty array"};
+  for (int e = 0; e < 7; e++)
     if (extra[e]->ok)
       printf("- parallel-for reduction of 10^7 jobs / %s: %.2f [%.2f .. %.2f] ns/job, n = %zu reductions of 10^7 jobs\n",
              extra_name[e], extra[e]->med, extra[e]->min, extra[e]->max, extra[e]->n);
+  const char *kn[8] = {"trivial job", "trivial job + reduce", "critical", "ordered", "empty map njobs=0", "map njobs=2",
+                       "per-worker reduce", "barrier"};
+  for (int k = 0; k < 8; k++)
+    if (S[k].ok) printf("- %s / persistent: %.1f [%.1f .. %.1f], n = %zu\n", kn[k], S[k].med, S[k].min, S[k].max, S[k].n);
+  if (S[8].ok)
+    printf("- empty sm_parallel region / persistent: %.1f [%.1f .. %.1f], n = %zu\n", S[8].med, S[8].min, S[8].max, S[8].n);
+  const char *hn[5] = {"process", "persistent", "thread", "serial", "openmp"};
+  for (int k = 0; k < 5; k++)
+    if (H[k].ok) printf("- heat sweep / %s: %.1f [%.1f .. %.1f], n = %zu sweeps\n", hn[k], H[k].med, H[k].min, H[k].max, H[k].n);
+  const char *bn[4] = {"process", "persistent", "thread", "persistent pool made with the heap"};
+  for (int k = 0; k < 4; k++)
+    if (B[k].ok)
+      printf("- map njobs=2, 2 GiB resident / %s: %.1f [%.1f .. %.1f], n = %zu\n", bn[k], B[k].med, B[k].min, B[k].max,
+             B[k].n);
   printf("\nTotal benchmark time: %.1f s.\n", elapsed);
   if (problems[0]) printf("\n### Problems\n\n%s", problems);
   else printf("\nNo problems: every sm_map and sm_parallel returned SM_OK and every result (sums, counters, order, per-job call counts) was correct.\n");
@@ -1057,5 +1383,8 @@ int main(void) {
   sm_free(counter);
   sm_pool_free(pp);
   sm_pool_free(tp);
+  sm_pool_free(sp);
+  sm_free(heat_grids);
+  sm_free(shared);
   return problems[0] ? 2 : 0;
 }
