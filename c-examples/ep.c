@@ -18,10 +18,14 @@
  *     per worker in ctx, and no worker_init or worker_fini is needed.
  *   - the same with sm_map_ex (one job per batch) and with a region, sm_parallel_ex, whose
  *     workers share the loop with sm_for_next (`omp parallel for schedule(static)`).
+ *   - ctx passed by copy (sm_map_opts.ctx_size): the workers only read it (the pool), and
+ *     worker_reduce, on the caller, gets the caller's own ctx to add into; so ctx may live on the
+ *     stack on every backend, persistent workers (which see ordinary memory only as it was at
+ *     sm_pool_new) included.
  *   - both agree with a serial computation of the same sums: counts exactly, sums to rounding
  *     (the parallel versions add the same numbers in another order).
  *
- * Usage: ep [process|thread|serial]     (default: process)
+ * Usage: ep [process|persistent|thread|serial]     (default: process)
  */
 #include <math.h>
 #include <stdint.h>
@@ -136,6 +140,7 @@ int main(int argc, char **argv) {
   opts.size = sizeof opts;
   opts.wresult_size = sizeof(struct acc); /* each worker's reduction variables, zeroed */
   opts.worker_reduce = add_worker;
+  opts.ctx_size = sizeof(struct ep_ctx);
 
   struct ep_ctx by_map = {pool, {0, 0, {0}}};
   sm_status s = sm_map_ex(pool, NBATCH, ep_job, NULL, 0, &by_map, &opts);

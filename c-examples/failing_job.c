@@ -11,13 +11,15 @@
  *   2. Job 5 returns SM_STOP.  That is not an error, it asks the map to stop
  *      early: sm_map() returns SM_STOPPED.
  *
- *   3. (process backend only) Job 7 dereferences a NULL pointer.  The worker
- *      process dies of SIGSEGV, but the caller is a different process and
- *      survives: sm_map() returns SM_ERR_WORKER_DIED.  With the thread and
- *      serial backends the job runs in the caller's own process, which such a
- *      crash would kill, so this part is skipped there.
+ *   3. (process and persistent backends only) Job 7 dereferences a NULL
+ *      pointer.  The worker process dies of SIGSEGV, but the caller is a
+ *      different process and survives: sm_map() returns SM_ERR_WORKER_DIED.
+ *      The pool stays usable: a persistent pool replaces the dead worker
+ *      before its next map.  With the thread and serial backends the job runs
+ *      in the caller's own process, which such a crash would kill, so this
+ *      part is skipped there.
  *
- * Usage: failing_job [process|thread|serial]     (default: process)
+ * Usage: failing_job [process|persistent|thread|serial]     (default: process)
  * Exit status 0 when every map returned the expected status.
  */
 #include <stdio.h>
@@ -104,7 +106,7 @@ int main(int argc, char **argv) {
   sm_pool_free(pool);
 
   /* 3. A crashing job, in a second pool. */
-  if (backend == SM_BACKEND_PROCESS) {
+  if (backend == SM_BACKEND_PROCESS || backend == SM_BACKEND_PERSISTENT) {
     sm_pool *pool2 = sm_pool_new(NWORKERS, backend);
     if (!pool2) {
       fprintf(stderr, "sm_pool_new failed: %s\n", sm_last_error());
@@ -112,10 +114,11 @@ int main(int argc, char **argv) {
     }
     st = sm_map(pool2, NJOBS, crashes_at_7, NULL, 0, NULL);
     check("job 7 dereferences NULL", st, SM_ERR_WORKER_DIED);
+    check("same pool after the crash", sm_map(pool2, NJOBS, always_ok, NULL, 0, NULL), SM_OK);
     sm_pool_free(pool2);
     printf("the caller survived the crashed worker\n");
   } else {
-    printf("(skipping the crash demo: only the process backend isolates a crashing job)\n");
+    printf("(skipping the crash demo: only process workers isolate a crashing job)\n");
   }
 
   if (failures) {

@@ -26,23 +26,25 @@
  *   }
  *
  * The port, jacobi_region() below, has the same structure; what changes:
- *   - `#pragma omp parallel` is sm_parallel(pool, jacobi_region, &ctx): every worker runs the
+ *   - `#pragma omp parallel` is sm_parallel(pool, jacobi_region, ctx): every worker runs the
  *     region once. firstprivate variables are the region's locals (u, unew).
  *   - `#pragma omp for` is `while (sm_for_next(...)) for (i = lo; i < hi; i++)`.
  *   - reduction(max:res) and the loop's barrier: each worker keeps its own maximum, stores it in
  *     partial[worker] after its last rows (hence SM_FOR_NOWAIT), then sm_barrier; the single
- *     worker (sm_single) combines the partials into state->res (`last`). (A max is exact and
+ *     worker (sm_single) combines the partials into ctx->res (`last`). (A max is exact and
  *     does not depend on the order it is taken in: the residual is the serial one to the bit.)
  *   - the single's implicit barrier is an explicit sm_barrier after the `if (sm_single(pool))`.
  *   - shared data must live in sm_empty memory: with the process backend (the default) the
- *     workers are forked processes, and what they write to ordinary memory stays in the worker.
- *     So the two grids, the partials and the shared res/iter all come from sm_empty.
+ *     workers are forked processes, and what they write to ordinary memory stays in the worker;
+ *     persistent workers (SM_BACKEND_PERSISTENT), forked once at sm_pool_new, do not even see
+ *     what the caller writes there after that. So the two grids, the partials, and the ctx with
+ *     the shared res/iter all come from sm_empty.
  *
  * main() then runs the same algorithm serially and checks that the grid and iteration count are
  * identical: every point's update is the same expression, so Jacobi gives the same bits whatever
  * the number of workers.
  *
- * Usage: heat [process|thread|serial]     (default: process)
+ * Usage: heat [process|persistent|thread|serial]     (default: process)
  * Prints the iterations, residual and times; exit status 0 when parallel == serial.
  */
 #include <math.h>
@@ -58,18 +60,14 @@
 #define MAX_ITER 20000 /* ... or after this many sweeps */
 #define TOP 100.0      /* temperature of the top edge (the other edges are 0) */
 
-/* What the workers share. Everything pointed to is sm_empty memory. */
-struct shared_state {
-  double res; /* the combined residual of the last sweep */
-  int iter;   /* sweeps done */
-  int team;   /* workers in the region */
-};
-
+/* What the workers share: the region's ctx, in sm_empty memory, as is everything it points to. */
 struct heat_ctx {
   sm_pool *pool;
-  double *a, *b;               /* the two N x N grids */
-  double *partial;             /* one residual per worker */
-  struct shared_state *state;
+  double *a, *b;   /* the two N x N grids */
+  double *partial; /* one residual per worker */
+  double res;      /* the combined residual of the last sweep */
+  int iter;        /* sweeps done */
+  int team;        /* workers in the region */
 };
 
 /* The grid at the start: 0 everywhere but the top edge (row 0). */
@@ -109,16 +107,16 @@ static int jacobi_region(void *arg) {
     if (sm_single(ctx->pool)) {
       double res = 0.0;
       for (int w = 0; w < sm_num_workers(); w++) res = fmax(res, ctx->partial[w]);
-      ctx->state->res = res;
-      ctx->state->iter++;
-      ctx->state->team = sm_num_workers();
+      ctx->res = res;
+      ctx->iter++;
+      ctx->team = sm_num_workers();
     }
     if (sm_barrier(ctx->pool) != SM_OK) return 0; /* everyone sees res and iter */
 
     double *t = u;
     u = unew;
     unew = t;
-    if (ctx->state->res < TOL || ctx->state->iter >= MAX_ITER) return 0;
+    if (ctx->res < TOL || ctx->iter >= MAX_ITER) return 0;
   }
 }
 
@@ -154,29 +152,31 @@ int main(int argc, char **argv) {
     fprintf(stderr, "sm_pool_new failed: %s\n", sm_last_error());
     return 1;
   }
-  struct heat_ctx ctx = {
-      .pool = pool,
-      .a = sm_empty(N * N, sizeof(double)),
-      .b = sm_empty(N * N, sizeof(double)),
-      .partial = sm_empty((size_t)sm_pool_nworkers(pool), sizeof(double)),
-      .state = sm_empty(1, sizeof(struct shared_state)),
-  };
-  if (!ctx.a || !ctx.b || !ctx.partial || !ctx.state) {
+  struct heat_ctx *ctx = sm_empty(1, sizeof *ctx); /* res, iter and team start at 0 */
+  if (!ctx) {
     fprintf(stderr, "sm_empty failed: %s\n", sm_last_error());
     return 1;
   }
-  init_grid(ctx.a);
-  init_grid(ctx.b); /* the boundary is in both grids: sweeps never write it */
+  ctx->pool = pool;
+  ctx->a = sm_empty(N * N, sizeof(double));
+  ctx->b = sm_empty(N * N, sizeof(double));
+  ctx->partial = sm_empty((size_t)sm_pool_nworkers(pool), sizeof(double));
+  if (!ctx->a || !ctx->b || !ctx->partial) {
+    fprintf(stderr, "sm_empty failed: %s\n", sm_last_error());
+    return 1;
+  }
+  init_grid(ctx->a);
+  init_grid(ctx->b); /* the boundary is in both grids: sweeps never write it */
 
   double t0 = now();
-  sm_status st = sm_parallel(pool, jacobi_region, &ctx);
+  sm_status st = sm_parallel(pool, jacobi_region, ctx);
   double t_par = now() - t0;
   if (st != SM_OK) {
     fprintf(stderr, "sm_parallel: %s: %s\n", sm_status_str(st), sm_last_error());
     return 1;
   }
   /* The workers swapped their grids iter times: an odd count leaves the result in b. */
-  const double *result = ctx.state->iter % 2 ? ctx.b : ctx.a;
+  const double *result = ctx->iter % 2 ? ctx->b : ctx->a;
 
   /* The serial reference, in ordinary memory. */
   static double sa[N * N], sb[N * N];
@@ -188,16 +188,16 @@ int main(int argc, char **argv) {
   double t_ser = now() - t0;
 
   printf("sm_parallel: %d iterations, residual %.6g, %.3f s (%s backend, team of %d)\n",
-         ctx.state->iter, ctx.state->res, t_par, argc > 1 ? argv[1] : "process", ctx.state->team);
+         ctx->iter, ctx->res, t_par, argc > 1 ? argv[1] : "process", ctx->team);
   printf("serial:      %d iterations, residual %.6g, %.3f s\n", iter_serial, res_serial, t_ser);
   printf("centre temperature %.6f\n", result[(N / 2) * N + N / 2]);
 
-  int ok = ctx.state->iter == iter_serial && ctx.state->res == res_serial &&
+  int ok = ctx->iter == iter_serial && ctx->res == res_serial &&
            memcmp(result, expected, sizeof(double) * N * N) == 0;
-  sm_free(ctx.a);
-  sm_free(ctx.b);
-  sm_free(ctx.partial);
-  sm_free(ctx.state);
+  sm_free(ctx->a);
+  sm_free(ctx->b);
+  sm_free(ctx->partial);
+  sm_free(ctx);
   sm_pool_free(pool);
   if (!ok) {
     fprintf(stderr, "FAIL: the parallel result differs from the serial one\n");

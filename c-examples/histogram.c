@@ -7,9 +7,14 @@
  *
  * What it shows:
  *   - sm_empty(): zero-filled memory shared between the caller and the
- *     workers.  With the process backend the workers are forked processes,
- *     and ordinary memory (globals, malloc) is copy-on-write in them: their
- *     writes would never reach the caller.  Writes into sm_empty memory do.
+ *     workers.  With the process and persistent backends the workers are
+ *     forked processes, and ordinary memory (globals, malloc) is
+ *     copy-on-write in them: their writes would never reach the caller.
+ *     Writes into sm_empty memory do.
+ *   - ctx passed by copy (sm_map_ex with sm_map_opts.ctx_size): the jobs
+ *     only read it (two pointers), so it may live on the caller's stack.
+ *     Persistent workers, forked once at sm_pool_new, see ordinary memory
+ *     only as it was then; the copy made at each call is what they read.
  *   - sm_critical_enter()/sm_critical_leave(): mutual exclusion among the
  *     workers of a pool.  `bins[b]++` is a plain read-modify-write, not an
  *     atomic operation; two workers doing it at once on the same bin would
@@ -24,7 +29,7 @@
  * PRNG from its job number, so the samples are reproducible) and checks that
  * every bin, and the total count, match.
  *
- * Usage: histogram [process|thread|serial]     (default: process)
+ * Usage: histogram [process|persistent|thread|serial]     (default: process)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -112,10 +117,11 @@ int main(int argc, char **argv) {
   }
 
   struct hist_ctx ctx = {.pool = pool, .hist = hist};
-  sm_status st = sm_map(pool, NJOBS, fill, NULL, 0, &ctx);
+  sm_map_opts opts = {.size = sizeof(sm_map_opts), .ctx_size = sizeof ctx};
+  sm_status st = sm_map_ex(pool, NJOBS, fill, NULL, 0, &ctx, &opts);
   sm_pool_free(pool);
   if (st != SM_OK) {
-    fprintf(stderr, "sm_map: %s: %s\n", sm_status_str(st), sm_last_error());
+    fprintf(stderr, "sm_map_ex: %s: %s\n", sm_status_str(st), sm_last_error());
     sm_free(hist);
     return 1;
   }

@@ -9,7 +9,11 @@
  *
  * (All ranks append to one file: that needs a file system every rank sees, here one machine.)
  *
- * Usage: mpirun -n 3 --bind-to none ./mpi_ordered [process|thread|serial]
+ * The jobs only read ctx, so it is passed by copy (sm_mpi_map_ex with sm_map_opts.ctx_size): then
+ * it may be a local on every backend, persistent workers (which see ordinary memory only as it
+ * was at sm_pool_new) included.
+ *
+ * Usage: mpirun -n 3 --bind-to none ./mpi_ordered [process|persistent|thread|serial]
  */
 #define _DEFAULT_SOURCE /* usleep(), mkstemp() */
 #include <fcntl.h>
@@ -63,9 +67,10 @@ int main(int argc, char **argv) {
   MPI_Bcast(ctx.path, sizeof ctx.path, MPI_CHAR, 0, MPI_COMM_WORLD);
   ctx.pool = sm_pool_new(2, backend);
 
-  sm_status st = sm_mpi_map(ctx.pool, MPI_COMM_WORLD, 0, NJOBS, job_fn, NULL, 0, &ctx);
+  sm_map_opts opts = {.size = sizeof(sm_map_opts), .ctx_size = sizeof ctx};
+  sm_status st = sm_mpi_map_ex(ctx.pool, MPI_COMM_WORLD, 0, NJOBS, job_fn, NULL, 0, &ctx, &opts);
   int ok = st == SM_OK;
-  if (!ok) fprintf(stderr, "rank %d: sm_mpi_map: %s\n", rank, sm_last_error());
+  if (!ok) fprintf(stderr, "rank %d: sm_mpi_map_ex: %s\n", rank, sm_last_error());
   if (rank == 0 && ok) {
     FILE *f = fopen(ctx.path, "r");
     char line[64];

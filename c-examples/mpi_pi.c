@@ -9,10 +9,13 @@
  *   - MPI_Init_thread with MPI_THREAD_FUNNELED: the level sm_mpi_map needs from the main thread
  *     (the workers never call MPI; only the calling thread does);
  *   - a collective call: every rank passes the same root, njobs and result_size;
+ *   - ctx, which only reduce uses, passed by copy (sm_mpi_map_ex with sm_map_opts.ctx_size): so
+ *     it may be a local on every backend, persistent workers (which see ordinary memory only as
+ *     it was at sm_pool_new) included; reduce gets the caller's own ctx;
  *   - Open MPI binds each rank to a core by default, and a pool of 0 (= as many workers as CPUs)
  *     then has one worker: run with `mpirun --bind-to none`, or `--map-by ppr:1:node:PE=N`.
  *
- * Usage: mpirun -n 4 --bind-to none ./mpi_pi [process|thread|serial]
+ * Usage: mpirun -n 4 --bind-to none ./mpi_pi [process|persistent|thread|serial]
  */
 #include <math.h>
 #include <stdio.h>
@@ -50,10 +53,12 @@ int main(int argc, char **argv) {
 
   sm_pool *pool = sm_pool_new(2, backend);                /* this rank's workers */
   double pi = 0;
-  sm_status st = sm_mpi_map(pool, MPI_COMM_WORLD, 0, NJOBS, work, reduce, sizeof(double), &pi);
+  sm_map_opts opts = {.size = sizeof(sm_map_opts), .ctx_size = sizeof pi};
+  sm_status st =
+      sm_mpi_map_ex(pool, MPI_COMM_WORLD, 0, NJOBS, work, reduce, sizeof(double), &pi, &opts);
   int ok = st == SM_OK;
   if (!ok) {
-    fprintf(stderr, "rank %d: sm_mpi_map: %s\n", rank, sm_last_error());
+    fprintf(stderr, "rank %d: sm_mpi_map_ex: %s\n", rank, sm_last_error());
   } else if (rank == 0) {
     printf("pi = %.12f on %d rank(s) (error %.1e)\n", pi, nranks, fabs(pi - M_PI));
     ok = fabs(pi - M_PI) < 1e-9;

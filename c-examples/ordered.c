@@ -10,15 +10,19 @@
  * What it shows:
  *   - sm_ordered_enter()/sm_ordered_leave(): a section that runs in job
  *     order, like OpenMP's `ordered`.  The work before it runs in parallel.
- *   - printing from workers: with the process backend every worker is a
- *     separate process with its own stdio buffer, so a job must fflush(stdout)
- *     *inside* the ordered section; otherwise its line would sit in its
- *     buffer and come out later, in any order.
+ *   - printing from workers: with the process and persistent backends every
+ *     worker is a separate process with its own stdio buffer, so a job must
+ *     fflush(stdout) *inside* the ordered section; otherwise its line would
+ *     sit in its buffer and come out later, in any order.
+ *   - ctx passed by copy (sm_map_ex with sm_map_opts.ctx_size): the jobs
+ *     only read it, so it may live on the caller's stack.  Persistent
+ *     workers, forked once at sm_pool_new, see ordinary memory only as it
+ *     was then; the copy made at each call is what they read.
  *   - a second, machine-checkable record of the order: each job also appends
  *     its number to a log in sm_empty (shared) memory, and the caller checks
  *     it.  (The ctest test checks the printed lines as well.)
  *
- * Usage: ordered [process|thread|serial]     (default: process)
+ * Usage: ordered [process|persistent|thread|serial]     (default: process)
  */
 #define _DEFAULT_SOURCE /* usleep() */
 #include <stdint.h>
@@ -85,10 +89,11 @@ int main(int argc, char **argv) {
   }
 
   struct ordered_ctx ctx = {.pool = pool, .log = log};
-  sm_status st = sm_map(pool, NJOBS, job_fn, NULL, 0, &ctx);
+  sm_map_opts opts = {.size = sizeof(sm_map_opts), .ctx_size = sizeof ctx};
+  sm_status st = sm_map_ex(pool, NJOBS, job_fn, NULL, 0, &ctx, &opts);
   sm_pool_free(pool);
   if (st != SM_OK) {
-    fprintf(stderr, "sm_map: %s: %s\n", sm_status_str(st), sm_last_error());
+    fprintf(stderr, "sm_map_ex: %s: %s\n", sm_status_str(st), sm_last_error());
     sm_free(log);
     return 1;
   }

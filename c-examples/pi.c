@@ -6,19 +6,25 @@
  * That fraction tends to pi/4.
  *
  * What it shows:
- *   - sm_map() with a `result` buffer: each job writes its hit count (a
+ *   - sm_map_ex() with a `result` buffer: each job writes its hit count (a
  *     uint64_t) into the result_size bytes the library hands it.  With the
- *     process backend the job runs in a forked worker, so writing to an
- *     ordinary global would be lost (copy-on-write); `result` is how a job
- *     sends a value back.
+ *     process and persistent backends the job runs in a forked worker, so
+ *     writing to an ordinary global would be lost (copy-on-write); `result`
+ *     is how a job sends a value back.
  *   - a reduce callback: it runs in the caller, in job order, once per job,
  *     and adds the hits up.  It may freely update the caller's own state.
+ *   - ctx passed by copy (sm_map_ex with sm_map_opts.ctx_size): the jobs
+ *     only read it, so the library copies it to the workers at the call and
+ *     it may live on the caller's stack on every backend.  (Persistent
+ *     workers, forked once at sm_pool_new, see the caller's ordinary memory
+ *     only as it was then, so they need the copy.)  reduce() still gets the
+ *     caller's own ctx, where its totals land.
  *   - reproducible randomness: every job seeds its own PRNG from its job
  *     number, so the answer does not depend on which worker ran which job
  *     (and we never call rand(), which is neither reproducible across
  *     workers nor thread-safe).
  *
- * Usage: pi [process|thread|serial]     (default: process)
+ * Usage: pi [process|persistent|thread|serial]     (default: process)
  * Exit status 0 when the estimate is within tolerance of pi.
  */
 #include <math.h>
@@ -94,11 +100,12 @@ int main(int argc, char **argv) {
   }
 
   struct pi_ctx ctx = {.seed = 20240601, .points = POINTS_PER_JOB};
-  sm_status st = sm_map(pool, NJOBS, count_hits, add_hits, sizeof(uint64_t), &ctx);
+  sm_map_opts opts = {.size = sizeof(sm_map_opts), .ctx_size = sizeof ctx};
+  sm_status st = sm_map_ex(pool, NJOBS, count_hits, add_hits, sizeof(uint64_t), &ctx, &opts);
   sm_pool_free(pool);
 
   if (st != SM_OK) {
-    fprintf(stderr, "sm_map: %s: %s\n", sm_status_str(st), sm_last_error());
+    fprintf(stderr, "sm_map_ex: %s: %s\n", sm_status_str(st), sm_last_error());
     return 1;
   }
 
