@@ -48,8 +48,10 @@ pub enum sm_backend {
     /// memory, or copied with `sm_map_opts.ctx_size`; callbacks must be in code loaded before
     /// the pool; a pool made later cannot be used in their jobs. Anything else is SM_ERR_INVALID
     /// saying why. A worker that dies is reported as on SM_BACKEND_PROCESS and replaced before
-    /// the next call. `sm_pool_new` fails (SM_ERR_NOMEM) when the shared heap cannot be had
-    /// (`RLIMIT_AS`); in a forked child of the caller the pool is refused (SM_ERR_STATE).
+    /// the next call. Signals the caller ignored at `sm_pool_new` stay ignored in the workers;
+    /// its handlers do not run there. `sm_pool_new` fails (SM_ERR_NOMEM) when the shared heap
+    /// cannot be had (`RLIMIT_AS`); in a forked child of the caller the pool is refused
+    /// (SM_ERR_STATE).
     SM_BACKEND_PERSISTENT = 3,
 }
 
