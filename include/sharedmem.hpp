@@ -37,17 +37,41 @@
  *   map() returns outcome::completed when every job ran, outcome::stopped when a job returned
  *   sharedmem::stop or reduce returned true (SM_STOPPED is not an error). Every other status of
  *   sm_map is thrown as sharedmem::error. The callables are used by reference for the duration of
- *   the call; on SM_BACKEND_THREAD, work runs concurrently on several threads and must be
- *   thread-safe. On SM_BACKEND_PROCESS, work runs in forked children: what it writes to ordinary
- *   memory stays in the child; only results and shared_array memory come back.
+ *   the call (except work and region on SM_BACKEND_PERSISTENT, below); on SM_BACKEND_THREAD, work
+ *   runs concurrently on several threads and must be thread-safe. On SM_BACKEND_PROCESS, work runs
+ *   in forked children: what it writes to ordinary memory stays in the child; only results and
+ *   shared_array memory come back.
+ *
+ *   On SM_BACKEND_PERSISTENT, the workers were forked once, when the pool was made, and see the
+ *   caller's memory as it was then (shared_array memory excepted, which they see live). So the
+ *   work or region callable is copied to them, as bytes, at each call (map, map<R>, map_local,
+ *   parallel, parallel<T>, mpi_map): it must be trivially copyable (a lambda capturing by value
+ *   numbers, pointers, shared_view and pool_ref is; one capturing a std::vector, std::string or
+ *   std::function is not, and the call throws sharedmem::error SM_ERR_INVALID before anything
+ *   runs). Capture by value: what it captures by reference, or points to, is read as it was at
+ *   pool creation, the pool object itself included; a shared_array is reached through its view()
+ *   and the pool, in critical_section, for_loop and the like, through a pool_ref:
+ *
+ *     sharedmem::pool pool(4, SM_BACKEND_PERSISTENT);
+ *     sharedmem::shared_array<double> squares(1000);
+ *     auto sq = squares.view();                     // pointer + size: trivially copyable
+ *     sharedmem::pool_ref team = pool;
+ *     double scale = 2;                             // set after the pool: copied at the call
+ *     pool.map(1000, [=](size_t job) { sq[job] = scale * job * job; });  // the caller sees sq
+ *     pool.parallel([=] {
+ *         sharedmem::for_loop(team, 0, 1000, [&](size_t i) { sq[i] += 1; });
+ *     });
+ *
+ *   Jobs of one call share one copy (a mutable lambda's captures are not per job or per worker).
+ *   reduce and combine run on the caller and are used by reference, as on the other backends.
  *
  * Exceptions thrown by work or reduce never unwind through the C library: the trampolines catch
  * them, make the map fail (work) or stop (reduce), and map() then throws on the caller:
  *   - thrown by reduce, or by work on SM_BACKEND_THREAD / SM_BACKEND_SERIAL (or in debug mode, or
  *     in a map nested inside a job): the very same exception object is rethrown
  *     (std::rethrow_exception);
- *   - thrown by work in a forked worker (SM_BACKEND_PROCESS): the exception object cannot cross
- *     processes, so map() throws sharedmem::error with status SM_ERR_JOB and a message naming the
+ *   - thrown by work in a worker process (SM_BACKEND_PROCESS, SM_BACKEND_PERSISTENT): the
+ *     exception object cannot cross processes, so map() throws sharedmem::error with status SM_ERR_JOB and a message naming the
  *     job and carrying the original what() text (truncated to 495 bytes).
  * As in C, the failure reported is the first in job order; every job before it completed and was
  * reduced. An exception thrown by work at a job after a reduce stop (or after an earlier failure)
@@ -92,7 +116,8 @@
  *
  * What a region writes follows map()'s rules: on SM_BACKEND_PROCESS the workers are forked
  * processes (only shared_array memory is shared; the lambda's captured locals are the caller's as
- * they were at the call), on SM_BACKEND_THREAD they are threads (the caller is worker 0).
+ * they were at the call), on SM_BACKEND_PERSISTENT likewise, with the region copied at the call
+ * (capture by value), on SM_BACKEND_THREAD they are threads (the caller is worker 0).
  * An exception leaving the region fails it, and parallel() throws it on the caller (the same object
  * on thread/serial, a sharedmem::error SM_ERR_JOB with its what() text from a forked worker). When
  * the region is being stopped because another worker failed, barrier() throws sharedmem::error
@@ -117,7 +142,7 @@
  *
  * Other pieces: critical_section / ordered_section (RAII guards over sm_critical_* /
  * sm_ordered_*, throwing sharedmem::error on misuse), shared_array<T> (RAII over sm_empty /
- * sm_free), argsort(pool *, keys, n) for double, float and 8/16/32/64-bit signed and unsigned
+ * sm_free) and its view() (shared_view<T>), pool_ref, argsort(pool *, keys, n) for double, float and 8/16/32/64-bit signed and unsigned
  * integers, worker_id(), set_debug(). check(status) throws sharedmem::error for any status but
  * SM_OK (SM_STOPPED included: map() deals with SM_STOPPED itself before checking).
  */
@@ -138,6 +163,8 @@
 #include <type_traits>
 #include <utility>
 #include <vector>
+
+#include <unistd.h>
 
 namespace sharedmem {
 
@@ -212,8 +239,45 @@ struct shared_failure {
     char what[496];
 };
 
+/// Writes a failure of job `job` into the calling worker's shared record, unless it has an
+/// earlier one. Each record has a single writer: its worker.
+inline void record_shared(shared_failure *records, int nrecords, std::size_t job, int code, const char *what,
+                          bool std_exception) noexcept {
+    int w = sm_worker_id();
+    if (!records || w < 0 || w >= nrecords) return;
+    shared_failure &f = records[w];
+    std::uint64_t j1 = static_cast<std::uint64_t>(job) + 1;
+    if (f.job_plus_one != 0 && j1 >= f.job_plus_one) return;
+    f.job_plus_one = j1;
+    f.code = code;
+    f.threw_std_exception = std_exception ? 1u : 0u;
+    f.what[0] = '\0';
+    if (what) {
+        std::strncpy(f.what, what, sizeof f.what - 1);
+        f.what[sizeof f.what - 1] = '\0';
+    }
+}
+
+class failure_log;
+
+/// How the work trampoline of a persistent pool records a failure. It travels by value inside
+/// the copy of the call that the workers get: they see the caller's stack (and the failure_log
+/// on it) as it was at sm_pool_new, but the shared records live in sm_empty memory, which they
+/// see live.
+struct failure_sink {
+    shared_failure *shared;
+    int nshared;
+    pid_t caller;
+    /// Dereferenced only in the caller's own process (debug mode, a map nested in a job), where
+    /// it is live: there the very exception object is kept, as on the other backends.
+    failure_log *log;
+
+    inline void record(std::size_t job, int code, std::exception_ptr ex, const char *what,
+                       bool std_exception) const noexcept;
+};
+
 /// Failures of one map: the first (in job order) recorded in this process, a reduce exception,
-/// and, for process pools, the per-worker records of the forked workers.
+/// and, for pools of processes, the per-worker records of their workers.
 class failure_log {
 public:
     failure_log() = default;
@@ -225,14 +289,17 @@ public:
         if (shared_) sm_free(shared_);
     }
 
-    /// Process pools, outside a job: allocate one shared record per worker (best effort: without
-    /// them, a worker's exception is reported as a plain SM_ERR_JOB).
+    /// Pools of processes (process and persistent), outside a job: allocate one shared record per
+    /// worker (best effort: without them, a worker's exception is reported as a plain SM_ERR_JOB).
     void share(int nworkers) {
         if (nworkers <= 0 || sm_worker_id() >= 0) return;
         shared_ = static_cast<shared_failure *>(
             sm_empty(static_cast<std::size_t>(nworkers), sizeof(shared_failure)));
         nshared_ = shared_ ? nworkers : 0;
     }
+
+    /// What a persistent pool's workers record failures through (after share()).
+    failure_sink sink() noexcept { return failure_sink{shared_, nshared_, getpid(), this}; }
 
     /// Called by the work trampoline (in a worker: a thread, the caller, or a forked child) when
     /// job `job` failed with `code`; `ex` is set when it threw.
@@ -248,21 +315,7 @@ public:
             }
         } catch (...) {
         }
-        int w = sm_worker_id();
-        if (shared_ && w >= 0 && w < nshared_) {
-            shared_failure &f = shared_[w];
-            std::uint64_t j1 = static_cast<std::uint64_t>(job) + 1;
-            if (f.job_plus_one == 0 || j1 < f.job_plus_one) {
-                f.job_plus_one = j1;
-                f.code = code;
-                f.threw_std_exception = std_exception ? 1u : 0u;
-                f.what[0] = '\0';
-                if (what) {
-                    std::strncpy(f.what, what, sizeof f.what - 1);
-                    f.what[sizeof f.what - 1] = '\0';
-                }
-            }
-        }
+        record_shared(shared_, nshared_, job, code, what, std_exception);
     }
 
     /// Called by the reduce trampoline (always on the caller thread).
@@ -350,6 +403,14 @@ private:
     int nshared_ = 0;
 };
 
+inline void failure_sink::record(std::size_t job, int code, std::exception_ptr ex, const char *what,
+                                 bool std_exception) const noexcept {
+    if (getpid() == caller)
+        log->record(job, code, ex, what, std_exception);
+    else
+        record_shared(shared, nshared, job, code, what, std_exception);
+}
+
 // Calling work / reduce whatever they return.
 template <class F, class... A>
 using call_result_t = decltype(std::declval<F &>()(std::declval<A>()...));
@@ -399,45 +460,119 @@ auto with_result(void *p, F &&f) -> decltype(f(std::declval<R &>())) {
     return f(*static_cast<R *>(static_cast<void *>(buf)));
 }
 
-template <class Work>
-struct plain_map {
-    Work *work;
+/// The callable of a call on a pool whose workers share the caller's memory as it is now (thread,
+/// serial, process: forked at the call): reached through a pointer, failures recorded in the log.
+template <class F>
+struct by_reference {
+    F *f;
     failure_log *log;
+
+    F &get() const noexcept { return *f; }
+    void record(std::size_t job, int code, std::exception_ptr ex, const char *what,
+                bool std_exception) const noexcept {
+        log->record(job, code, ex, what, std_exception);
+    }
+    /// The log, on the caller (reduce and combine trampolines).
+    failure_log &caller_log() const noexcept { return *log; }
+};
+
+/// The callable of a call on a persistent pool: its bytes, copied for the workers (opts.ctx_size)
+/// at each call, since a pointer to it would be read in the caller's memory as it was at
+/// sm_pool_new.
+template <class F>
+struct by_value {
+    F f;
+    failure_sink sink;
+
+    F &get() noexcept { return f; }
+    void record(std::size_t job, int code, std::exception_ptr ex, const char *what,
+                bool std_exception) const noexcept {
+        sink.record(job, code, ex, what, std_exception);
+    }
+    /// Only on the caller, whose ctx is the original (the library copies it for the workers).
+    failure_log &caller_log() const noexcept { return *sink.log; }
+};
+
+/// Whether a callable can be copied to persistent workers as bytes (which the library aligns
+/// to 64).
+template <class F>
+struct copyable_callable
+    : std::integral_constant<bool, std::is_trivially_copyable<typename std::decay<F>::type>::value &&
+                                       alignof(typename std::decay<F>::type) <= 64> {};
+
+/// The holder of F on a persistent pool: by_value when F can be copied, else by_reference, which
+/// copy_callable refuses before anything runs.
+template <class F>
+using copied_callable = typename std::conditional<copyable_callable<F>::value,
+                                                  by_value<typename std::decay<F>::type>,
+                                                  by_reference<F>>::type;
+
+template <class F>
+by_value<typename std::decay<F>::type> copy_callable(F &f, failure_log &log, std::true_type) {
+    by_value<typename std::decay<F>::type> v = {f, log.sink()};
+    return v;
+}
+
+template <class F>
+by_reference<F> copy_callable(F &, failure_log &, std::false_type) {
+    throw error(SM_ERR_INVALID,
+                "the workers of a persistent pool (SM_BACKEND_PERSISTENT) were forked when the pool "
+                "was made, so the work or region callable is copied to them as bytes at each call, "
+                "and this one is not trivially copyable (or is aligned to more than 64 bytes): "
+                "capture by value only trivially copyable things (numbers, pointers, "
+                "sharedmem::shared_view, sharedmem::pool_ref), not std::vector, std::string or "
+                "std::function, and reach shared memory through shared_array::view()");
+}
+
+/// The options of a call: the library's defaults, with ctx_size bytes of ctx copied for the
+/// workers (0: they get ctx itself).
+inline sm_map_opts map_options(std::size_t ctx_size) noexcept {
+    sm_map_opts o;
+    std::memset(&o, 0, sizeof o);
+    o.size = sizeof o;
+    o.ctx_size = ctx_size;
+    return o;
+}
+
+/// The call objects below hold the work or region callable in `fn`, a by_reference or by_value.
+template <class Fn>
+struct plain_map {
+    Fn fn;
 
     static int work_trampoline(void *ctx, std::size_t job, void *) noexcept {
         plain_map &m = *static_cast<plain_map *>(ctx);
         try {
-            typedef call_result_t<Work, std::size_t> ret;
-            int code = call_work(std::is_void<ret>(), *m.work, job);
-            if (code != 0 && code != SM_STOP) m.log->record(job, code, nullptr, nullptr, false);
+            auto &work = m.fn.get();
+            typedef call_result_t<decltype(work), std::size_t> ret;
+            int code = call_work(std::is_void<ret>(), work, job);
+            if (code != 0 && code != SM_STOP) m.fn.record(job, code, nullptr, nullptr, false);
             return code;
         } catch (const std::exception &e) {
-            m.log->record(job, exception_code, std::current_exception(), e.what(), true);
+            m.fn.record(job, exception_code, std::current_exception(), e.what(), true);
         } catch (...) {
-            m.log->record(job, exception_code, std::current_exception(), nullptr, false);
+            m.fn.record(job, exception_code, std::current_exception(), nullptr, false);
         }
         return exception_code;
     }
 };
 
-template <class R, class Work, class Reduce>
+template <class R, class Fn, class Reduce>
 struct typed_map {
-    Work *work;
+    Fn fn;
     Reduce *reduce;
-    failure_log *log;
 
     static int work_trampoline(void *ctx, std::size_t job, void *result) noexcept {
         typed_map &m = *static_cast<typed_map *>(ctx);
         try {
-            typedef call_result_t<Work, std::size_t, R &> ret;
-            Work &w = *m.work;
+            auto &w = m.fn.get();
+            typedef call_result_t<decltype(w), std::size_t, R &> ret;
             int code = with_result<R>(result, [&](R &r) { return call_work(std::is_void<ret>(), w, job, r); });
-            if (code != 0 && code != SM_STOP) m.log->record(job, code, nullptr, nullptr, false);
+            if (code != 0 && code != SM_STOP) m.fn.record(job, code, nullptr, nullptr, false);
             return code;
         } catch (const std::exception &e) {
-            m.log->record(job, exception_code, std::current_exception(), e.what(), true);
+            m.fn.record(job, exception_code, std::current_exception(), e.what(), true);
         } catch (...) {
-            m.log->record(job, exception_code, std::current_exception(), nullptr, false);
+            m.fn.record(job, exception_code, std::current_exception(), nullptr, false);
         }
         return exception_code;
     }
@@ -451,34 +586,34 @@ struct typed_map {
                 with_result<R>(result, [&](R &r) { return call_reduce(std::is_void<ret>(), red, job, r); });
             return stop_now ? 1 : 0;
         } catch (...) {
-            m.log->record_reduce(std::current_exception());
+            m.fn.caller_log().record_reduce(std::current_exception());
         }
         return 1;
     }
 };
 
-template <class Region>
+template <class Fn>
 struct region_call {
-    Region *region;
-    failure_log *log;
+    Fn fn;
 
     static int trampoline(void *ctx) noexcept {
         region_call &r = *static_cast<region_call *>(ctx);
         int w = sm_worker_id();
         std::size_t me = w > 0 ? static_cast<std::size_t>(w) : 0;
         try {
-            typedef call_result_t<Region> ret;
-            int code = call_work(std::is_void<ret>(), *r.region);
-            if (code != 0 && code != SM_STOP) r.log->record(me, code, nullptr, nullptr, false);
+            auto &region = r.fn.get();
+            typedef call_result_t<decltype(region)> ret;
+            int code = call_work(std::is_void<ret>(), region);
+            if (code != 0 && code != SM_STOP) r.fn.record(me, code, nullptr, nullptr, false);
             return code;
         } catch (const error &e) {
             // barrier() saw the region being stopped (another worker failed): leave quietly.
             if (e.status() == SM_STOPPED) return 0;
-            r.log->record(me, exception_code, std::current_exception(), e.what(), true);
+            r.fn.record(me, exception_code, std::current_exception(), e.what(), true);
         } catch (const std::exception &e) {
-            r.log->record(me, exception_code, std::current_exception(), e.what(), true);
+            r.fn.record(me, exception_code, std::current_exception(), e.what(), true);
         } catch (...) {
-            r.log->record(me, exception_code, std::current_exception(), nullptr, false);
+            r.fn.record(me, exception_code, std::current_exception(), nullptr, false);
         }
         return exception_code;
     }
@@ -503,14 +638,13 @@ struct with_combine {
             (*c.combine)(*static_cast<T *>(wresult));
             return 0;
         } catch (...) {
-            c.inner.log->record_reduce(std::current_exception());
+            c.inner.fn.caller_log().record_reduce(std::current_exception());
         }
         return 1;
     }
-    static sm_map_opts options() noexcept {
-        sm_map_opts o;
-        std::memset(&o, 0, sizeof o);
-        o.size = sizeof o;
+    /// ctx_size: sizeof(with_combine) on a persistent pool, else 0.
+    static sm_map_opts options(std::size_t ctx_size) noexcept {
+        sm_map_opts o = map_options(ctx_size);
         o.wresult_size = sizeof(T);
         o.worker_reduce = &combine_trampoline;
         return o;
@@ -630,10 +764,16 @@ public:
                       "sharedmem: work(size_t job) must return void or int (0: done, "
                       "sharedmem::stop: stop the map, anything else: an error)");
         detail::failure_log log;
-        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
-        detail::plain_map<work_type> m{&work, &log};
-        sm_status s = sm_map(pool_, njobs, &detail::plain_map<work_type>::work_trampoline, nullptr, 0, &m);
-        return log.finish(s);
+        if (forks()) log.share(nworkers());
+        if (backend_ == SM_BACKEND_PERSISTENT) {
+            typedef detail::plain_map<detail::copied_callable<work_type>> map_type;
+            map_type m{detail::copy_callable(work, log, detail::copyable_callable<work_type>())};
+            sm_map_opts o = detail::map_options(sizeof m);
+            return log.finish(sm_map_ex(pool_, njobs, &map_type::work_trampoline, nullptr, 0, &m, &o));
+        }
+        typedef detail::plain_map<detail::by_reference<work_type>> map_type;
+        map_type m{{&work, &log}};
+        return log.finish(sm_map(pool_, njobs, &map_type::work_trampoline, nullptr, 0, &m));
     }
 
     /// Runs work(job, result) for job in [0, njobs) on the workers and reduce(job, result) on the
@@ -644,10 +784,17 @@ public:
         typedef typename std::remove_reference<Work>::type work_type;
         typedef typename std::remove_reference<Reduce>::type reduce_type;
         static_assert(detail::valid_typed_map<R, work_type, reduce_type>::value, "");
-        typedef detail::typed_map<R, work_type, reduce_type> map_type;
         detail::failure_log log;
-        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
-        map_type m{&work, &reduce, &log};
+        if (forks()) log.share(nworkers());
+        if (backend_ == SM_BACKEND_PERSISTENT) {
+            typedef detail::typed_map<R, detail::copied_callable<work_type>, reduce_type> map_type;
+            map_type m{detail::copy_callable(work, log, detail::copyable_callable<work_type>()), &reduce};
+            sm_map_opts o = detail::map_options(sizeof m);
+            return log.finish(sm_map_ex(pool_, njobs, &map_type::work_trampoline, &map_type::reduce_trampoline,
+                                        sizeof(R), &m, &o));
+        }
+        typedef detail::typed_map<R, detail::by_reference<work_type>, reduce_type> map_type;
+        map_type m{{&work, &log}, &reduce};
         sm_status s = sm_map(pool_, njobs, &map_type::work_trampoline, &map_type::reduce_trampoline,
                              sizeof(R), &m);
         return log.finish(s);
@@ -665,10 +812,16 @@ public:
                       "sharedmem: region() must return void or int (0: done, sharedmem::stop: "
                       "stop the region, anything else: an error)");
         detail::failure_log log(true);
-        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
-        detail::region_call<region_type> r{&region, &log};
-        sm_status s = sm_parallel(pool_, &detail::region_call<region_type>::trampoline, &r);
-        return log.finish(s);
+        if (forks()) log.share(nworkers());
+        if (backend_ == SM_BACKEND_PERSISTENT) {
+            typedef detail::region_call<detail::copied_callable<region_type>> call_type;
+            call_type r{detail::copy_callable(region, log, detail::copyable_callable<region_type>())};
+            sm_map_opts o = detail::map_options(sizeof r);
+            return log.finish(sm_parallel_ex(pool_, &call_type::trampoline, &r, &o));
+        }
+        typedef detail::region_call<detail::by_reference<region_type>> call_type;
+        call_type r{{&region, &log}};
+        return log.finish(sm_parallel(pool_, &call_type::trampoline, &r));
     }
 
     /// parallel(region) with a per-worker T (sm_parallel_ex): region reaches its worker's T,
@@ -681,11 +834,19 @@ public:
         static_assert(detail::valid_local<T, combine_type>::value, "");
         static_assert(detail::valid_work_return<detail::call_result_t<region_type>>::value,
                       "sharedmem: region() must return void or int");
-        typedef detail::with_combine<T, combine_type, detail::region_call<region_type>> call_type;
         detail::failure_log log(true);
-        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
-        call_type c{{&region, &log}, &combine};
-        sm_map_opts o = call_type::options();
+        if (forks()) log.share(nworkers());
+        if (backend_ == SM_BACKEND_PERSISTENT) {
+            typedef detail::with_combine<T, combine_type, detail::region_call<detail::copied_callable<region_type>>>
+                call_type;
+            call_type c{{detail::copy_callable(region, log, detail::copyable_callable<region_type>())}, &combine};
+            sm_map_opts o = call_type::options(sizeof c);
+            return log.finish(sm_parallel_ex(pool_, &call_type::region_trampoline, &c, &o));
+        }
+        typedef detail::with_combine<T, combine_type, detail::region_call<detail::by_reference<region_type>>>
+            call_type;
+        call_type c{{{&region, &log}}, &combine};
+        sm_map_opts o = call_type::options(0);
         return log.finish(sm_parallel_ex(pool_, &call_type::region_trampoline, &c, &o));
     }
 
@@ -699,11 +860,19 @@ public:
         static_assert(detail::valid_local<T, combine_type>::value, "");
         static_assert(detail::valid_work_return<detail::call_result_t<work_type, std::size_t>>::value,
                       "sharedmem: work(size_t job) must return void or int");
-        typedef detail::with_combine<T, combine_type, detail::plain_map<work_type>> call_type;
         detail::failure_log log;
-        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
-        call_type c{{&work, &log}, &combine};
-        sm_map_opts o = call_type::options();
+        if (forks()) log.share(nworkers());
+        if (backend_ == SM_BACKEND_PERSISTENT) {
+            typedef detail::with_combine<T, combine_type, detail::plain_map<detail::copied_callable<work_type>>>
+                call_type;
+            call_type c{{detail::copy_callable(work, log, detail::copyable_callable<work_type>())}, &combine};
+            sm_map_opts o = call_type::options(sizeof c);
+            return log.finish(sm_map_ex(pool_, njobs, &call_type::work_trampoline, nullptr, 0, &c, &o));
+        }
+        typedef detail::with_combine<T, combine_type, detail::plain_map<detail::by_reference<work_type>>>
+            call_type;
+        call_type c{{{&work, &log}}, &combine};
+        sm_map_opts o = call_type::options(0);
         return log.finish(sm_map_ex(pool_, njobs, &call_type::work_trampoline, nullptr, 0, &c, &o));
     }
 
@@ -718,11 +887,15 @@ public:
                       "sharedmem: work(size_t job) must return void or int (0: done, "
                       "sharedmem::stop: stop the map, anything else: an error)");
         detail::failure_log log;
-        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
-        detail::plain_map<work_type> m{&work, &log};
-        sm_status s = sm_mpi_map(pool_, comm, root, njobs, &detail::plain_map<work_type>::work_trampoline,
-                                 nullptr, 0, &m);
-        return detail::mpi_finish(comm, root, log, s);
+        if (forks()) log.share(nworkers());
+        if (backend_ == SM_BACKEND_PERSISTENT) {
+            typedef detail::plain_map<detail::copied_callable<work_type>> map_type;
+            map_type m{detail::copy_callable(work, log, detail::copyable_callable<work_type>())};
+            return mpi_run(comm, root, njobs, &map_type::work_trampoline, nullptr, 0, m, log);
+        }
+        typedef detail::plain_map<detail::by_reference<work_type>> map_type;
+        map_type m{{&work, &log}};
+        return mpi_run(comm, root, njobs, &map_type::work_trampoline, nullptr, 0, m, log);
     }
 
     /// map<R>(njobs, work, reduce) across the ranks of comm (sm_mpi_map): reduce runs on root
@@ -732,19 +905,55 @@ public:
         typedef typename std::remove_reference<Work>::type work_type;
         typedef typename std::remove_reference<Reduce>::type reduce_type;
         static_assert(detail::valid_typed_map<R, work_type, reduce_type>::value, "");
-        typedef detail::typed_map<R, work_type, reduce_type> map_type;
         detail::failure_log log;
-        if (backend_ == SM_BACKEND_PROCESS) log.share(nworkers());
-        map_type m{&work, &reduce, &log};
-        sm_status s = sm_mpi_map(pool_, comm, root, njobs, &map_type::work_trampoline,
-                                 &map_type::reduce_trampoline, sizeof(R), &m);
-        return detail::mpi_finish(comm, root, log, s);
+        if (forks()) log.share(nworkers());
+        if (backend_ == SM_BACKEND_PERSISTENT) {
+            typedef detail::typed_map<R, detail::copied_callable<work_type>, reduce_type> map_type;
+            map_type m{detail::copy_callable(work, log, detail::copyable_callable<work_type>()), &reduce};
+            return mpi_run(comm, root, njobs, &map_type::work_trampoline, &map_type::reduce_trampoline,
+                           sizeof(R), m, log);
+        }
+        typedef detail::typed_map<R, detail::by_reference<work_type>, reduce_type> map_type;
+        map_type m{{&work, &log}, &reduce};
+        return mpi_run(comm, root, njobs, &map_type::work_trampoline, &map_type::reduce_trampoline, sizeof(R),
+                       m, log);
     }
 #endif  // SHAREDMEM_MPI_H
 
 private:
+    /// Whether the workers are processes, whose failures come back through shared records.
+    bool forks() const noexcept { return backend_ == SM_BACKEND_PROCESS || backend_ == SM_BACKEND_PERSISTENT; }
+
+#ifdef SHAREDMEM_MPI_H
+    /// sm_mpi_map_ex with the call object m as ctx, copied for the workers on a persistent pool.
+    /// Every backend passes options, all of them zero but ctx_size: the ranks must agree on
+    /// whether options are given, and their pools need not share a backend.
+    template <class Call>
+    outcome mpi_run(MPI_Comm comm, int root, std::size_t njobs, sm_work_fn work, sm_reduce_fn reduce,
+                    std::size_t result_size, Call &m, detail::failure_log &log) {
+        sm_map_opts o = detail::map_options(backend_ == SM_BACKEND_PERSISTENT ? sizeof m : 0);
+        sm_status s = sm_mpi_map_ex(pool_, comm, root, njobs, work, reduce, result_size, &m, &o);
+        return detail::mpi_finish(comm, root, log, s);
+    }
+#endif  // SHAREDMEM_MPI_H
+
     sm_pool *pool_;
     sm_backend backend_;
+};
+
+/// Names a pool in its jobs and regions, for critical_section, ordered_section, for_loop, barrier
+/// and single: a pool converts to it. Unlike the pool object (move-only, and read through a
+/// reference in the caller's memory as it was at sm_pool_new by persistent workers), it is
+/// trivially copyable, so a callable for a persistent pool captures it by value:
+///   sharedmem::pool_ref team = pool;
+///   pool.map(n, [=](size_t) { sharedmem::critical_section lock(team); ... });
+class pool_ref {
+public:
+    pool_ref(const pool &p) noexcept : pool_(p.get()) {}
+    sm_pool *get() const noexcept { return pool_; }
+
+private:
+    sm_pool *pool_;
 };
 
 /// The work-shared loop of a region (sm_for_next): body(i) for the iterations i of [start, end)
@@ -753,7 +962,7 @@ private:
 /// team is done (a barrier) unless flags has SM_FOR_NOWAIT; also, early, when the region is being
 /// stopped. With SM_FOR_ORDERED, an ordered_section in body runs in iteration order.
 template <class Body>
-void for_loop(pool &p, std::size_t start, std::size_t end, Body &&body,
+void for_loop(pool_ref p, std::size_t start, std::size_t end, Body &&body,
               sm_schedule schedule = SM_SCHEDULE_STATIC, std::size_t chunk = 0, int flags = 0) {
     std::size_t lo = 0, hi = 0;
     while (sm_for_next(p.get(), start, end, schedule, chunk, flags, &lo, &hi))
@@ -763,11 +972,11 @@ void for_loop(pool &p, std::size_t start, std::size_t end, Body &&body,
 /// Waits for every worker of the region (sm_barrier). Throws sharedmem::error: SM_STOPPED when
 /// the region is being stopped (let it leave the region: parallel() does not report it),
 /// SM_ERR_STATE on misuse (outside a region, inside a section, a worker that left the region).
-inline void barrier(pool &p) { check(sm_barrier(p.get())); }
+inline void barrier(pool_ref p) { check(sm_barrier(p.get())); }
 
 /// true in exactly one worker (the first to get there) each time the team reaches it (sm_single);
 /// no barrier after it. Throws sharedmem::error (SM_ERR_STATE) outside a region.
-inline bool single(pool &p) {
+inline bool single(pool_ref p) {
     int r = sm_single(p.get());
     if (r < 0) throw error(sm_last_status());
     return r != 0;
@@ -783,7 +992,7 @@ inline int num_workers() noexcept { return sm_num_workers(); }
 /// job only). Throws sharedmem::error (SM_ERR_STATE, SM_ERR_INVALID) on misuse.
 class critical_section {
 public:
-    explicit critical_section(pool &p) : pool_(p.get()) { check(sm_critical_enter(pool_)); }
+    explicit critical_section(pool_ref p) : pool_(p.get()) { check(sm_critical_enter(pool_)); }
     ~critical_section() { sm_critical_leave(pool_); }
     critical_section(const critical_section &) = delete;
     critical_section &operator=(const critical_section &) = delete;
@@ -796,13 +1005,35 @@ private:
 /// job, not inside a critical_section. Throws sharedmem::error on misuse.
 class ordered_section {
 public:
-    explicit ordered_section(pool &p) : pool_(p.get()) { check(sm_ordered_enter(pool_)); }
+    explicit ordered_section(pool_ref p) : pool_(p.get()) { check(sm_ordered_enter(pool_)); }
     ~ordered_section() { sm_ordered_leave(pool_); }
     ordered_section(const ordered_section &) = delete;
     ordered_section &operator=(const ordered_section &) = delete;
 
 private:
     sm_pool *pool_;
+};
+
+/// A view of shared_array memory (a pointer and a size, as std::span): what callables for a
+/// persistent pool capture by value, since they are copied to the workers as bytes, and a
+/// shared_array is move-only (and read through a reference in the caller's memory as it was at
+/// sm_pool_new). The workers write the very memory the caller reads. Const access to the view
+/// does not make the elements const: use shared_view<const T> for that. Valid while the array
+/// lives.
+template <class T>
+class shared_view {
+public:
+    shared_view(T *data, std::size_t n) noexcept : data_(data), size_(n) {}
+
+    std::size_t size() const noexcept { return size_; }
+    T *data() const noexcept { return data_; }
+    T &operator[](std::size_t i) const noexcept { return data_[i]; }
+    T *begin() const noexcept { return data_; }
+    T *end() const noexcept { return data_ + size_; }
+
+private:
+    T *data_;
+    std::size_t size_;
 };
 
 /// n zero-filled elements of shared memory (sm_empty), seen by the caller and by the workers of
@@ -847,6 +1078,9 @@ public:
     T *end() noexcept { return data_ + size_; }
     const T *begin() const noexcept { return data_; }
     const T *end() const noexcept { return data_ + size_; }
+    /// The whole array as a shared_view, to capture by value.
+    shared_view<T> view() noexcept { return shared_view<T>(data_, size_); }
+    shared_view<const T> view() const noexcept { return shared_view<const T>(data_, size_); }
 
 private:
     T *data_;

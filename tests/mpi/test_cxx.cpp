@@ -1,12 +1,14 @@
-// sharedmem.hpp's pool.mpi_map (sharedmem_mpi.h included first), on every backend:
+// sharedmem.hpp's pool.mpi_map (sharedmem_mpi.h included first), on every backend (persistent
+// pools get a copy of work at each call):
 // - the results and reduce order of a typed map, reduce on root only;
 // - an exception thrown by work on a non-root rank (the only rank with 1): that rank rethrows it
 //   as map() does (the very object on thread/serial pools, sharedmem::error SM_ERR_JOB with its
-//   what() text from a forked worker), every other rank throws sharedmem::error (SM_ERR_JOB)
+//   what() text from a worker process), every other rank throws sharedmem::error (SM_ERR_JOB)
 //   naming the job, the rank and the text;
 // - a work returning an error value: sharedmem::error SM_ERR_JOB on every rank;
 // - reduce throwing on root: root rethrows it, the others throw sharedmem::error (SM_STOPPED);
-// - reduce returning true: outcome::stopped everywhere.
+// - reduce returning true: outcome::stopped everywhere;
+// - a value captured by value, set after the pool was made, reaching every rank's workers.
 #include <sharedmem_mpi.h>
 #include <sharedmem.hpp>
 
@@ -48,7 +50,9 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks_);
     alarm(100);
-    const sm_backend backends[] = {SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL};
+    const sm_backend backends[] = {SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL,
+                                   SM_BACKEND_PERSISTENT};
+    long long offset = 0;
     for (sm_backend b : backends) {
         sharedmem::pool pool(2, b);
         const std::size_t njobs = 3000;
@@ -78,7 +82,7 @@ int main(int argc, char **argv) {
             });
             CHECK(false, "backend %d: a job threw and mpi_map did not", (int)b);
         } catch (const my_error &) {
-            CHECK(b != SM_BACKEND_PROCESS && (nranks_ == 1 || rank_ != 0),
+            CHECK(b != SM_BACKEND_PROCESS && b != SM_BACKEND_PERSISTENT && (nranks_ == 1 || rank_ != 0),
                   "backend %d: the job's own exception came out on rank %d", (int)b, rank_);
         } catch (const sharedmem::error &e) {
             CHECK(e.status() == SM_ERR_JOB, "backend %d: status %d: %s", (int)b, (int)e.status(),
@@ -114,6 +118,17 @@ int main(int argc, char **argv) {
         o = pool.mpi_map<int>(MPI_COMM_WORLD, 0, njobs, [](std::size_t, int &r) { r = 1; },
                               [](std::size_t job, int &) { return job == 10; });
         CHECK(o == sharedmem::outcome::stopped, "backend %d: not stopped", (int)b);
+
+        // a stack value set after the pool, captured by value: every job sees it, on every rank
+        offset = 1000 + (long long)b;
+        sum = 0;
+        o = pool.mpi_map<long long>(
+            MPI_COMM_WORLD, 0, njobs, [=](std::size_t job, long long &r) { r = offset + (long long)job; },
+            [&](std::size_t, long long &r) { sum += r; });
+        CHECK(o == sharedmem::outcome::completed, "backend %d: not completed", (int)b);
+        if (rank_ == 0)
+            CHECK(sum == offset * (long long)njobs + (long long)(njobs * (njobs - 1) / 2), "backend %d: sum %lld",
+                  (int)b, sum);
     }
     MPI_Barrier(MPI_COMM_WORLD);
     if (rank_ == 0) std::printf("test_cxx: OK on %d rank(s)\n", nranks_);

@@ -32,7 +32,8 @@ int fails = 0;
 
 bool forked(sm_backend b) {  // false in debug mode (SM_DEBUG=1): every map is serial
     const char *debug = std::getenv("SM_DEBUG");
-    return b == SM_BACKEND_PROCESS && !(debug && *debug && std::strcmp(debug, "0") != 0);
+    return (b == SM_BACKEND_PROCESS || b == SM_BACKEND_PERSISTENT) &&
+           !(debug && *debug && std::strcmp(debug, "0") != 0);
 }
 
 void expect(bool ok, const char *what) {
@@ -45,8 +46,9 @@ void expect(bool ok, const char *what) {
 }  // namespace
 
 int run_cxx11_checks() {
-    const sm_backend backends[] = {SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL};
-    for (std::size_t b = 0; b < 3; ++b) {
+    const sm_backend backends[] = {SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL,
+                                   SM_BACKEND_PERSISTENT};
+    for (std::size_t b = 0; b < 4; ++b) {
         sharedmem::pool pool(2, backends[b]);
         long sum = 0;
         adder add = {&sum};
@@ -59,9 +61,12 @@ int run_cxx11_checks() {
             add);
         expect(o == sharedmem::outcome::completed && sum == 4950, "typed map with a functor reduce");
 
-        sharedmem::shared_array<int> hits(64);
-        o = pool.map(hits.size(), [&](std::size_t job) -> int {
-            sharedmem::critical_section lock(pool);
+        // Captured by value (a persistent pool copies the callable): a view and a pool_ref.
+        sharedmem::shared_array<int> hits_array(64);
+        sharedmem::shared_view<int> hits = hits_array.view();
+        sharedmem::pool_ref team = pool;
+        o = pool.map(hits.size(), [=](std::size_t job) -> int {
+            sharedmem::critical_section lock(team);
             hits[0] += 1;
             hits[job] += job == 0 ? 0 : 1;
             return job == 40 ? sharedmem::stop : 0;
@@ -85,14 +90,15 @@ int run_cxx11_checks() {
         expect(caught, "exception from a job");
 
         // A parallel region: a work-shared loop, a barrier, a single block.
-        sharedmem::shared_array<long> squares(50), total(1);
-        o = pool.parallel([&] {
-            sharedmem::for_loop(pool, 0, squares.size(), [&](std::size_t i) {
+        sharedmem::shared_array<long> squares_array(50), total_array(1);
+        sharedmem::shared_view<long> squares = squares_array.view(), total = total_array.view();
+        o = pool.parallel([=] {
+            sharedmem::for_loop(team, 0, squares.size(), [&](std::size_t i) {
                 squares[i] = static_cast<long>(i * i);
             });
-            if (sharedmem::single(pool))
+            if (sharedmem::single(team))
                 for (std::size_t i = 0; i < squares.size(); ++i) total[0] += squares[i];
-            sharedmem::barrier(pool);
+            sharedmem::barrier(team);
             return sharedmem::master() ? 0 : 0;
         });
         expect(o == sharedmem::outcome::completed && total[0] == 40425, "parallel region");

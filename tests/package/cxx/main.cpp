@@ -28,19 +28,25 @@ int failures = 0;
         }                                                                             \
     } while (0)
 
-const sm_backend all_backends[] = {SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL};
+const sm_backend all_backends[] = {SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL,
+                                   SM_BACKEND_PERSISTENT};
 
-// Whether jobs run in forked workers: the process backend, unless SM_DEBUG=1 makes every map
-// serial in the caller (the test also passes in debug mode).
+// Whether jobs run in worker processes: the process and persistent backends, unless SM_DEBUG=1
+// makes every map serial in the caller (the test also passes in debug mode).
 bool debug_mode() {
     const char *debug = std::getenv("SM_DEBUG");
     return debug && *debug && std::strcmp(debug, "0") != 0;
 }
 
-bool forked(sm_backend b) { return b == SM_BACKEND_PROCESS && !debug_mode(); }
+bool forked(sm_backend b) {
+    return (b == SM_BACKEND_PROCESS || b == SM_BACKEND_PERSISTENT) && !debug_mode();
+}
 
 const char *name(sm_backend b) {
-    return b == SM_BACKEND_PROCESS ? "process" : b == SM_BACKEND_THREAD ? "thread" : "serial";
+    return b == SM_BACKEND_PROCESS  ? "process"
+           : b == SM_BACKEND_THREAD ? "thread"
+           : b == SM_BACKEND_SERIAL ? "serial"
+                                    : "persistent";
 }
 
 // A typed result that is not a scalar: checks the bytes arrive whole, and reduce's job order.
@@ -113,10 +119,11 @@ void typed_map_with_reduce(sm_backend backend) {
         });
     CHECK(o == sharedmem::outcome::completed && odd_ok);
 
-    // work returning int (0) and a plain map without results.
+    // work returning int (0) and a plain map without results, writing through a view.
     sharedmem::shared_array<std::int32_t> seen(1000);
-    o = pool.map(seen.size(), [&](std::size_t job) -> int {
-        seen[job] = static_cast<std::int32_t>(job) + 1;
+    sharedmem::shared_view<std::int32_t> seen_view = seen.view();
+    o = pool.map(seen.size(), [=](std::size_t job) -> int {
+        seen_view[job] = static_cast<std::int32_t>(job) + 1;
         return 0;
     });
     CHECK(o == sharedmem::outcome::completed);
@@ -128,11 +135,13 @@ void typed_map_with_reduce(sm_backend backend) {
 // critical_section around a read-pause-write increment of a shared counter: exact count.
 void critical_counter(sm_backend backend) {
     sharedmem::pool pool(4, backend);
+    sharedmem::pool_ref team = pool;
     sharedmem::shared_array<std::int64_t> counter(1);
+    std::int64_t *shared_counter = counter.data();
     const std::size_t njobs = 4000;
-    sharedmem::outcome o = pool.map(njobs, [&](std::size_t) {
-        sharedmem::critical_section lock(pool);
-        volatile std::int64_t *c = counter.data();
+    sharedmem::outcome o = pool.map(njobs, [=](std::size_t) {
+        sharedmem::critical_section lock(team);
+        volatile std::int64_t *c = shared_counter;
         std::int64_t v = *c;
         volatile int spin = 0;
         while (spin < 2000) spin = spin + 1;  // widen the race window
@@ -148,11 +157,13 @@ void critical_counter(sm_backend backend) {
 void ordered_log(sm_backend backend) {
     sharedmem::pool pool(4, backend);
     const std::size_t njobs = 500;
-    sharedmem::shared_array<std::int64_t> log(njobs + 1);  // log[0]: length
-    sharedmem::outcome o = pool.map(njobs, [&](std::size_t job) {
+    sharedmem::shared_array<std::int64_t> log_array(njobs + 1);  // log[0]: length
+    sharedmem::shared_view<std::int64_t> log = log_array.view();
+    sharedmem::pool_ref team = pool;
+    sharedmem::outcome o = pool.map(njobs, [=](std::size_t job) {
         volatile double x = 0;  // some unordered work before the ordered part
         for (std::size_t i = 0; i < (job % 7) * 100; ++i) x = x + 1;
-        sharedmem::ordered_section turn(pool);
+        sharedmem::ordered_section turn(team);
         std::int64_t n = log[0];
         log[static_cast<std::size_t>(n) + 1] = static_cast<std::int64_t>(job);
         log[0] = n + 1;
@@ -179,7 +190,7 @@ void exception_from_job(sm_backend backend) {
     try {
         pool.map<std::int64_t>(
             100000,
-            [&](std::size_t job, std::int64_t &r) {
+            [=](std::size_t job, std::int64_t &r) {
                 if (job == bad || job == bad + 50) throw job_failed(job);
                 r = 1;
             },
@@ -379,45 +390,50 @@ void regions(sm_backend backend) {
     // A serial region (and every region in debug mode) is a team of one.
     const int team = backend == SM_BACKEND_SERIAL || debug_mode() ? 1 : 3;
     const std::size_t n = 1000;
-    sharedmem::shared_array<std::int32_t> hits(n), owner(n);
-    sharedmem::shared_array<std::int64_t> partial(3), counts(8), log(n + 1);
-    sharedmem::outcome o = pool.parallel([&] {
+    // The region captures by value (persistent workers get a copy of it): views of the arrays,
+    // and the pool as a pool_ref.
+    sharedmem::shared_array<std::int32_t> hits_array(n), owner_array(n);
+    sharedmem::shared_array<std::int64_t> partial_array(3), counts_array(8), log_array(n + 1);
+    auto hits = hits_array.view(), owner = owner_array.view();
+    auto partial = partial_array.view(), counts = counts_array.view(), log = log_array.view();
+    sharedmem::pool_ref p = pool;
+    sharedmem::outcome o = pool.parallel([=] {
         const int me = sharedmem::worker_id();
         if (me < 0 || me >= team || sharedmem::num_workers() != team) throw std::runtime_error("team");
         if (sharedmem::master() != (me == 0)) throw std::runtime_error("master");
         // Every schedule hands out each iteration exactly once.
-        sharedmem::for_loop(pool, 0, n, [&](std::size_t i) { hits[i] += 1; });
-        sharedmem::for_loop(pool, 0, n, [&](std::size_t i) { hits[i] += 1; }, SM_SCHEDULE_STATIC, 7);
-        sharedmem::for_loop(pool, 0, n, [&](std::size_t i) { hits[i] += 1; }, SM_SCHEDULE_DYNAMIC, 3);
-        sharedmem::for_loop(pool, 0, n, [&](std::size_t i) { hits[i] += 1; }, SM_SCHEDULE_GUIDED);
+        sharedmem::for_loop(p, 0, n, [&](std::size_t i) { hits[i] += 1; });
+        sharedmem::for_loop(p, 0, n, [&](std::size_t i) { hits[i] += 1; }, SM_SCHEDULE_STATIC, 7);
+        sharedmem::for_loop(p, 0, n, [&](std::size_t i) { hits[i] += 1; }, SM_SCHEDULE_DYNAMIC, 3);
+        sharedmem::for_loop(p, 0, n, [&](std::size_t i) { hits[i] += 1; }, SM_SCHEDULE_GUIDED);
         // A reduction: per-worker partial sums (nowait), a barrier, one worker adds them up.
         std::int64_t mine = 0;
         sharedmem::for_loop(
-            pool, 5, n,
+            p, 5, n,
             [&](std::size_t i) {
                 mine += static_cast<std::int64_t>(i);
                 owner[i] = me + 1;
             },
             SM_SCHEDULE_DYNAMIC, 16, SM_FOR_NOWAIT);
         partial[static_cast<std::size_t>(me)] = mine;
-        sharedmem::barrier(pool);
-        if (sharedmem::single(pool)) {
+        sharedmem::barrier(p);
+        if (sharedmem::single(p)) {
             for (int w = 0; w < team; ++w) counts[0] += partial[static_cast<std::size_t>(w)];
             counts[1] += 1;  // how many workers ran the single block
         }
         // a second single: one worker again (its own counter: no barrier follows a single, so
         // the first single's worker may still be writing counts[1])
-        if (sharedmem::single(pool)) counts[3] += 1;
-        sharedmem::barrier(pool);
+        if (sharedmem::single(p)) counts[3] += 1;
+        sharedmem::barrier(p);
         {
-            sharedmem::critical_section lock(pool);
+            sharedmem::critical_section lock(p);
             counts[2] += 1;
         }
         // An ordered loop: the ordered parts run in iteration order.
         sharedmem::for_loop(
-            pool, 0, n,
+            p, 0, n,
             [&](std::size_t i) {
-                sharedmem::ordered_section turn(pool);
+                sharedmem::ordered_section turn(p);
                 std::int64_t k = log[0];
                 log[static_cast<std::size_t>(k) + 1] = static_cast<std::int64_t>(i);
                 log[0] = k + 1;
@@ -440,9 +456,9 @@ void regions(sm_backend backend) {
     CHECK(counts[2] == team);
 
     // A worker returning sharedmem::stop stops the region: the others leave at their barrier.
-    o = pool.parallel([&]() -> int {
+    o = pool.parallel([=]() -> int {
         if (sharedmem::worker_id() == team - 1) return sharedmem::stop;
-        for (;;) sharedmem::barrier(pool);  // throws SM_STOPPED once the stop is seen
+        for (;;) sharedmem::barrier(p);  // throws SM_STOPPED once the stop is seen
     });
     CHECK(o == sharedmem::outcome::stopped);
 
@@ -450,9 +466,9 @@ void regions(sm_backend backend) {
     // error with its text from a forked worker. The other workers are stopped at their barrier.
     bool caught = false;
     try {
-        pool.parallel([&] {
+        pool.parallel([=] {
             if (sharedmem::worker_id() == team - 1) throw job_failed(99);
-            for (;;) sharedmem::barrier(pool);
+            for (;;) sharedmem::barrier(p);
         });
     } catch (const job_failed &e) {
         caught = true;
@@ -478,14 +494,14 @@ void regions(sm_backend backend) {
     // Misuse outside a region; and a loop that not every worker runs fails the region.
     caught = false;
     try {
-        sharedmem::barrier(pool);
+        sharedmem::barrier(p);
     } catch (const sharedmem::error &e) {
         caught = e.status() == SM_ERR_STATE;
     }
     CHECK(caught);
     caught = false;
     try {
-        sharedmem::single(pool);
+        sharedmem::single(p);
     } catch (const sharedmem::error &e) {
         caught = e.status() == SM_ERR_STATE;
     }
@@ -494,8 +510,8 @@ void regions(sm_backend backend) {
     if (team > 1) {
         caught = false;
         try {
-            pool.parallel([&] {
-                if (sharedmem::worker_id() == 0) sharedmem::barrier(pool);  // the others never come
+            pool.parallel([=] {
+                if (sharedmem::worker_id() == 0) sharedmem::barrier(p);  // the others never come
             });
         } catch (const sharedmem::error &e) {
             caught = e.status() == SM_ERR_STATE;
@@ -504,8 +520,9 @@ void regions(sm_backend backend) {
     }
 
     // The pool still works.
-    sharedmem::shared_array<std::int32_t> once(100);
-    CHECK(pool.parallel([&] { sharedmem::for_loop(pool, 0, 100, [&](std::size_t i) { once[i] += 1; }); }) ==
+    sharedmem::shared_array<std::int32_t> once_array(100);
+    auto once = once_array.view();
+    CHECK(pool.parallel([=] { sharedmem::for_loop(p, 0, 100, [&](std::size_t i) { once[i] += 1; }); }) ==
           sharedmem::outcome::completed);
     CHECK(std::all_of(once.begin(), once.end(), [](std::int32_t v) { return v == 1; }));
 }
@@ -594,11 +611,12 @@ void per_worker(sm_backend backend) {
         total.n += s.n;
         order.push_back(static_cast<int>(order.size()));
     };
+    sharedmem::pool_ref p = pool;
     sharedmem::outcome o = pool.parallel<sums>(
-        [&] {
+        [=] {
             sums &s = sharedmem::worker_local<sums>();
             if (reinterpret_cast<std::uintptr_t>(&s) % SM_RESULT_ALIGN != 0) throw std::runtime_error("alignment");
-            sharedmem::for_loop(pool, 0, n, [&](std::size_t i) {
+            sharedmem::for_loop(p, 0, n, [&](std::size_t i) {
                 s.sx += i;
                 s.n += 1;
             }, SM_SCHEDULE_DYNAMIC, 13);
@@ -609,7 +627,7 @@ void per_worker(sm_backend backend) {
 
     total = sums{0, 0};
     order.clear();
-    o = pool.map_local<sums>(n, [&](std::size_t job) {
+    o = pool.map_local<sums>(n, [](std::size_t job) {
         sums &s = sharedmem::worker_local<sums>();
         s.sx += job;
         s.n += 1;
@@ -634,8 +652,9 @@ void per_worker(sm_backend backend) {
         threw = e.status() == SM_ERR_STATE;
     }
     CHECK(threw);
-    sharedmem::shared_array<std::int32_t> refused(1);
-    pool.map(1, [&](std::size_t) {
+    sharedmem::shared_array<std::int32_t> refused_array(1);
+    auto refused = refused_array.view();
+    pool.map(1, [=](std::size_t) {
         try {
             sharedmem::worker_local<sums>();
         } catch (const sharedmem::error &) {
@@ -643,6 +662,106 @@ void per_worker(sm_backend backend) {
         }
     });
     CHECK(refused[0] == 1);
+}
+
+// Read by jobs in place (not captured): persistent workers see it as it was at sm_pool_new.
+std::int64_t set_before_the_pool = 0;
+
+int fails_at_five(std::size_t job) { return job == 5 ? 9 : 0; }
+
+// f() must throw sharedmem::error SM_ERR_INVALID saying why the callable cannot be copied.
+template <class F>
+void expect_refused(F f, const char *what) {
+    bool refused = false;
+    try {
+        f();
+    } catch (const sharedmem::error &e) {
+        refused = e.status() == SM_ERR_INVALID && std::strstr(e.message(), "persistent") != nullptr &&
+                  std::strstr(e.message(), "not trivially copyable") != nullptr &&
+                  std::strstr(e.message(), "view()") != nullptr;
+        if (!refused) std::fprintf(stderr, "  %s: %s\n", what, e.what());
+    }
+    if (!refused) std::fprintf(stderr, "  %s was not refused\n", what);
+    CHECK(refused);
+}
+
+// Persistent pools: their workers were forked with the pool, so work and regions are copied to
+// them at each call. (In debug mode every call runs in the caller, on the copy too.)
+void persistent_copies() {
+    set_before_the_pool = 10;
+    std::int64_t scale = 3;
+    sharedmem::pool pool(3, SM_BACKEND_PERSISTENT);
+    set_before_the_pool = 20;
+    scale = 7;  // after the pool: the workers get 7 through the copy taken at the call
+
+    // A stack value captured by value reaches the workers with its value at the call, and what
+    // they write through a view is what the caller reads.
+    sharedmem::shared_array<std::int64_t> out_array(1000);
+    sharedmem::shared_view<std::int64_t> out = out_array.view();
+    CHECK(pool.map(out.size(), [=](std::size_t job) { out[job] = scale * static_cast<std::int64_t>(job); }) ==
+          sharedmem::outcome::completed);
+    bool all = true;
+    for (std::size_t j = 0; j < out_array.size(); ++j) all = all && out_array[j] == 7 * static_cast<std::int64_t>(j);
+    CHECK(all);
+
+    // Each call takes a new copy.
+    scale = 11;
+    std::int64_t sum = 0;
+    CHECK(pool.map<std::int64_t>(
+              100, [=](std::size_t job, std::int64_t &r) { r = scale * static_cast<std::int64_t>(job); },
+              [&](std::size_t, std::int64_t &r) { sum += r; }) == sharedmem::outcome::completed);
+    CHECK(sum == 11 * 4950);
+    sharedmem::pool_ref team = pool;
+    CHECK(pool.parallel([=] { sharedmem::for_loop(team, 0, out.size(), [&](std::size_t i) { out[i] = scale; }); }) ==
+          sharedmem::outcome::completed);
+    CHECK(std::all_of(out.begin(), out.end(), [](std::int64_t v) { return v == 11; }));
+
+    // What is not copied is read as it was when the pool was made.
+    std::int64_t seen = 0;
+    pool.map<std::int64_t>(
+        1, [](std::size_t, std::int64_t &r) { r = set_before_the_pool; }, [&](std::size_t, std::int64_t &r) { seen = r; });
+    CHECK(seen == (debug_mode() ? 20 : 10));
+
+    // A function passed by name is copied as a function pointer.
+    bool caught = false;
+    try {
+        pool.map(10, fails_at_five);
+    } catch (const sharedmem::error &e) {
+        caught = e.status() == SM_ERR_JOB && std::strstr(e.message(), "job 5") != nullptr;
+    }
+    CHECK(caught);
+
+    // An exception from a worker of map_local: SM_ERR_JOB with its what() (the very object in
+    // debug mode, where the job runs in the caller).
+    caught = false;
+    try {
+        pool.map_local<std::int64_t>(
+            50, [=](std::size_t job) { if (job == 33) throw job_failed(job + static_cast<std::size_t>(scale)); },
+            [](std::int64_t &) {});
+    } catch (const job_failed &e) {
+        caught = debug_mode() && e.job == 44;
+    } catch (const sharedmem::error &e) {
+        caught = !debug_mode() && e.status() == SM_ERR_JOB && std::strstr(e.what(), "job 33 threw") != nullptr &&
+                 std::strstr(e.what(), "job_failed 44") != nullptr;
+    }
+    CHECK(caught);
+
+    // A callable that is not trivially copyable (it owns a std::vector) is refused on a
+    // persistent pool before anything runs, by every call; a thread pool runs it.
+    std::vector<std::int32_t> ones(100, 1);
+    sharedmem::shared_array<std::int32_t> ran_array(1);
+    sharedmem::shared_view<std::int32_t> ran = ran_array.view();
+    auto owner = [=](std::size_t job) { ran[0] += ones[job]; };
+    expect_refused([&] { pool.map(100, owner); }, "map");
+    expect_refused([&] { pool.map<int>(100, [=](std::size_t job, int &r) { r = ran[0] += ones[job]; }, [](std::size_t, int &) {}); },
+                   "map<R>");
+    expect_refused([&] { pool.map_local<std::int64_t>(100, owner, [](std::int64_t &) {}); }, "map_local");
+    expect_refused([&] { pool.parallel([=] { ran[0] += ones[0]; }); }, "parallel");
+    expect_refused([&] { pool.parallel<std::int64_t>([=] { ran[0] += ones[0]; }, [](std::int64_t &) {}); },
+                   "parallel<T>");
+    CHECK(ran[0] == 0);
+    sharedmem::pool threads(2, SM_BACKEND_THREAD);
+    CHECK(threads.map(1, owner) == sharedmem::outcome::completed && ran[0] == 1);
 }
 
 }  // namespace
@@ -659,6 +778,7 @@ int main() {
     }
     misuse();
     argsorts();
+    persistent_copies();
     if (run_cxx11_checks() != 0) {
         std::fprintf(stderr, "the C++11 checks failed\n");
         ++failures;
