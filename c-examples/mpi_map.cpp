@@ -6,7 +6,7 @@
 //
 // Include <sharedmem_mpi.h> before <sharedmem.hpp>: that is what gives the pool its mpi_map.
 //
-//   mpirun -n 4 --bind-to none ./mpi_map [process|thread|serial]
+//   mpirun -n 4 --bind-to none ./mpi_map [process|persistent|thread|serial]
 #include <sharedmem_mpi.h>
 #include <sharedmem.hpp>
 
@@ -20,6 +20,7 @@ int main(int argc, char **argv) {
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &nranks);
     sm_backend backend = SM_BACKEND_PROCESS;
+    if (argc > 1 && std::strcmp(argv[1], "persistent") == 0) backend = SM_BACKEND_PERSISTENT;
     if (argc > 1 && std::strcmp(argv[1], "thread") == 0) backend = SM_BACKEND_THREAD;
     if (argc > 1 && std::strcmp(argv[1], "serial") == 0) backend = SM_BACKEND_SERIAL;
 
