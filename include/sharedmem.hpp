@@ -71,8 +71,9 @@
  *     in a map nested inside a job): the very same exception object is rethrown
  *     (std::rethrow_exception);
  *   - thrown by work in a worker process (SM_BACKEND_PROCESS, SM_BACKEND_PERSISTENT): the
- *     exception object cannot cross processes, so map() throws sharedmem::error with status SM_ERR_JOB and a message naming the
- *     job and carrying the original what() text (truncated to 495 bytes).
+ *     exception object cannot cross processes, so map() throws sharedmem::error with status
+ *     SM_ERR_JOB and a message naming the job and carrying the original what() text (truncated
+ *     to 495 bytes).
  * As in C, the failure reported is the first in job order; every job before it completed and was
  * reduced. An exception thrown by work at a job after a reduce stop (or after an earlier failure)
  * is discarded, like any later job's outcome.
@@ -142,8 +143,8 @@
  *
  * Other pieces: critical_section / ordered_section (RAII guards over sm_critical_* /
  * sm_ordered_*, throwing sharedmem::error on misuse), shared_array<T> (RAII over sm_empty /
- * sm_free) and its view() (shared_view<T>), pool_ref, argsort(pool *, keys, n) for double, float and 8/16/32/64-bit signed and unsigned
- * integers, worker_id(), set_debug(). check(status) throws sharedmem::error for any status but
+ * sm_free) and its view() (shared_view<T>), pool_ref, argsort(pool *, keys, n) for double,
+ * float and 8/16/32/64-bit signed and unsigned integers, worker_id(), set_debug(). check(status) throws sharedmem::error for any status but
  * SM_OK (SM_STOPPED included: map() deals with SM_STOPPED itself before checking).
  */
 
