@@ -144,8 +144,9 @@
  * Other pieces: critical_section / ordered_section (RAII guards over sm_critical_* /
  * sm_ordered_*, throwing sharedmem::error on misuse), shared_array<T> (RAII over sm_empty /
  * sm_free) and its view() (shared_view<T>), pool_ref, argsort(pool *, keys, n) for double,
- * float and 8/16/32/64-bit signed and unsigned integers, worker_id(), set_debug(). check(status) throws sharedmem::error for any status but
- * SM_OK (SM_STOPPED included: map() deals with SM_STOPPED itself before checking).
+ * float and 8/16/32/64-bit signed and unsigned integers, worker_id(), set_debug().
+ * check(status) throws sharedmem::error for any status but SM_OK (SM_STOPPED included: map()
+ * deals with SM_STOPPED itself before checking).
  */
 
 #ifndef SHAREDMEM_HPP
