@@ -1,5 +1,5 @@
-! The backend argument of the Fortran examples (process, thread or serial; process by default),
-! shared as c-examples/backend_arg.h is by the C examples.
+! The backend argument of the Fortran examples (process, persistent, thread or serial; process by
+! default), shared as c-examples/backend_arg.h is by the C examples.
 module backend_arg
   use, intrinsic :: iso_fortran_env, only: error_unit
   use sharedmem
@@ -16,21 +16,25 @@ contains
     select case (trim(arg))
     case ("process")
       backend = SM_BACKEND_PROCESS
+    case ("persistent")
+      backend = SM_BACKEND_PERSISTENT
     case ("thread")
       backend = SM_BACKEND_THREAD
     case ("serial")
       backend = SM_BACKEND_SERIAL
     case default
-      write (error_unit, '(a)') "usage: " // program // " [process|thread|serial]"
+      write (error_unit, '(a)') "usage: " // program // " [process|persistent|thread|serial]"
       error stop 2
     end select
   end function backend_from_args
 
-  !> "process", "thread" or "serial".
+  !> "process", "persistent", "thread" or "serial".
   function backend_name(backend) result(name)
     integer(c_int), intent(in) :: backend
     character(len=:), allocatable :: name
     select case (backend)
+    case (SM_BACKEND_PERSISTENT)
+      name = "persistent"
     case (SM_BACKEND_THREAD)
       name = "thread"
     case (SM_BACKEND_SERIAL)

@@ -14,15 +14,19 @@
 !   - the reduction variables become a bind(C) type `acc`, one per worker: opts%wresult_size =
 !     c_sizeof(acc) gives every worker its own, zeroed, and the region reaches it with
 !     c_f_pointer(sm_worker_local(), a); the loop body is the OpenMP one with `a%` in front;
-!   - `!$omp parallel do` is sm_parallel_ex(pool, c_funloc(ep_region), c_loc(total), opts) with
+!   - `!$omp parallel do` is sm_parallel_ex(pool, c_funloc(ep_region), c_loc(ctx), opts) with
 !     sm_for_next sharing the batches;
 !   - the `+` of the reduction is add_worker (opts%worker_reduce), run on the caller once per
-!     worker, in worker order, after the loop: it adds the worker's acc into `total`.
+!     worker, in worker order, after the loop: it adds the worker's acc into `total`;
+!   - ctx is passed by copy (opts%ctx_size = c_sizeof(ctx)): the region only reads it (the pool),
+!     and add_worker, on the caller, gets the caller's own ctx to add into. So ctx may be an
+!     ordinary variable on every backend, persistent workers (which see the caller's memory only
+!     as it was at sm_pool_new, before ctx%pool was set) included.
 ! Each batch seeds its own generator (a Park-Miller generator, exact in 64-bit integers), so the
 ! numbers do not depend on which worker draws them; the program checks the counts exactly and the
 ! sums to rounding against the same loop run serially.
 !
-! Usage: fortran_ep [process|thread|serial]     (default: process)
+! Usage: fortran_ep [process|persistent|thread|serial]     (default: process)
 module ep_kernel
   use sharedmem
   implicit none
@@ -37,7 +41,7 @@ module ep_kernel
     integer(c_int64_t) :: q(NQ) = 0
   end type acc
 
-  !> What the region and worker_reduce get as ctx.
+  !> The ctx: the region gets a copy of it, worker_reduce the caller's own.
   type, bind(C) :: ep_context
     type(c_ptr) :: pool
     type(acc) :: total
@@ -144,6 +148,7 @@ program fortran_ep
   opts%worker_reduce = c_funloc(add_worker)
   opts%wresult_size = c_sizeof(serial)                  ! one acc per worker, zeroed
   opts%progress = c_null_funptr
+  opts%ctx_size = c_sizeof(ctx)
   st = sm_parallel_ex(ctx%pool, c_funloc(ep_region), c_loc(ctx), opts)
   if (st /= SM_OK) then
     write (error_unit, '(a)') "sm_parallel_ex: " // sm_last_error_string()

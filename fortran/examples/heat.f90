@@ -30,7 +30,7 @@
 !   !$omp end parallel
 !
 ! The port, jacobi_region below, has the same structure; what changes:
-!   - `!$omp parallel` is sm_parallel(pool, c_funloc(jacobi_region), c_loc(ctx)): every worker
+!   - `!$omp parallel` is sm_parallel(pool, c_funloc(jacobi_region), ctx_mem): every worker
 !     runs the region once; firstprivate variables are the region's locals (cur, nxt).
 !   - `!$omp do` over columns j (the contiguous dimension is i) is
 !     `do while (sm_for_next(pool, 2, N, ...) == 1)` then `do j = lo, hi - 1`: sm_for_next hands
@@ -41,15 +41,17 @@
 !     not depend on the order it is taken in: the residual is the serial one to the bit.
 !   - the single's implicit barrier is an explicit sm_barrier after `if (sm_single(pool) == 1)`.
 !   - shared data must live in sm_empty memory: with the process backend (the default) the
-!     workers are forked processes, and what they write to ordinary memory stays in the worker.
-!     So the grids, the partials and the shared res/iter are sm_empty memory, seen from Fortran
-!     through c_f_pointer.
+!     workers are forked processes, and what they write to ordinary memory stays in the worker;
+!     persistent workers (SM_BACKEND_PERSISTENT), forked once at sm_pool_new, do not even see
+!     what the caller writes there after that, main-program variables included. So the grids,
+!     the partials, the shared res/iter and the ctx itself are sm_empty memory, seen from
+!     Fortran through c_f_pointer.
 !
 ! The program then runs the same algorithm serially, in an ordinary array, and checks that the
 ! grid and the iteration count are identical to the bit: every point's update is the same
 ! expression, so Jacobi gives the same result whatever the number of workers.
 !
-! Usage: fortran_heat [process|thread|serial]     (default: process)
+! Usage: fortran_heat [process|persistent|thread|serial]     (default: process)
 ! Prints the iterations, residual and times; stops with `error stop 1` if parallel /= serial.
 module heat_jacobi
   use sharedmem
@@ -62,8 +64,8 @@ module heat_jacobi
   integer, parameter :: MAX_ITER = 20000               ! ... or after this many sweeps
   real(c_double), parameter :: TOP = 100.0_c_double    ! the top edge's temperature
 
-  ! The ctx of sm_parallel (c_loc of one): read-only in the workers, where it is a copy for the
-  ! process backend. Its pointers are addresses of sm_empty memory, which all workers share.
+  ! The ctx of sm_parallel: read-only in the workers. It is filled in after sm_pool_new, hence in
+  ! sm_empty memory, as is everything it points to.
   type, bind(C) :: heat_context
     type(c_ptr) :: pool
     type(c_ptr) :: grids      ! N x N x 2 real(c_double): g(:, :, 1) and g(:, :, 2)
@@ -159,7 +161,9 @@ program heat
   implicit none
 
   type(c_ptr) :: pool
-  type(heat_context), target :: ctx
+  type(c_ptr) :: ctx_mem
+  type(heat_context), pointer :: ctx
+  type(heat_context) :: ctx_probe                    ! only its size is used
   real(c_double), pointer, contiguous :: g(:, :, :)
   type(shared_state), pointer :: state
   type(shared_state) :: state_probe                  ! only its size is used
@@ -175,6 +179,9 @@ program heat
 
   pool = sm_pool_new(0_c_int, backend)               ! 0: OMP_NUM_THREADS, else one per CPU
   if (.not. c_associated(pool)) call fail("sm_pool_new: " // sm_last_error_string())
+  ctx_mem = sm_empty(1_c_size_t, c_sizeof(ctx_probe))
+  if (.not. c_associated(ctx_mem)) call fail("sm_empty: " // sm_last_error_string())
+  call c_f_pointer(ctx_mem, ctx)
   ctx%pool = pool
   ctx%grids = sm_empty(int(N, c_size_t) * int(N, c_size_t) * 2, c_sizeof(0.0_c_double))
   ctx%partial = sm_empty(int(sm_pool_nworkers(pool), c_size_t), c_sizeof(0.0_c_double))
@@ -188,7 +195,7 @@ program heat
   ! --- In parallel ---------------------------------------------------------------------------
   flush (output_unit)
   call system_clock(t0, rate)
-  st = sm_parallel(pool, c_funloc(jacobi_region), c_loc(ctx))
+  st = sm_parallel(pool, c_funloc(jacobi_region), ctx_mem)
   call system_clock(t1)
   if (st /= SM_OK) call fail("sm_parallel: " // sm_status_string(st) // ": " // &
                              sm_last_error_string())
@@ -227,6 +234,7 @@ program heat
   call sm_free(ctx%grids)
   call sm_free(ctx%partial)
   call sm_free(ctx%state)
+  call sm_free(ctx_mem)
   call sm_pool_free(pool)
   print '(a)', "OK"
 

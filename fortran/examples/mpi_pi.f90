@@ -4,8 +4,11 @@
 ! sharedmem_mpi) hands the jobs out across the ranks of MPI_COMM_WORLD, each rank running its
 ! share on its own pool, and calls reduce on rank 0 only, in job order. The communicator is its
 ! integer handle: MPI_COMM_WORLD from `use mpi` (from `use mpi_f08`: MPI_COMM_WORLD%MPI_VAL).
+! ctx, which only reduce uses, is passed by copy (sm_mpi_map_ex with opts%ctx_size): so it may be
+! an ordinary variable on every backend, persistent workers (which see ordinary memory only as
+! it was at sm_pool_new) included; reduce gets the caller's own.
 !
-!   mpirun -n 4 --bind-to none ./fortran_mpi_pi [process|thread|serial]
+!   mpirun -n 4 --bind-to none ./fortran_mpi_pi [process|persistent|thread|serial]
 module mpi_pi_jobs
   use sharedmem
   implicit none
@@ -63,6 +66,7 @@ program mpi_pi
   type(c_ptr) :: pool
   real(c_double), target :: pi
   real(c_double) :: r
+  type(sm_map_opts) :: opts
 
   call MPI_Init_thread(MPI_THREAD_FUNNELED, provided, ierr)
   call MPI_Comm_rank(MPI_COMM_WORLD, rank, ierr)
@@ -70,11 +74,14 @@ program mpi_pi
 
   pool = sm_pool_new(2_c_int, backend_from_args("fortran_mpi_pi"))
   pi = 0
-  status = sm_mpi_map(pool, MPI_COMM_WORLD, 0_c_int, njobs, c_funloc(work), c_funloc(reduce), &
-                      c_sizeof(r), c_loc(pi))
+  opts = sm_map_opts(size=c_sizeof(opts), chunk=0, worker_init=c_null_funptr, &
+                     worker_fini=c_null_funptr, worker_reduce=c_null_funptr, wresult_size=0, &
+                     progress=c_null_funptr, ctx_size=c_sizeof(pi))
+  status = sm_mpi_map_ex(pool, MPI_COMM_WORLD, 0_c_int, njobs, c_funloc(work), &
+                         c_funloc(reduce), c_sizeof(r), c_loc(pi), opts)
   ok = 1
   if (status /= SM_OK) then
-    print '(a, i0, a, a)', "rank ", rank, ": sm_mpi_map: ", sm_last_error_string()
+    print '(a, i0, a, a)', "rank ", rank, ": sm_mpi_map_ex: ", sm_last_error_string()
     ok = 0
   else if (rank == 0) then
     print '(a, f14.12, a, i0, a)', "pi = ", pi, " on ", nranks, " rank(s)"

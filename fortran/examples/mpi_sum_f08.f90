@@ -1,7 +1,9 @@
-! sm_mpi_map from `use mpi_f08`: the communicator is passed as comm%MPI_VAL, its integer handle.
-! Each job returns its number; root's reduce adds them in job order and checks the sum.
+! sm_mpi_map_ex from `use mpi_f08`: the communicator is passed as comm%MPI_VAL, its integer
+! handle. Each job returns its number; root's reduce adds them in job order and checks the sum.
+! ctx, which only reduce uses, is passed by copy (opts%ctx_size): a persistent pool refuses an
+! ordinary variable as ctx otherwise; reduce gets the caller's own.
 !
-! Usage: mpiexec -n 3 fortran_mpi_sum_f08 [process|thread|serial]
+! Usage: mpiexec -n 3 fortran_mpi_sum_f08 [process|persistent|thread|serial]
 module mpi_sum_jobs
   use sharedmem
   implicit none
@@ -48,6 +50,7 @@ program mpi_sum_f08
   type(c_ptr) :: pool
   integer(c_int64_t), target :: total
   integer(c_int64_t) :: r
+  type(sm_map_opts) :: opts
 
   call MPI_Init_thread(MPI_THREAD_FUNNELED, provided)
   call MPI_Comm_rank(MPI_COMM_WORLD, rank)
@@ -55,11 +58,14 @@ program mpi_sum_f08
 
   pool = sm_pool_new(2_c_int, backend_from_args("fortran_mpi_sum_f08"))
   total = 0
-  status = sm_mpi_map(pool, MPI_COMM_WORLD%MPI_VAL, 0_c_int, njobs, c_funloc(work), &
-                      c_funloc(reduce), c_sizeof(r), c_loc(total))
+  opts = sm_map_opts(size=c_sizeof(opts), chunk=0, worker_init=c_null_funptr, &
+                     worker_fini=c_null_funptr, worker_reduce=c_null_funptr, wresult_size=0, &
+                     progress=c_null_funptr, ctx_size=c_sizeof(total))
+  status = sm_mpi_map_ex(pool, MPI_COMM_WORLD%MPI_VAL, 0_c_int, njobs, c_funloc(work), &
+                         c_funloc(reduce), c_sizeof(r), c_loc(total), opts)
   ok = 1
   if (status /= SM_OK) then
-    print '(a, i0, a, a)', "rank ", rank, ": sm_mpi_map: ", sm_last_error_string()
+    print '(a, i0, a, a)', "rank ", rank, ": sm_mpi_map_ex: ", sm_last_error_string()
     ok = 0
   else if (rank == 0) then
     print '(a, i0, a, i0, a)', "sum = ", total, " on ", nranks, " rank(s)"

@@ -14,8 +14,11 @@
 ! sm_barrier, sm_num_workers), a sum reduction through per-worker results (sm_parallel_ex,
 ! sm_worker_local), early stop (SM_STOP), a failing job (SM_ERR_JOB and its message),
 ! misuse outside a map,
-! sm_argsort on real(c_double) keys (0-based permutation), and sm_fromfile. Every value is
-! checked exactly; prints "FORTRAN OK" at the end, and stops with `error stop 1` on any failure.
+! sm_argsort on real(c_double) keys (0-based permutation), and sm_fromfile. Then, whatever the
+! backend argument, a pool of SM_BACKEND_PERSISTENT: a ctx set after sm_pool_new reaches its
+! workers when passed by copy (sm_map_opts%ctx_size), and is refused (SM_ERR_INVALID) without.
+! Every value is checked exactly; prints "FORTRAN OK" at the end, and stops with `error stop 1`
+! on any failure.
 module sm_test_jobs
   use sharedmem
   implicit none
@@ -24,6 +27,7 @@ module sm_test_jobs
   public :: map_context, hist, worker_of, seq
   public :: fill_work, sum_reduce, stop_work, fail_work
   public :: region_hits, region_counts, region_work, region_sum, add_partial
+  public :: copy_context, offset_work, offset_reduce
 
   integer, parameter :: NJOBS = 300, NBINS = 13, PER_JOB = 40, NWORKERS = 4
 
@@ -45,6 +49,14 @@ module sm_test_jobs
   integer(c_int64_t), pointer :: seq(:) => null()       ! seq(1): count; seq(2:): jobs in order
   integer(c_int), pointer :: region_hits(:) => null()   ! per loop iteration: how often it ran
   integer(c_int), pointer :: region_counts(:) => null() ! singles, masters, team size, workers
+
+  ! The ctx of the map on a persistent pool: offset is set after sm_pool_new, so its workers can
+  ! only have it from the copy that sm_map_opts%ctx_size makes.
+  type, bind(C) :: copy_context
+    integer(c_int64_t) :: offset     ! for work: added to every result
+    integer(c_int64_t) :: next_job   ! for reduce: the job it expects next (0-based)
+    integer(c_int64_t) :: errors     ! for reduce: out-of-order jobs or wrong results
+  end type copy_context
 
 contains
 
@@ -201,6 +213,34 @@ contains
     region_sum = 0
   end function region_sum
 
+  ! Job j returns offset + j, with the offset of the worker's view of ctx.
+  recursive integer(c_int) function offset_work(ctx, job, result) bind(C)
+    type(c_ptr), value :: ctx, result
+    integer(c_size_t), value :: job
+    type(copy_context), pointer :: c
+    integer(c_int64_t), pointer :: r
+
+    call c_f_pointer(ctx, c)
+    call c_f_pointer(result, r)
+    r = c%offset + int(job, c_int64_t)
+    offset_work = 0
+  end function offset_work
+
+  ! On the caller, with the caller's ctx: every result must carry the caller's offset.
+  recursive integer(c_int) function offset_reduce(ctx, job, result) bind(C)
+    type(c_ptr), value :: ctx, result
+    integer(c_size_t), value :: job
+    type(copy_context), pointer :: c
+    integer(c_int64_t), pointer :: r
+
+    call c_f_pointer(ctx, c)
+    call c_f_pointer(result, r)
+    if (int(job, c_int64_t) /= c%next_job) c%errors = c%errors + 1
+    if (r /= c%offset + int(job, c_int64_t)) c%errors = c%errors + 1
+    c%next_job = int(job, c_int64_t) + 1
+    offset_reduce = 0
+  end function offset_reduce
+
   recursive integer(c_int) function add_partial(ctx, worker, wresult) bind(C)
     type(c_ptr), value :: ctx, wresult
     integer(c_int), value :: worker
@@ -225,8 +265,10 @@ program fortran_consumer
   use sm_test_jobs
   implicit none
 
-  type(c_ptr) :: pool, hist_mem, worker_mem, seq_mem, file_mem, region_mem
+  type(c_ptr) :: pool, hist_mem, worker_mem, seq_mem, file_mem, region_mem, persistent_pool
   type(map_context), target :: ctx
+  type(copy_context), target :: copied                  ! outside sm_empty memory
+  type(sm_map_opts) :: copy_opts
   integer(c_int) :: backend, st
   integer(c_int64_t) :: expected_hist(NBINS), expected_total
   integer(c_size_t) :: job, count
@@ -276,9 +318,9 @@ program fortran_consumer
 
   ! --- The module's constants and types match the header, as compiled by the C compiler -------
   nheader = sm_test_header_values(header, size(header, kind=c_int))
-  call check(nheader == 39, "header_values.c and main.f90 disagree on the number of values")
+  call check(nheader == 40, "header_values.c and main.f90 disagree on the number of values")
   if (any(header(1:nheader) /= [integer(c_int64_t) :: SM_STOP, &
-          SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL, &
+          SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL, SM_BACKEND_PERSISTENT, &
           SM_DTYPE_F64, SM_DTYPE_F32, SM_DTYPE_I64, SM_DTYPE_I32, SM_DTYPE_I16, &
           SM_DTYPE_I8, SM_DTYPE_U64, SM_DTYPE_U32, SM_DTYPE_U16, SM_DTYPE_U8, &
           SM_OK, SM_STOPPED, SM_ERR_INVALID, SM_ERR_NOMEM, SM_ERR_JOB, &
@@ -296,7 +338,9 @@ program fortran_consumer
   work_check => fill_work
   work_check => stop_work
   work_check => fail_work
+  work_check => offset_work
   reduce_check => sum_reduce
+  reduce_check => offset_reduce
   call check(associated(work_check) .and. associated(reduce_check), "procedure pointers")
   call check(sm_status_string(SM_ERR_JOB) == "SM_ERR_JOB: a job returned an error", &
              "sm_status_string(SM_ERR_JOB) = '" // sm_status_string(SM_ERR_JOB) // "'")
@@ -458,6 +502,34 @@ program fortran_consumer
              "sm_fromfile of a missing file")
   open (newunit=u, file=data_file, status="old")
   close (u, status="delete")
+
+  ! --- A persistent pool: a ctx set after sm_pool_new, by copy, and refused without -----------
+  copied = copy_context(7, 0, 0)      ! what the workers see of `copied` if they read it directly
+  persistent_pool = sm_pool_new(2_c_int, SM_BACKEND_PERSISTENT)
+  if (.not. c_associated(persistent_pool)) &
+    call fail("sm_pool_new(SM_BACKEND_PERSISTENT): " // sm_last_error_string())
+  copied%offset = 1000000007_c_int64_t
+  copy_opts = sm_map_opts(size=c_sizeof(copy_opts), chunk=0, worker_init=c_null_funptr, &
+                          worker_fini=c_null_funptr, worker_reduce=c_null_funptr, &
+                          wresult_size=0, progress=c_null_funptr, ctx_size=c_sizeof(copied))
+  st = sm_map_ex(persistent_pool, int(NJOBS, c_size_t), c_funloc(offset_work), &
+                 c_funloc(offset_reduce), c_sizeof(0_c_int64_t), c_loc(copied), copy_opts)
+  if (st /= SM_OK) call fail("sm_map_ex with ctx_size on a persistent pool: " // &
+                             sm_status_string(st) // ": " // sm_last_error_string())
+  call check(copied%errors == 0 .and. copied%next_job == NJOBS, &
+             "persistent pool: the jobs did not see the ctx set after sm_pool_new")
+
+  copied%next_job = 0
+  copy_opts%ctx_size = 0
+  st = sm_map_ex(persistent_pool, int(NJOBS, c_size_t), c_funloc(offset_work), &
+                 c_funloc(offset_reduce), c_sizeof(0_c_int64_t), c_loc(copied), copy_opts)
+  msg = sm_last_error_string()
+  call check(st == SM_ERR_INVALID, "persistent pool, a ctx outside sm_empty memory and no " // &
+             "ctx_size: sm_map_ex returned " // sm_status_string(st))
+  call check(index(msg, "ctx_size") > 0, "persistent pool, a ctx outside sm_empty memory and " // &
+             "no ctx_size: the message does not say what to do: " // msg)
+  call check(copied%next_job == 0, "persistent pool: reduce ran for a refused map")
+  call sm_pool_free(persistent_pool)
 
   ! --- Clean up ------------------------------------------------------------------------------
   call sm_free(hist_mem)
