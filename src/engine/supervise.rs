@@ -24,6 +24,9 @@ pub trait Workers {
     fn kill_all(&mut self) -> bool;
     /// How long the caller may sleep before looking for deaths again (None: deaths cannot happen).
     fn poll_interval(&self) -> Option<Duration>;
+    /// Checks out, in their stead, workers that were asked to join the map but have not started
+    /// on it and are no longer needed (resident workers that are late to wake up).
+    fn release_latecomers(&mut self, _ctl: &Control) {}
 }
 
 /// What the calling thread attends to while the workers run.
@@ -364,10 +367,14 @@ impl Supervisor<'_> {
     /// survivors have finished every job before the lost one, then kills them.
     fn wait_for_workers(&mut self) {
         let h = self.ctl.header();
-        futex::spin_until(CALLER_SPIN, || h.active().load(Ordering::Acquire) == 0);
+        futex::spin_until(CALLER_SPIN, || {
+            self.workers.release_latecomers(self.ctl);
+            h.active().load(Ordering::Acquire) == 0
+        });
         loop {
             // A fed map's workers check out only once the feed has ended.
             self.feed();
+            self.workers.release_latecomers(self.ctl);
             let active = h.active().load(Ordering::SeqCst);
             if active as usize <= self.dead {
                 break;

@@ -195,6 +195,38 @@ static void died_in_section(sm_pool *pool, int kind) {
   sm_free(s);
 }
 
+static int work_die_kill(void *ctx, size_t job, void *result) {
+  (void)ctx;
+  (void)job;
+  (void)result;
+  raise(SIGKILL);
+  return 0;
+}
+
+static int work_nothing(void *ctx, size_t job, void *result) {
+  (void)ctx;
+  (void)job;
+  (void)result;
+  return 0;
+}
+
+/* Persistent pools: a map with fewer jobs than the pool has workers, whose worker dies. The
+ * survivors are killed, those the map did not use included: all of them must be reaped before the
+ * call returns (no zombie of the pool's zygote), and the next map, on every worker, must see
+ * fresh workers, not a death left over from the last call. */
+static void died_in_narrow_map(sm_backend b) {
+  sm_pool *pool = new_pool(6, b);
+  for (int i = 0; i < 40; i++) {
+    sm_status st = sm_map(pool, 1, work_die_kill, NULL, 0, NULL);
+    CHECK_STATUS(st, SM_ERR_WORKER_DIED, "round %d: a 1-job map on a pool of 6 whose worker is killed", i);
+    int left = count_pool_workers();
+    CHECK(left == 0, "round %d: %d worker(s) of the pool (zombies included) remain after the map whose worker died; "
+          "the others were killed and must be reaped before sm_map returns", i, left);
+    CHECK_STATUS(sm_map(pool, 6, work_nothing, NULL, 0, NULL), SM_OK, "round %d: the map after", i);
+  }
+  sm_pool_free(pool);
+}
+
 /* thread/serial: run the crashing map in a subprocess and return its wait status. */
 static int subprocess_status(sm_backend b, int how) {
   pid_t pid = fork_subtest(30);
@@ -258,6 +290,7 @@ int main(int argc, char **argv) {
   died_in_section(pool4, 2);
   sm_pool_free(pool4);
   sm_pool_free(pool);
+  if (b == SM_BACKEND_PERSISTENT) died_in_narrow_map(b); /* counts pool workers: no other pool alive */
   CHECK_NO_CHILDREN("end");
   printf("test_crash[%s]: OK\n", g_backend_name);
   return 0;

@@ -43,8 +43,13 @@ const DEATH_POLL: Duration = Duration::from_millis(5);
 struct Seat {
     /// Rung by the caller to hand the worker a map.
     bell: futex::Doorbell,
-    /// The worker's pid, set by the zygote when it forks it; 0 when there is none.
+    /// The worker's pid, set by the zygote when it forks it and kept after its death for the
+    /// report; 0 when there was none.
     pid: AtomicI32,
+    /// The same while the worker is the zygote's unreaped child, else 0: what the zygote may
+    /// signal (a reaped worker's pid may belong to another process by now). Only the zygote
+    /// uses it.
+    unreaped: AtomicI32,
     /// 1 once the worker waits for maps.
     ready: AtomicU32,
     /// Set by the caller: fork a worker for this seat (the zygote clears it).
@@ -52,6 +57,29 @@ struct Seat {
     /// Set by the zygote when it reaped this seat's worker, with its wait status.
     died: AtomicU32,
     status: AtomicI32,
+    /// Who takes the map this seat was last rung for: `Join::Open` when rung, then either the
+    /// worker joins it or the caller closes it (see `Join`).
+    join: AtomicU32,
+}
+
+/// A seat's part in one map. The caller opens the seat before ringing it; a worker that wakes
+/// joins the map with a compare-and-swap, and the caller may instead close the seat, once every
+/// job is claimed, if the worker has not woken yet: then the caller need not wait for a worker
+/// that would only check in and out (on a machine with as many workers as CPUs, a worker that
+/// is not running can take a scheduler's time slice to get a CPU). Exactly one of the two
+/// compare-and-swaps wins. The word carries the ring count the map was rung with, so that a
+/// worker that wakes late never joins a map that is over: it finds another count there.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Join {
+    Open = 1,
+    Joined = 2,
+    Closed = 3,
+}
+
+impl Join {
+    fn word(self, rings: u32) -> u32 {
+        rings.wrapping_shl(2) | self as u32
+    }
 }
 
 /// What the caller, the zygote and the workers share.
@@ -263,21 +291,36 @@ impl Residents {
             std::ptr::addr_of_mut!((*board).control).write(MaybeUninit::new(std::ptr::read(ctl)));
             std::ptr::addr_of_mut!((*board).task).write(MaybeUninit::new(std::ptr::read(task)));
         }
-        for w in 0..ctl.nworkers {
+        // Only the caller rings, so the count this ring makes is known before it.
+        let rings: Vec<u32> = (0..ctl.nworkers)
+            .map(|w| self.seat(w).bell.rings().wrapping_add(1))
+            .collect();
+        for (w, &r) in rings.iter().enumerate() {
             let seat = self.seat(w);
+            seat.join.store(Join::Open.word(r), Ordering::SeqCst);
             seat.bell.ring();
         }
-        let mut seats = SeatDeaths {
+        // A latecomer may be left out of a map only where no worker has to take part: not in a
+        // region's team, not where hooks or per-worker results are due from every worker, not
+        // in a fed map (whose jobs arrive while it runs).
+        let may_leave_out = !ctl.is_region
+            && !ctl.fed
+            && task.init.is_none()
+            && task.fini.is_none()
+            && ctl.wresult_size == 0;
+        let mut seats = Seats {
             residents: self,
             reported: vec![false; ctl.nworkers],
             killed: false,
+            latecomers: if may_leave_out { rings } else { Vec::new() },
         };
         let outcome = supervise(ctl, &mut seats, duties);
         if seats.killed {
             // As with forked workers, none of them outlives the call: wait until the zygote has
-            // reaped every worker it killed (they are replaced at the next map).
+            // reaped every worker it killed, those the map did not use included (they are all
+            // replaced at the next map).
             let start = Instant::now();
-            while (0..ctl.nworkers).any(|w| self.seat(w).died.load(Ordering::Acquire) == 0)
+            while (0..self.nworkers).any(|w| self.seat(w).died.load(Ordering::Acquire) == 0)
                 && start.elapsed() < START_LIMIT
             {
                 let seen = self.board().deaths.load(Ordering::SeqCst);
@@ -319,15 +362,19 @@ fn seat<'a>(board: *mut u8, w: usize) -> &'a Seat {
     unsafe { &*(board.add(seats_offset()) as *const Seat).add(w) }
 }
 
-/// Deaths as the zygote recorded them on the seats.
-struct SeatDeaths<'a> {
+/// The seats of one map, as its supervisor sees them: deaths as the zygote recorded them, and
+/// the workers not known yet to have joined.
+struct Seats<'a> {
     residents: &'a Residents,
     reported: Vec<bool>,
     /// The zygote was asked to kill the workers.
     killed: bool,
+    /// The ring count of each seat whose worker may still be left out of the map; emptied once
+    /// every seat is settled (or from the start when every worker must take part).
+    latecomers: Vec<u32>,
 }
 
-impl Workers for SeatDeaths<'_> {
+impl Workers for Seats<'_> {
     fn poll_death(&mut self, ctl: &Control) -> Option<Death> {
         for w in 0..self.reported.len() {
             let seat = self.residents.seat(w);
@@ -364,6 +411,30 @@ impl Workers for SeatDeaths<'_> {
 
     fn poll_interval(&self) -> Option<Duration> {
         Some(DEATH_POLL)
+    }
+
+    fn release_latecomers(&mut self, ctl: &Control) {
+        if self.latecomers.is_empty() {
+            return;
+        }
+        let h = ctl.header();
+        let end = h.limit.load(Ordering::SeqCst).min(ctl.njobs);
+        if h.next_job.load(Ordering::SeqCst) < end {
+            return; // jobs are left: a latecomer may still be needed
+        }
+        for (w, &rings) in self.latecomers.iter().enumerate() {
+            let closed = self.residents.seat(w).join.compare_exchange(
+                Join::Open.word(rings),
+                Join::Closed.word(rings),
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            if closed.is_ok() {
+                // It will not come: its check-out is ours to do.
+                h.check_out();
+            }
+        }
+        self.latecomers.clear();
     }
 }
 
@@ -431,6 +502,7 @@ fn zygote_main(board: *mut u8, nworkers: usize, caller: libc::pid_t) -> ! {
                     futex::wake_all(&b.deaths);
                 } else {
                     s.pid.store(pid, Ordering::SeqCst);
+                    s.unreaped.store(pid, Ordering::SeqCst);
                 }
             }
         }
@@ -442,9 +514,10 @@ fn zygote_main(board: *mut u8, nworkers: usize, caller: libc::pid_t) -> ! {
 /// Sends `signal` to every live worker (the zygote's own children, not reaped yet).
 fn signal_workers(board: *mut u8, nworkers: usize, signal: i32) {
     for w in 0..nworkers {
-        let pid = seat(board, w).pid.load(Ordering::SeqCst);
+        let pid = seat(board, w).unreaped.load(Ordering::SeqCst);
         if pid > 0 {
-            // SAFETY: pid is an unreaped child of this zygote (reap clears it first).
+            // SAFETY: pid is an unreaped child of this zygote (reap clears `unreaped` before it
+            // records the death), so it names that worker and no other process.
             unsafe { libc::kill(pid, signal) };
         }
     }
@@ -460,8 +533,11 @@ fn reap(board: *mut u8, nworkers: usize, b: &Board, all: bool) {
         if pid <= 0 {
             return;
         }
-        if let Some(w) = (0..nworkers).find(|&w| seat(board, w).pid.load(Ordering::SeqCst) == pid) {
+        if let Some(w) =
+            (0..nworkers).find(|&w| seat(board, w).unreaped.load(Ordering::SeqCst) == pid)
+        {
             let s = seat(board, w);
+            s.unreaped.store(0, Ordering::SeqCst);
             s.status.store(status, Ordering::SeqCst);
             s.died.store(1, Ordering::SeqCst);
             b.deaths.fetch_add(1, Ordering::SeqCst);
@@ -500,8 +576,18 @@ fn worker_main(
     loop {
         // Back-to-back maps start without a wake-up; an idle pool soon gives the CPUs back.
         seen = s.bell.wait_past(seen, IDLE_SPIN);
+        let joined = s.join.compare_exchange(
+            Join::Open.word(seen),
+            Join::Joined.word(seen),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        if joined.is_err() {
+            continue; // the caller went on without this worker
+        }
         // SAFETY: the caller staged the map before ringing (SeqCst on both sides), and does not
-        // touch it again before every worker has checked out. The copies are never dropped.
+        // touch it again before every worker that joined has checked out. The copies are never
+        // dropped.
         let (ctl, task) = unsafe {
             (
                 ManuallyDrop::new(b.control.assume_init_read()),
