@@ -3,22 +3,32 @@
  *
  *   soak MINUTES [SEED [INDEX]]      (scripts/soak.sh MINUTES builds and runs it)
  *
- * Each round picks, from (SEED, round index), a random map: backend (process / thread / serial),
- * 1-6 workers, 0-5000 jobs, results of 0-4096 bytes, with or without reduce, and up to two events
- * at random jobs: SM_STOP, a job error, reduce stopping, and on the process backend a worker
- * killed inside a job (SIGKILL, SIGSEGV, abort() or _exit). Jobs use critical and ordered
- * sections at random. Some rounds are sm_map_ex with a chunk size and per-worker state combined
- * by worker_reduce, and some are sm_parallel regions with work-shared loops, barriers, singles
- * and failing or dying members.
+ * Each round picks, from (SEED, round index), a random map: backend (process / persistent /
+ * thread / serial), 1-6 workers, 0-5000 jobs, results of 0-4096 bytes, with or without reduce, and
+ * up to two events at random jobs: SM_STOP, a job error, reduce stopping, and on the backends whose
+ * workers are processes (process, persistent) a worker killed inside a job (SIGKILL, SIGSEGV,
+ * abort() or _exit). Jobs use critical and ordered sections at random. Some rounds are sm_map_ex
+ * with a chunk size and per-worker state combined by worker_reduce, some of them with a ctx copied
+ * for the workers (ctx_size), and some are sm_parallel regions with work-shared loops, barriers,
+ * singles and failing or dying members.
+ *
+ * Persistent workers see the caller's ordinary memory as it was at sm_pool_new, so everything
+ * jobs and regions read is in sm_empty memory (the round, R, and the pool it runs on) or in the
+ * copied ctx; the pools array itself changes when pools are made anew and must not be read there.
  *
  * Checked, for every round: the status; the message naming the job (or worker), the code or the
  * signal; which jobs were reduced (exactly 0..k-1 for a failure at job k, 0..k for a stop at k),
  * in order, each with the exact bytes its job wrote; that every job before the first event ran
  * exactly once and no job ran twice; mutual exclusion of critical sections and the job order of
  * ordered sections; per-worker results; in regions, every loop iteration exactly once and every
- * single in exactly one worker; no child process left after the call. At the end: open file
- * descriptors, memory mappings and threads did not grow. Prints the rounds by outcome; exits 1
- * on the first mismatch (printing the seed and round to rerun it alone: `soak 0 SEED INDEX`).
+ * single in exactly one worker; no child process left after the call (the live zygotes of the
+ * persistent pools left out). On a persistent pool also: jobs ran in that pool's workers (children
+ * of its zygote), none of which is a zombie or beyond the pool's count after the call, and a call
+ * that lost no worker ran on the same worker processes as the pool's previous one (they persist).
+ * At the end, with the same pools alive as at the start: open file descriptors, memory mappings and
+ * threads did not grow; after sm_pool_free of every pool, no child process is left. Prints the
+ * rounds by outcome; exits 1 on the first mismatch (printing the seed and round to rerun it alone:
+ * `soak 0 SEED INDEX`).
  *
  * Written in C against include/sharedmem.h, like the library's users; the C test suite's
  * tests/c covers each feature alone, this program their random combinations, at length.
@@ -32,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -70,7 +81,9 @@ enum { EV_NONE, EV_STOP, EV_ERROR, EV_KILL, EV_REDUCE_STOP };
 enum { KILL_SIGKILL, KILL_SIGSEGV, KILL_ABORT, KILL_EXIT };
 static const char *ev_names[] = {"none", "SM_STOP", "job error", "worker kill", "reduce stop"};
 static const char *kill_names[] = {"SIGKILL", "SIGSEGV", "abort()", "_exit(3)"};
-static const char *backend_names[] = {"process", "thread", "serial"};
+/* Indexed by sm_backend. */
+#define NBACKENDS 4
+static const char *backend_names[NBACKENDS] = {"process", "thread", "serial", "persistent"};
 
 typedef struct {
   /* plan */
@@ -87,6 +100,10 @@ typedef struct {
   int singles;
   int rfail_worker, rfail_at, rfail_kind, rfail_code;
   int local; /* the region counts its iterations in per-worker results (sm_parallel_ex) */
+  sm_pool *pool;     /* the pool the round runs on, for critical/ordered/loops in its workers */
+  pid_t zygote;      /* on a persistent pool, its zygote: the parent of every worker */
+  int copy_ctx;      /* sm_map_ex / sm_parallel_ex with a ctx_t on the caller's stack, copied */
+  const void *caller_ctx;
   /* observations (shared with process workers: this lives in sm_empty memory) */
   unsigned runs[MAX_JOBS];
   size_t next_reduce;
@@ -105,10 +122,18 @@ typedef struct {
   int ordered_next[NLOOPS];
   int region_bad;
   unsigned single_count[8];
+  int ctx_bad;
 } round_t;
 
+/* The ctx of the rounds that pass one by copy (sm_map_opts.ctx_size): it lives on the caller's
+ * stack, which persistent workers could not read, and carries the pool the workers must use. */
+typedef struct {
+  sm_pool *pool;
+  uint64_t key;
+} ctx_t;
+
 static round_t *R;  /* sm_empty memory */
-static sm_pool *pools[3][MAX_WORKERS + 1];
+static sm_pool *pools[NBACKENDS][MAX_WORKERS + 1];
 static uint64_t seed;
 static uint64_t round_index;
 static char desc[1024];
@@ -142,6 +167,26 @@ static void spin(size_t job) {
   }
 }
 
+/* In a worker (job, region, worker_init, worker_fini): the pool of the round, from the copied ctx
+ * when there is one, which must be a 64-byte aligned copy of the caller's, not the caller's own. */
+static sm_pool *worker_pool(void *ctx) {
+  if (!R->copy_ctx) {
+    if (ctx) R->ctx_bad = 1;
+    return R->pool;
+  }
+  const ctx_t *c = ctx;
+  if (!c || c == R->caller_ctx || (uintptr_t)c % 64 || c->key != R->key || c->pool != R->pool) {
+    R->ctx_bad = 2;
+    return R->pool;
+  }
+  return c->pool;
+}
+
+/* On the caller (reduce, worker_reduce): the caller's own ctx. */
+static void caller_ctx_check(void *ctx) {
+  if (ctx != (R->copy_ctx ? R->caller_ctx : NULL)) R->ctx_bad = 3;
+}
+
 /* ------------------------------------------------------------------ jobs */
 
 static void die(int how) {
@@ -154,27 +199,28 @@ static void die(int how) {
 }
 
 static int work(void *ctx, size_t job, void *result) {
-  (void)ctx;
+  sm_pool *pool = worker_pool(ctx);
+  if (R->zygote && getppid() != R->zygote) R->id_bad = 300;
   if (__atomic_fetch_add(&R->runs[job], 1, __ATOMIC_SEQ_CST) != 0) R->id_bad = 1000000 + (int)job;
   int w = sm_worker_id();
   int limit = R->serial_like ? 1 : R->nworkers;
   if (w < 0 || w >= limit) R->id_bad = 1 + w;
   spin(job);
   if (job_flag(job, 1, R->crit_pct)) {
-    if (sm_critical_enter(pools[R->backend][R->nworkers]) != SM_OK) R->id_bad = -2;
+    if (sm_critical_enter(pool) != SM_OK) R->id_bad = -2;
     long c = R->crit_counter;
     spin(job);
     R->crit_counter = c + 1;
     R->crit_runs++;
-    sm_critical_leave(pools[R->backend][R->nworkers]);
+    sm_critical_leave(pool);
   }
   if (job_flag(job, 2, R->ord_pct)) {
-    if (sm_ordered_enter(pools[R->backend][R->nworkers]) != SM_OK) {
+    if (sm_ordered_enter(pool) != SM_OK) {
       R->ord_bad = 1;
     } else {
       if (R->ord_last >= (long)job) R->ord_bad = 2;
       R->ord_last = (long)job;
-      sm_ordered_leave(pools[R->backend][R->nworkers]);
+      sm_ordered_leave(pool);
     }
   }
   unsigned char *r = result;
@@ -196,7 +242,7 @@ static int work(void *ctx, size_t job, void *result) {
 }
 
 static int reduce(void *ctx, size_t job, void *result) {
-  (void)ctx;
+  caller_ctx_check(ctx);
   if (job != R->next_reduce && !R->reduce_bad) {
     R->reduce_bad = 1;
     R->reduce_bad_job = (int)job;
@@ -222,7 +268,7 @@ typedef struct {
 } wres_t;
 
 static int worker_init(void *ctx, int w) {
-  (void)ctx;
+  worker_pool(ctx);
   if (w < 0 || w >= MAX_WORKERS || w != sm_worker_id()) {
     R->id_bad = 100 + w;
     return 0;
@@ -234,7 +280,7 @@ static int worker_init(void *ctx, int w) {
 }
 
 static int worker_fini(void *ctx, int w, void *wresult) {
-  (void)ctx;
+  worker_pool(ctx);
   wres_t *x = wresult;
   if (x->count || x->sum) R->id_bad = 200 + w;
   x->count = R->wcount[w];
@@ -243,7 +289,7 @@ static int worker_fini(void *ctx, int w, void *wresult) {
 }
 
 static int worker_reduce(void *ctx, int w, void *wresult) {
-  (void)ctx;
+  caller_ctx_check(ctx);
   const wres_t *x = wresult;
   if (w <= R->wreduce_last) R->wreduce_bad = 1;
   R->wreduce_last = w;
@@ -256,8 +302,8 @@ static int worker_reduce(void *ctx, int w, void *wresult) {
 /* ------------------------------------------------------------------ regions */
 
 static int region(void *ctx) {
-  (void)ctx;
-  sm_pool *p = pools[R->backend][R->nworkers];
+  sm_pool *p = worker_pool(ctx);
+  if (R->zygote && getppid() != R->zygote) R->region_bad = 7;
   int me = sm_worker_id(), team = sm_num_workers();
   int expect = R->serial_like ? 1 : R->nworkers;
   if (team != expect || me < 0 || me >= team) R->region_bad = 1;
@@ -328,11 +374,100 @@ static int names_number(const char *msg, const char *word, long n) {
   return 0;
 }
 
+/* A /proc scan, not waitpid(-1): the persistent pools' zygotes are children that must stay, and
+ * must not be reaped from under the library. */
 static void check_no_children(const char *what) {
-  int st;
-  pid_t p = waitpid(-1, &st, WNOHANG);
-  if (p == -1 && errno == ECHILD) return;
-  fail("%s: a child process remains after the call (waitpid(-1) gave %d)", what, (int)p);
+  int zombies = 0, n = count_children(&zombies);
+  if (n != 0 || zombies != 0)
+    fail("%s: %d child process(es) (%d zombies) remain after the call (live pool zygotes left out)", what, n,
+         zombies);
+}
+
+/* The persistent pools' zygotes (by worker count), and the worker pids each pool had after its
+ * last call that ran, or -1 workers when unknown (a worker may have died since). */
+static pid_t zygotes[MAX_WORKERS + 1];
+static pid_t residents[MAX_WORKERS + 1][MAX_WORKERS];
+static int nresidents[MAX_WORKERS + 1];
+
+static int cmp_pid(const void *a, const void *b) {
+  pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* The live children of `parent`, sorted, into pids[0..max); returns how many there are (may be
+ * more than max); *zombies gets the zombies, which are not in pids. Live zygotes are left out. */
+static int children_of(pid_t parent, pid_t *pids, int max, int *zombies) {
+  DIR *d = opendir("/proc");
+  if (!d) fail("opendir /proc: %s", strerror(errno));
+  int n = 0;
+  *zombies = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    pid_t pid = (pid_t)atoi(e->d_name), pp = 0;
+    if (pid <= 0) continue;
+    char st = proc_state(pid, &pp);
+    if (!st || pp != parent) continue;
+    if (st == 'Z') {
+      (*zombies)++;
+    } else if (!is_pool_zygote(pid)) {
+      if (n < max) pids[n] = pid;
+      n++;
+    }
+  }
+  closedir(d);
+  qsort(pids, (size_t)(n < max ? n : max), sizeof *pids, cmp_pid);
+  return n;
+}
+
+/* Makes a pool; for a persistent one, finds its zygote: the one live zygote child not yet known. */
+static sm_pool *make_pool(int nworkers, int backend) {
+  sm_pool *p = new_pool(nworkers, (sm_backend)backend);
+  if (backend != SM_BACKEND_PERSISTENT) return p;
+  zygotes[nworkers] = 0;
+  nresidents[nworkers] = -1;
+  DIR *d = opendir("/proc");
+  if (!d) fail("opendir /proc: %s", strerror(errno));
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    pid_t pid = (pid_t)atoi(e->d_name), pp = 0;
+    if (pid <= 0 || !proc_state(pid, &pp) || pp != getpid() || !is_pool_zygote(pid)) continue;
+    int known = 0;
+    for (int n = 1; n <= MAX_WORKERS; n++) known |= zygotes[n] == pid;
+    if (!known) {
+      if (zygotes[nworkers]) fail("sm_pool_new(%d, persistent) made two zygotes: %d and %d", nworkers, zygotes[nworkers], pid);
+      zygotes[nworkers] = pid;
+    }
+  }
+  closedir(d);
+  if (!zygotes[nworkers]) fail("sm_pool_new(%d, persistent): no new live sm-zygote child", nworkers);
+  return p;
+}
+
+/* After a call on a persistent pool: its zygote lives, it has no zombie and no more workers than
+ * the pool; and unless a worker may have died, every worker is there (a call that runs replaces
+ * the dead) and, after a call that ran, they are the same processes as after the previous one. */
+static void check_residents(const char *what, int ran, int may_have_died) {
+  int n = R->nworkers, zombies = 0;
+  pid_t pp = 0, now[MAX_WORKERS];
+  char st = proc_state(R->zygote, &pp);
+  if (!st || st == 'Z' || pp != getpid())
+    fail("%s: the pool's zygote %d is gone (state %c, parent %d)", what, (int)R->zygote, st ? st : '-', (int)pp);
+  int live = children_of(R->zygote, now, MAX_WORKERS, &zombies);
+  if (zombies) fail("%s: %d worker(s) of the pool are zombies after the call", what, zombies);
+  if (live > n) fail("%s: the pool of %d has %d workers after the call", what, n, live);
+  if (may_have_died) {
+    nresidents[n] = -1;
+    return;
+  }
+  if (ran && live != n) fail("%s: the pool of %d has %d workers after a call that lost none", what, n, live);
+  if (nresidents[n] >= 0 &&
+      (live != nresidents[n] || memcmp(now, residents[n], (size_t)live * sizeof *now) != 0))
+    fail("%s: the pool's workers are not the processes it had after its previous call (%d then, %d now)", what,
+         nresidents[n], live);
+  if (ran) {
+    memcpy(residents[n], now, (size_t)live * sizeof *now);
+    nresidents[n] = live;
+  }
 }
 
 static long status_field(const char *name) {
@@ -361,7 +496,7 @@ static usage_t usage(void) {
 
 enum { OUT_OK, OUT_STOPPED, OUT_JOB, OUT_DIED, OUT_NKINDS };
 static const char *out_names[] = {"SM_OK", "SM_STOPPED", "SM_ERR_JOB", "SM_ERR_WORKER_DIED"};
-static uint64_t counts[2][3][OUT_NKINDS]; /* [map=0/region=1][backend][outcome] */
+static uint64_t counts[2][NBACKENDS][OUT_NKINDS]; /* [map=0/region=1][backend][outcome] */
 static uint64_t ex_rounds, reduce_rounds, kill_rounds, jobs_total, dropped_worker_results;
 
 static int out_index(sm_status s) {
@@ -399,7 +534,7 @@ static void plan_and_reset(rng_t *r) {
   R->ord_last = -1;
   R->wreduce_last = -1;
   unsigned b = (unsigned)below(r, 100);
-  R->backend = b < 45 ? SM_BACKEND_PROCESS : b < 85 ? SM_BACKEND_THREAD : SM_BACKEND_SERIAL;
+  R->backend = b < 35 ? SM_BACKEND_PROCESS : b < 55 ? SM_BACKEND_PERSISTENT : b < 85 ? SM_BACKEND_THREAD : SM_BACKEND_SERIAL;
   R->nworkers = 1 + (int)below(r, MAX_WORKERS);
   R->serial_like = R->backend == SM_BACKEND_SERIAL;
   R->ev_job[0] = R->ev_job[1] = SIZE_MAX;
@@ -407,23 +542,25 @@ static void plan_and_reset(rng_t *r) {
 }
 
 static void run_map(rng_t *r) {
+  int processes = workers_are_processes((sm_backend)R->backend);
   R->njobs = pick_njobs(r);
-  if (R->backend == SM_BACKEND_PROCESS && R->njobs > 2000 && chance(r, 50)) R->njobs /= 4;
+  if (processes && R->njobs > 2000 && chance(r, 50)) R->njobs /= 4;
   R->result_size = pick_result_size(r);
   R->with_reduce = chance(r, 70);
   R->ex = chance(r, 25);
   R->chunk = R->ex && chance(r, 50) ? 1 + (int)below(r, 64) : 0;
+  R->copy_ctx = R->ex && chance(r, 50);
   static const unsigned pcts[] = {0, 0, 0, 5, 30, 100};
   R->crit_pct = pcts[below(r, 6)];
   R->ord_pct = pcts[below(r, 6)];
   R->spin_pct = pcts[below(r, 6)];
-  if (R->ord_pct == 100 && R->njobs > 1000 && R->backend == SM_BACKEND_PROCESS) R->njobs = 1000;
+  if (R->ord_pct == 100 && R->njobs > 1000 && processes) R->njobs = 1000;
   int nev = R->njobs == 0 ? 0 : chance(r, 35) ? 0 : chance(r, 70) || R->njobs < 2 ? 1 : 2;
   for (int e = 0; e < nev; e++) {
     int kinds[4], nk = 0;
     kinds[nk++] = EV_STOP;
     kinds[nk++] = EV_ERROR;
-    if (R->backend == SM_BACKEND_PROCESS) kinds[nk++] = EV_KILL;
+    if (processes) kinds[nk++] = EV_KILL;
     if (R->with_reduce) kinds[nk++] = EV_REDUCE_STOP;
     R->ev_kind[e] = kinds[below(r, (uint64_t)nk)];
     do {
@@ -436,9 +573,9 @@ static void run_map(rng_t *r) {
   }
 
   snprintf(desc, sizeof desc,
-           "round %" PRIu64 ": %s map, %s pool of %d, %zu jobs, result_size %zu, reduce %s, chunk %d, critical %u%%, "
+           "round %" PRIu64 ": %s map%s, %s pool of %d, %zu jobs, result_size %zu, reduce %s, chunk %d, critical %u%%, "
            "ordered %u%%, spin %u%%, events: %s@%zd (code %d, %s), %s@%zd (code %d, %s)",
-           round_index, R->ex ? "sm_map_ex" : "sm_map", backend_names[R->backend], R->nworkers, R->njobs,
+           round_index, R->ex ? "sm_map_ex" : "sm_map", R->copy_ctx ? " (ctx copied)" : "", backend_names[R->backend], R->nworkers, R->njobs,
            R->result_size, R->with_reduce ? "yes" : "no", R->chunk, R->crit_pct, R->ord_pct,
            R->spin_pct, ev_names[R->ev_kind[0]], (ssize_t)R->ev_job[0], R->ev_code[0],
            kill_names[R->ev_kill[0]], ev_names[R->ev_kind[1]], (ssize_t)R->ev_job[1], R->ev_code[1],
@@ -460,23 +597,28 @@ static void run_map(rng_t *r) {
     }
   }
 
-  sm_pool *p = pools[R->backend][R->nworkers];
   sm_status s;
+  ctx_t c = {R->pool, R->key};
+  R->caller_ctx = R->copy_ctx ? &c : NULL;
   if (R->ex) {
     sm_map_opts o = default_opts();
+    o.ctx_size = R->copy_ctx ? sizeof c : 0;
     o.chunk = (size_t)R->chunk;
     o.worker_init = worker_init;
     o.worker_fini = worker_fini;
     o.worker_reduce = worker_reduce;
     o.wresult_size = sizeof(wres_t);
-    s = sm_map_ex(p, R->njobs, work, R->with_reduce ? reduce : NULL, R->result_size, NULL, &o);
+    s = sm_map_ex(R->pool, R->njobs, work, R->with_reduce ? reduce : NULL, R->result_size, R->caller_ctx ? &c : NULL, &o);
     ex_rounds++;
   } else {
-    s = sm_map(p, R->njobs, work, R->with_reduce ? reduce : NULL, R->result_size, NULL);
+    s = sm_map(R->pool, R->njobs, work, R->with_reduce ? reduce : NULL, R->result_size, NULL);
   }
   check_no_children("sm_map");
   const char *msg = sm_last_error();
   if (s != want) fail("status %d (%s), expected %d (%s)", s, sm_status_str(s), want, sm_status_str(want));
+  /* A map kills its workers only when one died (after a stop, the status need not say so). */
+  if (R->zygote)
+    check_residents("sm_map", R->njobs > 0, R->ev_kind[0] == EV_KILL || R->ev_kind[1] == EV_KILL);
   if (R->with_reduce) reduce_rounds++;
   if (first >= 0 && R->ev_kind[first] == EV_KILL) kill_rounds++;
   jobs_total += R->njobs;
@@ -502,7 +644,8 @@ static void run_map(rng_t *r) {
   }
 
   /* Jobs: none twice, every one before the first event exactly once. */
-  if (R->id_bad) fail("a job ran twice or saw a wrong worker id / hook (code %d)", R->id_bad);
+  if (R->id_bad) fail("a job ran twice or saw a wrong worker id / hook / parent (code %d)", R->id_bad);
+  if (R->ctx_bad) fail("a callback got a wrong ctx (code %d: 1 not NULL, 2 not a copy, 3 not the caller's)", R->ctx_bad);
   size_t done = first >= 0 ? (R->ev_kind[first] == EV_STOP || R->ev_kind[first] == EV_REDUCE_STOP ? k + 1 : k)
                            : R->njobs;
   for (size_t j = 0; j < R->njobs; j++) {
@@ -520,7 +663,8 @@ static void run_map(rng_t *r) {
 
   /* Per-worker state (sm_map_ex). */
   if (R->ex && R->njobs > 0) {
-    int participants = R->serial_like ? 1 : R->backend == SM_BACKEND_PROCESS && (size_t)R->nworkers > R->njobs ? (int)R->njobs : R->nworkers;
+    /* Workers that are processes are started (or rung) no more than there are jobs. */
+    int participants = R->serial_like ? 1 : processes && (size_t)R->nworkers > R->njobs ? (int)R->njobs : R->nworkers;
     int combined = s == SM_OK || s == SM_STOPPED;
     /* A worker killed in a job after the one that stopped the map never runs worker_fini: the
        map still reports the stop, and that worker's result (with jobs before the stop) is not
@@ -567,34 +711,41 @@ static void run_region(rng_t *r) {
     R->rfail_worker = (int)below(r, (uint64_t)team);
     R->rfail_at = (int)below(r, (uint64_t)nsteps);
     int kinds[3] = {EV_STOP, EV_ERROR, EV_KILL};
-    R->rfail_kind = kinds[below(r, R->backend == SM_BACKEND_PROCESS ? 3 : 2)];
+    R->rfail_kind = kinds[below(r, workers_are_processes((sm_backend)R->backend) ? 3 : 2)];
     R->rfail_code = (int)(rnext(r) % 1000) + 1;
     if (R->rfail_code == SM_STOP) R->rfail_code = 5;
   }
   R->local = chance(r, 50);
+  R->copy_ctx = R->local && chance(r, 50);
   snprintf(desc, sizeof desc,
            "round %" PRIu64 ": sm_parallel, %s pool of %d, loops [0,%zu) sched %d chunk %d flags %d / [0,%zu) %d %d %d / [0,%zu) %d %d %d, "
-           "%d singles, failure: worker %d at step %d: %s (code %d)%s",
+           "%d singles, failure: worker %d at step %d: %s (code %d)%s%s",
            round_index, backend_names[R->backend], R->nworkers, R->loop_n[0], R->loop_sched[0], R->loop_chunk[0],
            R->loop_flags[0], R->loop_n[1], R->loop_sched[1], R->loop_chunk[1], R->loop_flags[1],
            R->loop_n[2], R->loop_sched[2], R->loop_chunk[2], R->loop_flags[2], R->singles, R->rfail_worker,
            R->rfail_at, ev_names[R->rfail_kind], R->rfail_code,
-           R->local ? ", sm_parallel_ex with per-worker results" : "");
-  sm_pool *p = pools[R->backend][R->nworkers];
+           R->local ? ", sm_parallel_ex with per-worker results" : "", R->copy_ctx ? " (ctx copied)" : "");
+  ctx_t c = {R->pool, R->key};
+  R->caller_ctx = R->copy_ctx ? &c : NULL;
   sm_map_opts o = default_opts();
   o.worker_reduce = worker_reduce;
   o.wresult_size = sizeof(wres_t);
-  sm_status s = R->local ? sm_parallel_ex(p, region, NULL, &o) : sm_parallel(p, region, NULL);
+  o.ctx_size = R->copy_ctx ? sizeof c : 0;
+  sm_status s = R->local ? sm_parallel_ex(R->pool, region, R->caller_ctx ? &c : NULL, &o) : sm_parallel(R->pool, region, NULL);
   check_no_children("sm_parallel");
   const char *msg = sm_last_error();
   sm_status want = SM_OK;
   if (R->rfail_worker >= 0)
     want = R->rfail_kind == EV_STOP ? SM_STOPPED : R->rfail_kind == EV_ERROR ? SM_ERR_JOB : SM_ERR_WORKER_DIED;
   if (s != want) fail("status %d (%s), expected %d (%s)", s, sm_status_str(s), want, sm_status_str(want));
+  /* A failed region has its process workers killed at once, except on SM_STOP with per-worker
+     results, where each finishes with its worker_fini. */
+  if (R->zygote) check_residents("sm_parallel", 1, s != SM_OK && !(s == SM_STOPPED && R->local));
   if (R->region_bad)
     fail("region check %d failed (team, chunk bounds, iteration twice, ordered order, barrier, master, "
          "sm_worker_local)", R->region_bad);
   if (R->wreduce_bad) fail("worker_reduce out of worker order in the region");
+  if (R->ctx_bad) fail("a callback got a wrong ctx (code %d: 1 not NULL, 2 not a copy, 3 not the caller's)", R->ctx_bad);
   int combined = R->local && (s == SM_OK || s == SM_STOPPED);
   if (R->wreduce_calls != (combined ? team : 0))
     fail("worker_reduce ran %d times after the region (%s), expected %d", R->wreduce_calls, sm_status_str(s),
@@ -630,8 +781,10 @@ static void one_round(uint64_t index) {
   /* Now and then, a pool is freed and made anew. */
   if (chance(&r, 2)) {
     sm_pool_free(pools[R->backend][R->nworkers]);
-    pools[R->backend][R->nworkers] = new_pool(R->nworkers, (sm_backend)R->backend);
+    pools[R->backend][R->nworkers] = make_pool(R->nworkers, R->backend);
   }
+  R->pool = pools[R->backend][R->nworkers];
+  R->zygote = R->backend == SM_BACKEND_PERSISTENT ? zygotes[R->nworkers] : 0;
   if (chance(&r, 12))
     run_region(&r);
   else
@@ -640,14 +793,16 @@ static void one_round(uint64_t index) {
 
 static void warm_up(void) {
   /* One small map and region per pool, so that every pool holds its spare control block. */
-  for (int b = 0; b < 3; b++)
+  for (int b = 0; b < NBACKENDS; b++)
     for (int n = 1; n <= MAX_WORKERS; n++) {
       memset(R, 0, sizeof *R);
       R->backend = b;
       R->nworkers = n;
+      R->pool = pools[b][n];
+      R->zygote = b == SM_BACKEND_PERSISTENT ? zygotes[n] : 0;
       R->njobs = 4;
       R->ev_job[0] = R->ev_job[1] = SIZE_MAX;
-      if (sm_map(pools[b][n], 4, work, NULL, 0, NULL) != SM_OK) {
+      if (sm_map(R->pool, 4, work, NULL, 0, NULL) != SM_OK) {
         fprintf(stderr, "soak: warm-up map failed: %s\n", sm_last_error());
         exit(1);
       }
@@ -680,8 +835,8 @@ int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
 
   R = must_empty(1, sizeof *R);
-  for (int b = 0; b < 3; b++)
-    for (int n = 1; n <= MAX_WORKERS; n++) pools[b][n] = new_pool(n, (sm_backend)b);
+  for (int b = 0; b < NBACKENDS; b++)
+    for (int n = 1; n <= MAX_WORKERS; n++) pools[b][n] = make_pool(n, b);
   warm_up();
   usage_t before = usage();
   printf("soak: seed %" PRIu64 ", %.2f minutes; at start: %ld fds, %ld mappings, %ld threads, %ld kB\n", seed,
@@ -721,15 +876,22 @@ int main(int argc, char **argv) {
             after.vm_kb);
     return 1;
   }
-  for (int b = 0; b < 3; b++)
+  for (int b = 0; b < NBACKENDS; b++)
     for (int n = 1; n <= MAX_WORKERS; n++) sm_pool_free(pools[b][n]);
+  /* No pool left, so no zygote may be either: waitpid(-1) takes nothing from the library now. */
+  int st;
+  pid_t left = waitpid(-1, &st, WNOHANG);
+  if (left != -1 || errno != ECHILD) {
+    fprintf(stderr, "soak: a child process (waitpid(-1) gave %d) remains after sm_pool_free of every pool\n", (int)left);
+    return 1;
+  }
   sm_free(R);
 
   uint64_t total = 0;
   printf("soak: %" PRIu64 " rounds in %.1f s (seed %" PRIu64 "), every result checked:\n", rounds, elapsed, seed);
   for (int kind = 0; kind < 2; kind++)
-    for (int b = 0; b < 3; b++) {
-      printf("  %-8s %-7s", kind ? "regions" : "maps", backend_names[b]);
+    for (int b = 0; b < NBACKENDS; b++) {
+      printf("  %-8s %-10s", kind ? "regions" : "maps", backend_names[b]);
       for (int o = 0; o < OUT_NKINDS; o++) {
         printf("  %s %" PRIu64, out_names[o], counts[kind][b][o]);
         total += counts[kind][b][o];
