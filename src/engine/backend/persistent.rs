@@ -268,8 +268,9 @@ impl Residents {
             if !self.code.iter().any(|&(lo, hi)| (lo..hi).contains(&addr)) {
                 return Err(Error::invalid(format!(
                     "{name} ({addr:#x}) is not in the code that was loaded when this persistent pool \
-                     was created (a library loaded later with dlopen?): its workers do not have it; \
-                     create the pool after loading the library"
+                     was created: its workers do not have it. A library loaded later with dlopen: \
+                     create the pool after loading it. Code generated at run time (a ctypes or \
+                     JIT callback) is never in a persistent pool's workers: use another backend"
                 )));
             }
         }

@@ -31,7 +31,7 @@ from ctypes import (CFUNCTYPE, POINTER, c_char_p, c_double, c_int, c_int64, c_si
 # --- The C API (include/sharedmem.h) ---------------------------------------------------------
 SM_OK, SM_STOPPED, SM_ERR_INVALID, SM_ERR_NOMEM, SM_ERR_JOB, SM_ERR_WORKER_DIED = 0, 1, 2, 3, 4, 5
 SM_ERR_STATE = 7
-SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL = 0, 1, 2
+SM_BACKEND_PROCESS, SM_BACKEND_THREAD, SM_BACKEND_SERIAL, SM_BACKEND_PERSISTENT = 0, 1, 2, 3
 SM_DTYPE_F64 = 0
 SM_STOP = 1398034256
 
@@ -230,6 +230,18 @@ def main():
         check(s == SM_OK and state["sum"] == expect and state["in_order"],
               "backend %d: %s %r" % (backend, status_str(s), state["sum"]))
         lib.sm_pool_free(other)
+
+    # --- persistent workers have only the code loaded when their pool was made: a ctypes
+    # callback (a closure generated at run time) is refused, clearly, before anything runs ---
+    resident = lib.sm_pool_new(2, SM_BACKEND_PERSISTENT)
+    check(bool(resident), "sm_pool_new(persistent): " + last_error())
+    if resident:
+        state.update(sum=0.0, next=0, in_order=True)
+        s = lib.sm_map(resident, njobs, work, reduce, ctypes.sizeof(c_double), None)
+        msg = last_error()
+        check(s == SM_ERR_INVALID and "ctypes" in msg and state["next"] == 0,
+              "persistent pool, ctypes callback: %s %r (reduced %d)" % (status_str(s), msg, state["next"]))
+        lib.sm_pool_free(resident)
 
     # --- a Python program with other threads running ---
     # With CDLL, sm_map releases the GIL; another Python thread may hold it at the moment of the
