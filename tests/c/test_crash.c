@@ -203,13 +203,6 @@ static int work_die_kill(void *ctx, size_t job, void *result) {
   return 0;
 }
 
-static int work_nothing(void *ctx, size_t job, void *result) {
-  (void)ctx;
-  (void)job;
-  (void)result;
-  return 0;
-}
-
 /* Persistent pools: a map with fewer jobs than the pool has workers, whose worker dies. The
  * survivors are killed, those the map did not use included: all of them must be reaped before the
  * call returns (no zombie of the pool's zygote), and the next map, on every worker, must see

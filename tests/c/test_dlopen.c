@@ -15,13 +15,6 @@ static int sum_reduce(void *ctx, size_t job, void *result) {
   return 0;
 }
 
-static int nothing(void *ctx, size_t job, void *result) {
-  (void)ctx;
-  (void)job;
-  (void)result;
-  return 0;
-}
-
 static sm_work_fn load(const char *path) {
   void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   CHECK(lib != NULL, "dlopen(%s): %s", path, dlerror());
@@ -79,7 +72,7 @@ int main(int argc, char **argv) {
     CHECK(*sum == want, "sum %zu, expected %zu", *sum, want);
   }
   /* the pool still works */
-  CHECK_STATUS(sm_map(pool, 10, nothing, NULL, 0, NULL), SM_OK, "a map after");
+  CHECK_STATUS(sm_map(pool, 10, work_nothing, NULL, 0, NULL), SM_OK, "a map after");
   sm_pool_free(pool);
   sm_free(sum);
   CHECK_NO_CHILDREN("end");

@@ -62,13 +62,6 @@ static void case_full(void) {
   sm_pool_free(pool);
 }
 
-static int nothing(void *ctx, size_t job, void *result) {
-  (void)ctx;
-  (void)job;
-  (void)result;
-  return 0;
-}
-
 static void case_misset(void) {
   void *p = sm_empty(10, 1);
   CHECK(p == NULL, "sm_empty succeeded with SM_HEAP_SIZE=%s", getenv("SM_HEAP_SIZE"));
@@ -78,7 +71,7 @@ static void case_misset(void) {
   printf("sm_empty with SM_HEAP_SIZE=%s: \"%s\"\n", getenv("SM_HEAP_SIZE"), last_err());
   sm_pool *pool = new_pool(2, SM_BACKEND_THREAD);
   uint64_t sum = 0;
-  sm_status st = sm_map(pool, 4, nothing, NULL, 8, &sum);
+  sm_status st = sm_map(pool, 4, work_nothing, NULL, 8, &sum);
   CHECK(st == SM_ERR_INVALID && strstr(last_err(), "SM_HEAP_SIZE"),
         "sm_map with a reduce: %s, \"%s\" (expected SM_ERR_INVALID naming SM_HEAP_SIZE)", sm_status_str(st),
         last_err());

@@ -72,13 +72,6 @@ static int reduce_keep(void *ctx, size_t job, void *result) {
   return 0;
 }
 
-static int work_nothing(void *ctx, size_t job, void *result) {
-  (void)ctx;
-  (void)job;
-  (void)result;
-  return 0;
-}
-
 /* Which status each failure leaves in sm_last_status(); successes leave it alone (as errno). */
 static void test_last_status(sm_pool *pool) {
   CHECK(sm_pool_new(2, (sm_backend)7) == NULL, "bad backend accepted");

@@ -56,6 +56,14 @@ static inline int workers_are_processes(sm_backend b) {
   return b == SM_BACKEND_PROCESS || b == SM_BACKEND_PERSISTENT;
 }
 
+/* A job that does nothing and succeeds. */
+static inline int work_nothing(void *ctx, size_t job, void *result) {
+  (void)ctx;
+  (void)job;
+  (void)result;
+  return 0;
+}
+
 /* ---------------------------------------------------------------- watchdog */
 
 static void sm_test_watchdog_fired(int sig) {
