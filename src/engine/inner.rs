@@ -12,7 +12,7 @@
 //! - BLAS counts are process-wide: a forked worker sets its copy; a map on threads sets it once on
 //!   the caller for all of them and sets it back after the map.
 //!
-//! The fork (process backend): GNU libgomp keeps the forking thread's pool of OpenMP threads in
+//! The fork (process backend, and a persistent pool's zygote at `sm_pool_new`): GNU libgomp keeps the forking thread's pool of OpenMP threads in
 //! its thread-local state, and the child, which has none of those threads, waits for them forever
 //! at its first region with more than one thread (GCC bug 60035). Before forking, the caller asks
 //! libgomp to free that pool (`omp_pause_resource_all`), so that a child starts a new one. libgomp
@@ -33,6 +33,9 @@ pub enum Workers {
     Forked,
     /// Threads of a pool (the caller may be one of them): the caller sets the BLAS counts.
     Threads,
+    /// Processes forked once per pool (persistent): each sets its own copy of everything, and
+    /// sets it back after the map, since it serves the next one.
+    Resident,
     /// The calling thread alone (serial pools, debug mode): it sets everything, and back after.
     Caller,
 }
@@ -147,20 +150,8 @@ impl Plan {
     /// On the caller, just before it forks the workers: frees libgomp's pool of the calling thread
     /// (see the module doc), or, where it cannot, has the workers run OpenMP regions on one thread.
     pub fn before_fork(&self) {
-        for rt in self.runtimes.openmp().filter(|rt| rt.kind == OmpKind::Gnu) {
-            if rt.level() == 0 && rt.pause() {
-                continue;
-            }
+        if free_gnu_pools_before_fork(self.runtimes, "this map's") {
             self.serialize_gomp.store(true, Ordering::Relaxed);
-            if config::verbose() {
-                eprintln!(
-                    "sharedmem: the calling thread is inside an OpenMP parallel region of {} \
-                     (level {}), whose threads a forked worker cannot use: OpenMP regions in this \
-                     map's workers run on one thread",
-                    rt.name.as_str(),
-                    rt.level()
-                );
-            }
         }
     }
 
@@ -186,9 +177,7 @@ impl Plan {
         }
         set(self.omp(), &self.omp_target);
         if self.workers == Workers::Forked && self.serialize_gomp.load(Ordering::Relaxed) {
-            for rt in self.runtimes.openmp().filter(|rt| rt.kind == OmpKind::Gnu) {
-                rt.serialize_new_regions();
-            }
+            serialize_gnu_regions(self.runtimes);
         }
         saved
     }
@@ -259,6 +248,39 @@ pub struct SavedCounts<'a> {
     omp: [Option<i32>; MAX_PER_KIND],
     blas: [Option<i32>; MAX_PER_KIND],
     restore: bool,
+}
+
+/// On the caller, just before a fork whose children run OpenMP regions (forked workers, or the
+/// zygote of a persistent pool and so its workers): frees libgomp's pool of the calling thread
+/// (see the module doc). True where libgomp refused (the thread is inside a region): the
+/// children must then run every region on one thread (`serialize_gnu_regions`). `whose` names
+/// the workers in the `SM_VERBOSE` message.
+pub fn free_gnu_pools_before_fork(runtimes: &Runtimes, whose: &str) -> bool {
+    let mut serialize = false;
+    for rt in runtimes.openmp().filter(|rt| rt.kind == OmpKind::Gnu) {
+        if rt.level() == 0 && rt.pause() {
+            continue;
+        }
+        serialize = true;
+        if config::verbose() {
+            eprintln!(
+                "sharedmem: the calling thread is inside an OpenMP parallel region of {} \
+                 (level {}), whose threads a forked worker cannot use: OpenMP regions in {whose} \
+                 workers run on one thread",
+                rt.name.as_str(),
+                rt.level()
+            );
+        }
+    }
+    serialize
+}
+
+/// In a forked child of a thread whose libgomp pool could not be freed: every region it starts
+/// runs on one thread. Allocates nothing.
+pub fn serialize_gnu_regions(runtimes: &Runtimes) {
+    for rt in runtimes.openmp().filter(|rt| rt.kind == OmpKind::Gnu) {
+        rt.serialize_new_regions();
+    }
 }
 
 impl Drop for SavedCounts<'_> {

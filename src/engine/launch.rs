@@ -311,9 +311,12 @@ fn run(pool: &Pool, launch: &Launch) -> Result<Ran> {
 
 /// How a pool's parallel launches run their workers, for the inner thread counts.
 fn workers_of(pool: &Pool) -> Workers {
-    match pool.threads() {
-        Some(_) => Workers::Threads,
-        None => Workers::Forked,
+    if pool.threads().is_some() {
+        Workers::Threads
+    } else if pool.residents().is_some() {
+        Workers::Resident
+    } else {
+        Workers::Forked
     }
 }
 

@@ -3,7 +3,7 @@
  * running; exact results; inner team sizes as inner_threads says; the caller's and the thread
  * workers' own settings unchanged after a map.
  *
- *   test_omp process|thread|serial loops|count|settings|inside|region|env|env_bad|invalid
+ *   test_omp process|persistent|thread|serial loops|count|settings|inside|region|env|env_bad|invalid
  *
  * The expected inner team is computed here from the rule the header documents: exactly n for
  * inner_threads = n, else at most max(1, cpus / workers) and at most the caller's own
@@ -141,11 +141,12 @@ int main(int argc, char **argv) {
   watchdog(120);
   g = sm_empty(1, sizeof *g);
   CHECK(g, "sm_empty: %s", sm_last_error());
+  /* the caller has run OpenMP before mapping, and before making the pool (persistent workers are
+   * forked then): the case libgomp does not survive a fork in */
+  caller_region();
   sm_pool *pool = sm_pool_new(NWORKERS, backend);
   CHECK(pool, "sm_pool_new: %s", sm_last_error());
   int workers = sm_pool_nworkers(pool);
-  /* the caller has run OpenMP before mapping (the case libgomp does not survive a fork in) */
-  caller_region();
 
   if (strcmp(mode, "loops") == 0) {
     /* 200 maps, with and without num_threads(2), while another caller thread runs regions */
@@ -221,6 +222,17 @@ int main(int argc, char **argv) {
                     g->team[j], g->team2[j]);
 #endif
         }
+        if (backend == SM_BACKEND_PERSISTENT) { /* a pool whose workers are forked inside the region */
+          sm_pool *here = sm_pool_new(NWORKERS, backend);
+          CHECK(here, "sm_pool_new inside a region: %s", sm_last_error());
+          map_and_check(here, 0, -1, -1, "on a persistent pool made inside a region");
+#if !defined(__clang__)
+          for (int j = 0; j < NJOBS; j++)
+            CHECK(g->team[j] == 1 && g->team2[j] == 1, "libgomp, pool made inside a region: teams %d %d",
+                  g->team[j], g->team2[j]);
+#endif
+          sm_pool_free(here);
+        }
       }
     }
     fflush(stderr);
@@ -232,7 +244,7 @@ int main(int argc, char **argv) {
     unlink(log);
     CHECK(got >= 0, "pread");
 #if !defined(__clang__)
-    if (backend == SM_BACKEND_PROCESS)
+    if (workers_are_processes(backend))
       CHECK(strstr(text, "inside an OpenMP parallel region") != NULL, "SM_VERBOSE said: '%s'", text);
 #endif
     /* and after the region, the usual teams again */

@@ -15,12 +15,14 @@
 //! process of the pool).
 
 use crate::engine::control::Control;
+use crate::engine::inner;
 use crate::engine::outcome::{Cause, Death, Outcome};
 use crate::engine::supervise::{supervise, CallerDuties, Workers};
 use crate::engine::task::Task;
 use crate::engine::worker::run_worker;
 use crate::status::{Error, Result};
 use crate::sys::futex;
+use crate::sys::runtimes::Runtimes;
 use crate::sys::shm::SharedMapping;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
@@ -147,7 +149,11 @@ impl Residents {
         }
         // The loaded OpenMP/BLAS runtimes are looked up once; a Task's plan refers to that table,
         // which the workers must find filled in.
-        let _ = crate::sys::runtimes::loaded();
+        let runtimes = crate::sys::runtimes::loaded();
+        // The zygote's children run the jobs' OpenMP regions: libgomp's pool of this thread, whose
+        // threads they would not have, is freed first (or their regions run on one thread).
+        let serialize_omp =
+            inner::free_gnu_pools_before_fork(runtimes, "this pool's").then_some(runtimes);
         // SAFETY: getpid has no preconditions.
         let owner = unsafe { libc::getpid() };
         // SAFETY: fflush(NULL) flushes every C output stream before the fork, so nothing the
@@ -158,7 +164,7 @@ impl Residents {
         // SAFETY: the child runs zygote_main, which never returns.
         let zygote = unsafe { libc::fork() };
         if zygote == 0 {
-            zygote_main(base as *mut u8, nworkers, owner);
+            zygote_main(base as *mut u8, nworkers, owner, serialize_omp);
         }
         if zygote < 0 {
             return Err(Error::nomem(format!(
@@ -456,7 +462,12 @@ pub fn flush_if_resident() {
 /// The zygote: forks, reaps and kills the workers on request, until the pool is freed or its
 /// caller is gone. Uses system calls and atomics only (it is a fork of a possibly multi-threaded
 /// process, and its children are forks of it).
-fn zygote_main(board: *mut u8, nworkers: usize, caller: libc::pid_t) -> ! {
+fn zygote_main(
+    board: *mut u8,
+    nworkers: usize,
+    caller: libc::pid_t,
+    serialize_omp: Option<&Runtimes>,
+) -> ! {
     // SAFETY: the board is a zero-initialised Board in shared memory mapped here too.
     let b = unsafe { &*(board as *const Board) };
     // Which of the stop signals the caller ignored when it made the pool: they stay ignored in
@@ -494,7 +505,7 @@ fn zygote_main(board: *mut u8, nworkers: usize, caller: libc::pid_t) -> ! {
                 // SAFETY: the child runs worker_main, which never returns.
                 let pid = unsafe { libc::fork() };
                 if pid == 0 {
-                    worker_main(board, w, me, ignored);
+                    worker_main(board, w, me, ignored, serialize_omp);
                 }
                 if pid < 0 {
                     s.status.store(0x7f00, Ordering::SeqCst); // as if it exited with 127
@@ -553,6 +564,7 @@ fn worker_main(
     w: usize,
     zygote: libc::pid_t,
     ignored: [bool; STOP_SIGNALS.len()],
+    serialize_omp: Option<&Runtimes>,
 ) -> ! {
     // SAFETY: async-signal-safe calls on this process's own state.
     unsafe {
@@ -567,6 +579,9 @@ fn worker_main(
         libc::signal(libc::SIGCHLD, libc::SIG_DFL);
     }
     RESIDENT.store(true, Ordering::Relaxed);
+    if let Some(runtimes) = serialize_omp {
+        inner::serialize_gnu_regions(runtimes);
+    }
     // SAFETY: the board is a Board in shared memory mapped here too.
     let b = unsafe { &*(board as *const Board) };
     let s = seat(board, w);
