@@ -37,14 +37,15 @@ NOT_PROGRAMS='^c\.header_|^c\.argsort_numpy$'
 #    before 18) does not lock its allocator around fork(), so a child forked while another thread
 #    holds an allocator mutex hangs at its first malloc.  Seen, with the child's stack in
 #    SizeClassAllocator64::GetFromAllocator: c.nested.process 1 run in 10, c.forksafety.process 1 in
-#    15, c.forkchild_threads.* in every run.  glibc's malloc, which the library runs on, takes its
-#    locks around fork.  These run under memcheck instead.
+#    15, c.forkchild_threads.* in every run; the persistent backend forks at sm_pool_new, which
+#    c.forksafety.persistent and c.concurrent.persistent do beside allocating threads.  glibc's
+#    malloc, which the library runs on, takes its locks around fork.  These run under memcheck instead.
 #  - test_leaks (c.leaks.*) requires mallopt(M_ARENA_MAX, 1) to succeed, which ASan does not
 #    implement, and compares /proc/self/maps line counts, which ASan's allocator changes (+6 lines
 #    over 300 thread pools: per-thread regions and bookkeeping it keeps).
 #  - c.limits_as: an RLIMIT_AS a little above the current address space, while ASan reserves
 #    terabytes of shadow memory.
-ASAN_SKIP='^c\.(forksafety\.process|forkchild_threads\..*|nested\.(process|thread)|concurrent\.process|leaks\..*|limits_as)$'
+ASAN_SKIP='^c\.(forksafety\.(process|persistent)|forkchild_threads\..*|nested\.(process|thread)|concurrent\.(process|persistent)|leaks\..*|limits_as)$'
 # ... and, in CI only, the slowest (argsort of up to 10^7 keys, 42 MB files, 2*10^5 x 4 KiB results).
 ASAN_CI_SKIP='^c\.(argsort\.(process|thread|serial|null)|argsort_env5\.null|fromfile\.(process|thread)|window_big\..*)$'
 
