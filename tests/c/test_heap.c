@@ -2,8 +2,8 @@
  * SM_HEAP_SIZE=64M (set by CMake) so that its edges are near:
  *   full:   an array larger than what is free fails with SM_ERR_NOMEM naming SM_HEAP_SIZE, and the
  *           heap stays usable; arrays are zero-filled, shared with process workers, and a freed
- *           range is handed out again zero-filled; freed neighbours merge (48 arrays of 1 MiB
- *           freed make room for one of 48 MiB).
+ *           range is handed out again zero-filled, also as persistent workers see it; freed
+ *           neighbours merge (48 arrays of 1 MiB freed make room for one of 48 MiB).
  *   misset: SM_HEAP_SIZE that is not a size: sm_empty and sm_map fail with SM_ERR_INVALID naming it.
  *   fork:   a child the caller forks allocates from a heap of its own (the parent's arrays do not
  *           change), and sm_free of an inherited array there leaves the parent's intact. */
@@ -24,6 +24,45 @@ static int fill_job(void *ctx, size_t job, void *result) {
   return 0;
 }
 
+static int check_zero_job(void *ctx, size_t job, void *result) {
+  const unsigned char *a = (const unsigned char *)ctx;
+  *(int *)result = all_zero(a + job * MIB, MIB);
+  return 0;
+}
+
+static int g_zero_blocks; /* counted by reduce, on the caller */
+
+static int count_zero(void *ctx, size_t job, void *result) {
+  (void)ctx;
+  (void)job;
+  g_zero_blocks += *(int *)result;
+  return 0;
+}
+
+/* Persistent workers, forked before the arrays exist: they see an array allocated later, and
+ * after sm_free a range handed out again is seen zero-filled by them too (no stale pages). */
+static void persistent_reuse(void) {
+  sm_pool *pool = new_pool(2, SM_BACKEND_PERSISTENT);
+  unsigned char *a = (unsigned char *)must_empty(8, MIB);
+  sm_status st = sm_map(pool, 8, fill_job, NULL, 0, a);
+  CHECK(st == SM_OK, "persistent workers fill an array made after the pool: %s: %s", sm_status_str(st), last_err());
+  for (size_t j = 0; j < 8; j++)
+    CHECK(a[j * MIB] == j + 1 && a[j * MIB + MIB - 1] == j + 1, "block %zu not written by the persistent workers", j);
+  sm_free(a);
+  unsigned char *b = (unsigned char *)must_empty(8, MIB);
+  CHECK(b == a, "the freed range was not handed out again (first fit): %p then %p", (void *)a, (void *)b);
+  g_zero_blocks = 0;
+  st = sm_map(pool, 8, check_zero_job, count_zero, sizeof(int), b);
+  CHECK(st == SM_OK, "zero check: %s: %s", sm_status_str(st), last_err());
+  CHECK(g_zero_blocks == 8, "persistent workers see %d of 8 blocks of a reused range zero-filled (stale pages)",
+        g_zero_blocks);
+  st = sm_map(pool, 8, fill_job, NULL, 0, b);
+  CHECK(st == SM_OK, "persistent workers fill the reused range: %s: %s", sm_status_str(st), last_err());
+  CHECK(b[5 * MIB] == 6 && b[8 * MIB - 1] == 8, "the reused range was not written by the workers");
+  sm_free(b);
+  sm_pool_free(pool);
+}
+
 static void case_full(void) {
   void *too_big = sm_empty(100 * MIB, 1);
   CHECK(too_big == NULL, "sm_empty(100 MiB) succeeded in a heap of 64 MiB");
@@ -41,6 +80,8 @@ static void case_full(void) {
   for (size_t j = 0; j < 8; j++)
     CHECK(a[j * MIB] == j + 1 && a[j * MIB + MIB - 1] == j + 1, "block %zu not written by the workers", j);
   sm_free(a);
+
+  persistent_reuse();
 
   /* The range is handed out again (first fit), zero-filled. */
   unsigned char *b = (unsigned char *)must_empty(8, MIB);
