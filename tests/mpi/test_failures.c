@@ -20,6 +20,7 @@
 
 enum { FAIL_ERROR, FAIL_STOP, FAIL_KILL };
 
+/* In sm_empty memory: persistent workers see no later write to the caller's other memory. */
 typedef struct {
   int mode;
   int root;
@@ -70,14 +71,13 @@ static int plain_reduce(void *ctx, size_t job, void *result) {
 
 static void run_case(sm_pool *pool, int mode, const char *what) {
   int root = g_nranks - 1; /* any root will do; not 0, for a change */
-  fail_ctx c;
-  memset(&c, 0, sizeof c);
-  c.mode = mode;
-  c.root = root;
-  c.first = must_empty(1, sizeof(uint64_t));
-  atomic_store(c.first, UINT64_MAX);
+  fail_ctx *c = must_empty(1, sizeof *c);
+  c->mode = mode;
+  c->root = root;
+  c->first = must_empty(1, sizeof(uint64_t));
+  atomic_store(c->first, UINT64_MAX);
   JRESET();
-  sm_status st = sm_mpi_map(pool, MPI_COMM_WORLD, root, NJOBS, work, reduce, 8, &c);
+  sm_status st = sm_mpi_map(pool, MPI_COMM_WORLD, root, NJOBS, work, reduce, 8, c);
   sm_status expected = mode == FAIL_ERROR ? SM_ERR_JOB
                        : mode == FAIL_STOP ? SM_STOPPED
                                            : SM_ERR_WORKER_DIED;
@@ -86,7 +86,7 @@ static void run_case(sm_pool *pool, int mode, const char *what) {
   mt_check_status_all(MPI_COMM_WORLD, st, expected, what);
 
   /* F, the first failing job over all ranks, and the rank that ran it. */
-  size_t mine = (size_t)atomic_load(c.first);
+  size_t mine = (size_t)atomic_load(c->first);
   size_t first = mt_min_all(MPI_COMM_WORLD, mine);
   CHECK(first != (size_t)UINT64_MAX, "%s [%s]: no rank failed a job", what, g_backend_name);
   int owner = mine == first ? g_rank : INT_MAX, who = INT_MAX;
@@ -109,23 +109,25 @@ static void run_case(sm_pool *pool, int mode, const char *what) {
   }
   size_t reduced_expected = mode == FAIL_STOP ? first + 1 : first;
   if (g_rank == root) {
-    CHECK(c.out_of_order == 0, "%s [%s]: reduce saw jobs out of order or with a wrong result",
+    CHECK(c->out_of_order == 0, "%s [%s]: reduce saw jobs out of order or with a wrong result",
           what, g_backend_name);
-    CHECK(c.reduced == reduced_expected,
+    CHECK(c->reduced == reduced_expected,
           "%s [%s]: root reduced %zu jobs, expected exactly %zu (jobs 0..%zu; the first failure "
           "was job %zu, on rank %d)",
-          what, g_backend_name, c.reduced, reduced_expected, reduced_expected - 1, first, who);
+          what, g_backend_name, c->reduced, reduced_expected, reduced_expected - 1, first, who);
   } else {
-    CHECK(c.reduced == 0, "%s [%s]: reduce ran on rank %d, not root", what, g_backend_name,
+    CHECK(c->reduced == 0, "%s [%s]: reduce ran on rank %d, not root", what, g_backend_name,
           g_rank);
   }
-  sm_free((void *)c.first);
+  sm_free((void *)c->first);
+  sm_free(c);
 
   /* The next map on the same pool is not disturbed by the failed one. */
-  size_t n = 0;
-  st = sm_mpi_map(pool, MPI_COMM_WORLD, 0, 5000, plain_work, plain_reduce, 8, &n);
+  size_t *n = must_empty(1, sizeof *n);
+  st = sm_mpi_map(pool, MPI_COMM_WORLD, 0, 5000, plain_work, plain_reduce, 8, n);
   mt_check_status_all(MPI_COMM_WORLD, st, SM_OK, "a plain map after a failed one");
-  if (g_rank == 0) CHECK(n == 5000, "root reduced %zu jobs of 5000 in order", n);
+  if (g_rank == 0) CHECK(*n == 5000, "root reduced %zu jobs of 5000 in order", *n);
+  sm_free(n);
 }
 
 int main(int argc, char **argv) {
