@@ -6,9 +6,13 @@
  *   first failure F is the smallest over the ranks. Every rank returns SM_ERR_JOB, with a message
  *   naming job F, the value 7 and the rank that ran it; root reduced exactly jobs 0..F-1.
  * - SM_STOP from J on, likewise: SM_STOPPED everywhere, root reduced exactly 0..F.
- * - a killed worker (process backend): raise(SIGKILL) in jobs from J on: SM_ERR_WORKER_DIED
- *   everywhere, naming job F and the rank; root reduced exactly 0..F-1.
- * After each failure a plain map on the same pools succeeds (nothing left over from the failed one).
+ * - a killed worker (process and persistent backends): raise(SIGKILL) in jobs from J on:
+ *   SM_ERR_WORKER_DIED everywhere, naming job F and the rank; root reduced exactly 0..F-1; no
+ *   child process of the rank is left (a persistent pool's zygote aside), nor, on a rank where a
+ *   worker died, a worker of its persistent pool (its zygote kills the others and they are
+ *   reaped before the call returns).
+ * After each failure a plain map on the same pools succeeds (nothing left over from the failed one;
+ * the persistent pool's dead workers replaced).
  *
  * Root's jobs from J on are slowed down (1 ms each), so that other ranks surely run some of them.
  *
@@ -121,6 +125,14 @@ static void run_case(sm_pool *pool, int mode, const char *what) {
   }
   sm_free((void *)c->first);
   sm_free(c);
+  if (mode == FAIL_KILL) {
+    CHECK_NO_CHILDREN(what);
+    int left = count_pool_workers();
+    CHECK(mine == (size_t)UINT64_MAX || left == 0,
+          "%s [%s]: %d worker(s) of this rank's persistent pool (zombies included) remain after the "
+          "map in which one of them died; the others are killed and reaped before the call returns",
+          what, g_backend_name, left);
+  }
 
   /* The next map on the same pool is not disturbed by the failed one. */
   size_t *n = must_empty(1, sizeof *n);
@@ -136,7 +148,7 @@ int main(int argc, char **argv) {
     sm_pool *pool = mt_pool(&MT_BACKENDS[b]);
     run_case(pool, FAIL_ERROR, "a job error on a non-root rank");
     run_case(pool, FAIL_STOP, "SM_STOP on a non-root rank");
-    if (!MT_BACKENDS[b].null_pool && MT_BACKENDS[b].backend == SM_BACKEND_PROCESS)
+    if (!MT_BACKENDS[b].null_pool && workers_are_processes(MT_BACKENDS[b].backend))
       run_case(pool, FAIL_KILL, "a killed worker on a non-root rank");
     if (pool) sm_pool_free(pool);
     if (g_rank == 0) printf("backend %s: OK\n", MT_BACKENDS[b].name);
