@@ -1,5 +1,5 @@
 /* Helpers of the sm_mpi_map tests (tests/mpi): MPI set-up, a CHECK that aborts the whole job,
- * the four local "backends" every test loops over, and collective checks. Header-only; builds on
+ * the five local "backends" every test loops over, and collective checks. Header-only; builds on
  * tests/c/testutil.h (job-side checks, watchdog, messages).
  *
  * CHECK runs on a rank's calling thread only (never in a job: a forked worker must not call MPI);
@@ -76,7 +76,9 @@ static inline int mt_finish(const char *what) {
 
 /* ---------------------------------------------------------------- the local backends */
 
-/* What each rank runs its jobs on: a pool of each backend, or NULL (serially on the caller). */
+/* What each rank runs its jobs on: a pool of each backend, or NULL (serially on the caller).
+ * Persistent workers see the caller's ordinary memory as it was at sm_pool_new: a ctx the jobs
+ * read lives in sm_empty memory (or goes with ctx_size), and nothing they read is set later. */
 typedef struct {
   const char *name;
   sm_backend backend;
@@ -88,6 +90,7 @@ static const mt_backend MT_BACKENDS[] = {
     {"thread", SM_BACKEND_THREAD, 0},
     {"serial", SM_BACKEND_SERIAL, 0},
     {"null", SM_BACKEND_SERIAL, 1},
+    {"persistent", SM_BACKEND_PERSISTENT, 0},
 };
 #define MT_NBACKENDS (sizeof MT_BACKENDS / sizeof MT_BACKENDS[0])
 #define MT_WORKERS 2 /* workers of each rank's pool */

@@ -4,26 +4,29 @@
  *                           no options where the others pass some, another wresult_size): every
  *                           rank returns SM_ERR_INVALID, with a message naming the rank that
  *                           differs, no job runs, nothing hangs; a root outside the communicator
- *                           is SM_ERR_INVALID everywhere; then a correct map works (every backend).
+ *                           is SM_ERR_INVALID everywhere; then a correct map works (every backend:
+ *                           process, thread, serial, persistent pools and a NULL pool).
  *   test_checks noinit      before MPI_Init_thread and after MPI_Finalize: SM_ERR_STATE, saying so
  *   test_checks single      MPI_Init (MPI_THREAD_SINGLE): SM_ERR_STATE on every rank, naming
  *                           MPI_THREAD_FUNNELED (skipped, passing, if MPI_Init gives more)
  *   test_checks thread      MPI_THREAD_FUNNELED, called from another thread than the main one:
  *                           SM_ERR_STATE on every rank, naming MPI_THREAD_SERIALIZED
  *   test_checks serialized  MPI_THREAD_SERIALIZED, called from another thread: it works
+ *                           (thread and serialized: on every backend)
  *
  * Usage: test_checks <mode> (under mpiexec, any number of ranks) */
 #include "mpitest.h"
 
+/* In sm_empty memory: persistent workers see no later write to the caller's other memory. */
 typedef struct {
-  _Atomic long *ran; /* sm_empty: jobs that ran on this rank */
+  _Atomic long ran; /* jobs that ran on this rank */
   size_t reduced;
   int bad;
 } check_ctx;
 
 static int work(void *ctx_, size_t job, void *result) {
   check_ctx *c = ctx_;
-  atomic_fetch_add(c->ran, 1);
+  atomic_fetch_add(&c->ran, 1);
   if (result) *(uint64_t *)result = job * 3;
   return 0;
 }
@@ -43,13 +46,11 @@ static int wfini(void *ctx, int worker, void *wresult) {
 /* One map where rank `odd` passes its own arguments: SM_ERR_INVALID on every rank, naming it. */
 static void expect_mismatch(sm_pool *pool, const char *what, int odd, int root, size_t njobs,
                             size_t result_size, const sm_map_opts *opts) {
-  check_ctx c;
-  memset(&c, 0, sizeof c);
-  c.ran = must_empty(1, sizeof(long));
+  check_ctx *c = must_empty(1, sizeof *c);
   JRESET();
   sm_status st = opts ? sm_mpi_map_ex(pool, MPI_COMM_WORLD, root, njobs, work, reduce,
-                                      result_size, &c, opts)
-                      : sm_mpi_map(pool, MPI_COMM_WORLD, root, njobs, work, reduce, result_size, &c);
+                                      result_size, c, opts)
+                      : sm_mpi_map(pool, MPI_COMM_WORLD, root, njobs, work, reduce, result_size, c);
   char msg[1024];
   snprintf(msg, sizeof msg, "%s", last_err());
   mt_check_status_all(MPI_COMM_WORLD, st, SM_ERR_INVALID, what);
@@ -57,25 +58,23 @@ static void expect_mismatch(sm_pool *pool, const char *what, int odd, int root, 
     CHECK(icontains(msg, "rank") && has_number(msg, odd),
           "%s [%s]: the message does not name rank %d, the one that differs: \"%s\"", what,
           g_backend_name, odd, msg);
-  CHECK(atomic_load(c.ran) == 0 && c.reduced == 0, "%s [%s]: %ld job(s) ran, %zu reduced", what,
-        g_backend_name, atomic_load(c.ran), c.reduced);
-  sm_free((void *)c.ran);
+  CHECK(atomic_load(&c->ran) == 0 && c->reduced == 0, "%s [%s]: %ld job(s) ran, %zu reduced", what,
+        g_backend_name, atomic_load(&c->ran), c->reduced);
+  sm_free(c);
 }
 
 /* A correct map: every job once, reduce in order on root. */
 static void expect_ok(sm_pool *pool, size_t njobs, const char *what) {
-  check_ctx c;
-  memset(&c, 0, sizeof c);
-  c.ran = must_empty(1, sizeof(long));
+  check_ctx *c = must_empty(1, sizeof *c);
   JRESET();
-  sm_status st = sm_mpi_map(pool, MPI_COMM_WORLD, 0, njobs, work, reduce, 8, &c);
+  sm_status st = sm_mpi_map(pool, MPI_COMM_WORLD, 0, njobs, work, reduce, 8, c);
   mt_check_status_all(MPI_COMM_WORLD, st, SM_OK, what);
-  long long all = mt_sum_all(MPI_COMM_WORLD, atomic_load(c.ran));
+  long long all = mt_sum_all(MPI_COMM_WORLD, atomic_load(&c->ran));
   CHECK(all == (long long)njobs, "%s: %lld jobs ran, expected %zu", what, all, njobs);
   if (g_rank == 0)
-    CHECK(c.reduced == njobs && c.bad == 0, "%s: root reduced %zu of %zu jobs (%d wrong)", what,
-          c.reduced, njobs, c.bad);
-  sm_free((void *)c.ran);
+    CHECK(c->reduced == njobs && c->bad == 0, "%s: root reduced %zu of %zu jobs (%d wrong)", what,
+          c->reduced, njobs, c->bad);
+  sm_free(c);
 }
 
 static void mismatch(void) {
@@ -93,11 +92,9 @@ static void mismatch(void) {
       expect_mismatch(pool, "one rank passes another wresult_size", odd, 0, 1000, 8, &o);
       o.wresult_size = 16;
       /* one rank without options: sm_mpi_map_ex(..., NULL) there */
-      check_ctx c;
-      memset(&c, 0, sizeof c);
-      c.ran = must_empty(1, sizeof(long));
+      check_ctx *c = must_empty(1, sizeof *c);
       JRESET();
-      sm_status st = sm_mpi_map_ex(pool, MPI_COMM_WORLD, 0, 1000, work, reduce, 8, &c,
+      sm_status st = sm_mpi_map_ex(pool, MPI_COMM_WORLD, 0, 1000, work, reduce, 8, c,
                                    me_odd ? NULL : &o);
       char msg[1024];
       snprintf(msg, sizeof msg, "%s", last_err());
@@ -105,8 +102,8 @@ static void mismatch(void) {
       CHECK(icontains(msg, "rank") && has_number(msg, odd),
             "one rank passes no options [%s]: the message does not name rank %d: \"%s\"",
             g_backend_name, odd, msg);
-      CHECK(atomic_load(c.ran) == 0, "jobs ran although the options differ");
-      sm_free((void *)c.ran);
+      CHECK(atomic_load(&c->ran) == 0, "jobs ran although the options differ");
+      sm_free(c);
     }
     expect_mismatch(pool, "root = the number of ranks", -1, g_nranks, 1000, 8, NULL);
     expect_mismatch(pool, "root = -1", -1, -1, 1000, 8, NULL);
@@ -136,12 +133,12 @@ typedef struct {
   sm_pool *pool;
   sm_status status;
   char msg[1024];
-  check_ctx c;
+  check_ctx *c;
 } thread_call;
 
 static void *call_from_thread(void *arg) {
   thread_call *t = arg;
-  t->status = sm_mpi_map(t->pool, MPI_COMM_WORLD, 0, 2000, work, reduce, 8, &t->c);
+  t->status = sm_mpi_map(t->pool, MPI_COMM_WORLD, 0, 2000, work, reduce, 8, t->c);
   snprintf(t->msg, sizeof t->msg, "%s", last_err());
   return NULL;
 }
@@ -152,7 +149,7 @@ static void from_thread(sm_status expected, const char *needle) {
     thread_call t;
     memset(&t, 0, sizeof t);
     t.pool = mt_pool(&MT_BACKENDS[b]);
-    t.c.ran = must_empty(1, sizeof(long));
+    t.c = must_empty(1, sizeof *t.c);
     JRESET();
     pthread_t th;
     CHECK(pthread_create(&th, NULL, call_from_thread, &t) == 0, "pthread_create");
@@ -165,17 +162,17 @@ static void from_thread(sm_status expected, const char *needle) {
     if (needle)
       CHECK(icontains(t.msg, needle), "[%s] from another thread: the message does not name %s: \"%s\"",
             g_backend_name, needle, t.msg);
-    long long all = mt_sum_all(MPI_COMM_WORLD, atomic_load(t.c.ran));
+    long long all = mt_sum_all(MPI_COMM_WORLD, atomic_load(&t.c->ran));
     if (expected == SM_OK) {
       CHECK(all == 2000, "[%s] from another thread: %lld jobs ran of 2000", g_backend_name, all);
       if (g_rank == 0)
-        CHECK(t.c.reduced == 2000 && t.c.bad == 0, "[%s] root reduced %zu jobs of 2000",
-              g_backend_name, t.c.reduced);
+        CHECK(t.c->reduced == 2000 && t.c->bad == 0, "[%s] root reduced %zu jobs of 2000",
+              g_backend_name, t.c->reduced);
     } else {
       CHECK(all == 0, "[%s] jobs ran although the thread level is too low", g_backend_name);
     }
     JCHECK_ALL_PASSED();
-    sm_free((void *)t.c.ran);
+    sm_free(t.c);
     if (t.pool) sm_pool_free(t.pool);
   }
 }
@@ -207,17 +204,15 @@ int main(int argc, char **argv) {
       if (g_rank == 0) printf("SKIP: MPI_Init gives MPI_THREAD_FUNNELED or more here\n");
     } else {
       sm_pool *pool = new_pool(2, SM_BACKEND_THREAD);
-      check_ctx c;
-      memset(&c, 0, sizeof c);
-      c.ran = must_empty(1, sizeof(long));
-      sm_status st = sm_mpi_map(pool, MPI_COMM_WORLD, 0, 1000, work, reduce, 8, &c);
+      check_ctx *c = must_empty(1, sizeof *c);
+      sm_status st = sm_mpi_map(pool, MPI_COMM_WORLD, 0, 1000, work, reduce, 8, c);
       char msg[1024];
       snprintf(msg, sizeof msg, "%s", last_err());
       mt_check_status_all(MPI_COMM_WORLD, st, SM_ERR_STATE, "MPI_THREAD_SINGLE");
       CHECK(icontains(msg, "MPI_THREAD_FUNNELED") && icontains(msg, "MPI_Init_thread"),
             "MPI_THREAD_SINGLE: the message does not say what level is needed: \"%s\"", msg);
-      CHECK(mt_sum_all(MPI_COMM_WORLD, atomic_load(c.ran)) == 0, "jobs ran at MPI_THREAD_SINGLE");
-      sm_free((void *)c.ran);
+      CHECK(mt_sum_all(MPI_COMM_WORLD, atomic_load(&c->ran)) == 0, "jobs ran at MPI_THREAD_SINGLE");
+      sm_free(c);
       sm_pool_free(pool);
     }
   } else if (strcmp(mode, "thread") == 0 || strcmp(mode, "serialized") == 0) {

@@ -1,4 +1,5 @@
-/* sm_mpi_map_ex's options, on every local backend:
+/* sm_mpi_map_ex's options, on every local backend (process, thread, serial, persistent pools and a
+ * NULL pool):
  *
  * - per-worker results: jobs add their value into their worker's result (sm_worker_local);
  *   worker_reduce runs on root only, once for every worker of every rank, in (rank, worker)
@@ -7,7 +8,10 @@
  *   its jobs (a flag in the per-worker result);
  * - progress runs on root only, with total = njobs, done never decreasing, and a last call with
  *   done = njobs;
- * - a fixed chunk: the results are those without it.
+ * - a fixed chunk: the results are those without it;
+ * - ctx passed with ctx_size (a local, which persistent workers could not read otherwise): jobs
+ *   and worker_init get a copy, with ctx's contents at another address; reduce, worker_reduce and
+ *   progress get ctx itself (their records above are kept there).
  *
  * Usage: test_ex (under mpiexec, any number of ranks) */
 #include "mpitest.h"
@@ -22,6 +26,7 @@ typedef struct {
 } partial;
 
 typedef struct {
+  const void *self; /* where the caller's ctx is: jobs must get a copy, elsewhere */
   /* worker_reduce's record, on root */
   int next_worker;
   int out_of_order;
@@ -38,7 +43,10 @@ typedef struct {
 static uint64_t value(size_t job) { return mix64(job) >> 20; }
 
 static int winit(void *ctx, int worker) {
-  (void)ctx;
+  const ex_ctx *c = ctx;
+  JCHECK(c->self != NULL && ctx != c->self,
+         "worker_init of worker %d got ctx %p, holding %p: not a copy of the caller's ctx", worker,
+         ctx, c->self);
   partial *p = sm_worker_local();
   JCHECK(p != NULL, "sm_worker_local() is NULL in worker_init of worker %d: %s", worker, last_err());
   p->initialized = 1;
@@ -46,7 +54,9 @@ static int winit(void *ctx, int worker) {
 }
 
 static int work(void *ctx, size_t job, void *result) {
-  (void)ctx;
+  const ex_ctx *c = ctx;
+  JCHECK(c->self != NULL && ctx != c->self,
+         "job %zu got ctx %p, holding %p: not a copy of the caller's ctx", job, ctx, c->self);
   partial *p = sm_worker_local();
   JCHECK(p != NULL, "sm_worker_local() is NULL in job %zu: %s", job, last_err());
   JCHECK(p->initialized == 1, "job %zu ran before its worker's worker_init", job);
@@ -86,7 +96,9 @@ static void progress(void *ctx_, size_t done, size_t total) {
 static void run_case(sm_pool *pool, size_t chunk, const char *what) {
   ex_ctx c;
   memset(&c, 0, sizeof c);
+  c.self = &c;
   sm_map_opts o = default_opts();
+  o.ctx_size = sizeof c;
   o.chunk = chunk;
   o.worker_init = winit;
   o.worker_reduce = wreduce;

@@ -1,4 +1,5 @@
-/* sm_mpi_map's results, on every local backend (process, thread, serial pools and a NULL pool):
+/* sm_mpi_map's results, on every local backend (process, thread, serial, persistent pools and a
+ * NULL pool):
  *
  * - njobs 0, 1, nranks-1, 1000 and 10^6 trivial jobs: every job runs exactly once on some rank
  *   (counted per job in sm_empty memory, summed over the ranks), reduce runs on root only, once
@@ -12,12 +13,14 @@
  * Usage: test_results (under mpiexec, any number of ranks) */
 #include "mpitest.h"
 
+/* In sm_empty memory for sm_mpi_map (persistent workers see no later write to other memory); the
+ * local reference map on a thread pool keeps it on the stack. */
 typedef struct {
   int duration;           /* jobs sleep a pseudo-random 0..39 us */
   size_t result_words;    /* 64-bit words of each result (1: a trivial job) */
   _Atomic unsigned char *runs; /* sm_empty: how often each job ran on this rank */
   size_t njobs;
-  /* reduce's record (the caller's memory: reduce runs on the calling thread) */
+  /* reduce's record (reduce runs on the calling thread) */
   size_t reduced, out_of_order, bad_value;
   uint64_t sum;
 } results_ctx;
@@ -69,15 +72,14 @@ static uint64_t local_reference(size_t njobs, size_t words) {
 /* One map: `njobs` jobs with results of `words` words (0: no result), reduce or not, on `root`. */
 static void run_case(sm_pool *pool, size_t njobs, size_t words, int with_reduce, int duration,
                      int root, const char *what) {
-  results_ctx c;
-  memset(&c, 0, sizeof c);
-  c.njobs = njobs;
-  c.duration = duration;
-  c.result_words = words;
-  c.runs = must_empty(njobs ? njobs : 1, 1);
+  results_ctx *c = must_empty(1, sizeof *c);
+  c->njobs = njobs;
+  c->duration = duration;
+  c->result_words = words;
+  c->runs = must_empty(njobs ? njobs : 1, 1);
   JRESET();
   sm_status st = sm_mpi_map(pool, MPI_COMM_WORLD, root, njobs, work, with_reduce ? reduce : NULL,
-                            words * 8, &c);
+                            words * 8, c);
   mt_check_status_all(MPI_COMM_WORLD, st, SM_OK, what);
 
   /* Every job ran exactly once, on some rank. */
@@ -86,9 +88,9 @@ static void run_case(sm_pool *pool, size_t njobs, size_t words, int with_reduce,
     total = calloc(njobs ? njobs : 1, 1);
     CHECK(total, "calloc");
   }
-  MPI_Reduce((void *)c.runs, total, (int)njobs, MPI_UNSIGNED_CHAR, MPI_SUM, root, MPI_COMM_WORLD);
+  MPI_Reduce((void *)c->runs, total, (int)njobs, MPI_UNSIGNED_CHAR, MPI_SUM, root, MPI_COMM_WORLD);
   long long mine = 0;
-  for (size_t j = 0; j < njobs; j++) mine += c.runs[j];
+  for (size_t j = 0; j < njobs; j++) mine += c->runs[j];
   if (g_rank == root) {
     for (size_t j = 0; j < njobs; j++)
       CHECK(total[j] == 1, "%s [%s]: job %zu ran %d times over all ranks, expected once", what,
@@ -99,20 +101,21 @@ static void run_case(sm_pool *pool, size_t njobs, size_t words, int with_reduce,
   CHECK(all == (long long)njobs, "%s: %lld jobs ran in all, expected %zu", what, all, njobs);
 
   if (g_rank == root && with_reduce) {
-    CHECK(c.reduced == njobs, "%s [%s]: reduce ran %zu times on root, expected %zu", what,
-          g_backend_name, c.reduced, njobs);
-    CHECK(c.out_of_order == 0, "%s [%s]: reduce saw %zu jobs out of order", what, g_backend_name,
-          c.out_of_order);
-    CHECK(c.bad_value == 0, "%s [%s]: %zu results differ from their job's pattern", what,
-          g_backend_name, c.bad_value);
+    CHECK(c->reduced == njobs, "%s [%s]: reduce ran %zu times on root, expected %zu", what,
+          g_backend_name, c->reduced, njobs);
+    CHECK(c->out_of_order == 0, "%s [%s]: reduce saw %zu jobs out of order", what, g_backend_name,
+          c->out_of_order);
+    CHECK(c->bad_value == 0, "%s [%s]: %zu results differ from their job's pattern", what,
+          g_backend_name, c->bad_value);
     uint64_t ref = local_reference(njobs, words);
-    CHECK(c.sum == ref, "%s [%s]: the sum of the results is %llu, one local sm_map gives %llu",
-          what, g_backend_name, (unsigned long long)c.sum, (unsigned long long)ref);
+    CHECK(c->sum == ref, "%s [%s]: the sum of the results is %llu, one local sm_map gives %llu",
+          what, g_backend_name, (unsigned long long)c->sum, (unsigned long long)ref);
   } else {
-    CHECK(c.reduced == 0, "%s [%s]: reduce ran %zu times on rank %d, which is not root (%d)", what,
-          g_backend_name, c.reduced, g_rank, root);
+    CHECK(c->reduced == 0, "%s [%s]: reduce ran %zu times on rank %d, which is not root (%d)", what,
+          g_backend_name, c->reduced, g_rank, root);
   }
-  sm_free((void *)c.runs);
+  sm_free((void *)c->runs);
+  sm_free(c);
 }
 
 int main(int argc, char **argv) {

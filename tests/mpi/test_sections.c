@@ -8,7 +8,7 @@
  * - critical is mutual exclusion among the workers of a rank: a non-atomic counter in the rank's
  *   sm_empty memory, incremented under critical by every job, equals the jobs the rank ran.
  *
- * On process, thread and serial pools. Not on a NULL pool: sm_ordered_enter and
+ * On process, thread, serial and persistent pools. Not on a NULL pool: sm_ordered_enter and
  * sm_critical_enter take the pool, and a rank with a NULL pool has none to pass (sm_mpi_map's
  * contract does not say what a job of such a rank passes).
  *
@@ -17,6 +17,7 @@
 
 #define NJOBS 600
 
+/* In sm_empty memory: persistent workers see no later write to the caller's other memory. */
 typedef struct {
   sm_pool *pool;
   uint64_t *enter, *leave;   /* sm_empty, per job: when its ordered section began and ended */
@@ -57,21 +58,21 @@ int main(int argc, char **argv) {
   for (size_t b = 0; b < MT_NBACKENDS; b++) {
     if (MT_BACKENDS[b].null_pool) continue;
     sm_pool *pool = mt_pool(&MT_BACKENDS[b]);
-    sections_ctx c;
-    c.pool = pool;
-    c.enter = must_empty(NJOBS, sizeof(uint64_t));
-    c.leave = must_empty(NJOBS, sizeof(uint64_t));
-    c.ran = must_empty(1, sizeof(long));
-    c.counter = must_empty(1, sizeof(long));
+    sections_ctx *c = must_empty(1, sizeof *c);
+    c->pool = pool;
+    c->enter = must_empty(NJOBS, sizeof(uint64_t));
+    c->leave = must_empty(NJOBS, sizeof(uint64_t));
+    c->ran = must_empty(1, sizeof(long));
+    c->counter = must_empty(1, sizeof(long));
     JRESET();
-    sm_status st = sm_mpi_map(pool, MPI_COMM_WORLD, 0, NJOBS, work, NULL, 0, &c);
+    sm_status st = sm_mpi_map(pool, MPI_COMM_WORLD, 0, NJOBS, work, NULL, 0, c);
     mt_check_status_all(MPI_COMM_WORLD, st, SM_OK, "ordered and critical sections");
 
     /* critical: no lost update among this rank's workers */
-    CHECK(*c.counter == atomic_load(c.ran),
+    CHECK(*c->counter == atomic_load(c->ran),
           "[%s] the counter incremented under critical is %ld, and this rank ran %ld jobs", g_backend_name,
-          *c.counter, atomic_load(c.ran));
-    long long all = mt_sum_all(MPI_COMM_WORLD, atomic_load(c.ran));
+          *c->counter, atomic_load(c->ran));
+    long long all = mt_sum_all(MPI_COMM_WORLD, atomic_load(c->ran));
     CHECK(all == NJOBS, "[%s] %lld jobs ran in all, expected %d", g_backend_name, all, NJOBS);
 
     /* ordered: gather every rank's notes on root (a job's notes are on the rank that ran it) */
@@ -81,8 +82,8 @@ int main(int argc, char **argv) {
       leave = calloc(NJOBS, sizeof(uint64_t));
       CHECK(enter && leave, "calloc");
     }
-    MPI_Reduce(c.enter, enter, NJOBS, MPI_UINT64_T, MPI_MAX, 0, MPI_COMM_WORLD);
-    MPI_Reduce(c.leave, leave, NJOBS, MPI_UINT64_T, MPI_MAX, 0, MPI_COMM_WORLD);
+    MPI_Reduce(c->enter, enter, NJOBS, MPI_UINT64_T, MPI_MAX, 0, MPI_COMM_WORLD);
+    MPI_Reduce(c->leave, leave, NJOBS, MPI_UINT64_T, MPI_MAX, 0, MPI_COMM_WORLD);
     if (g_rank == 0) {
       size_t prev = SIZE_MAX;
       for (size_t j = 0; j < NJOBS; j++) {
@@ -102,10 +103,11 @@ int main(int argc, char **argv) {
       free(enter);
       free(leave);
     }
-    sm_free(c.enter);
-    sm_free(c.leave);
-    sm_free((void *)c.ran);
-    sm_free(c.counter);
+    sm_free(c->enter);
+    sm_free(c->leave);
+    sm_free((void *)c->ran);
+    sm_free(c->counter);
+    sm_free(c);
     sm_pool_free(pool);
     if (g_rank == 0) printf("backend %s: OK\n", MT_BACKENDS[b].name);
   }

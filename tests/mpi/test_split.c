@@ -1,4 +1,5 @@
-/* sm_mpi_map on communicators other than MPI_COMM_WORLD, on every local backend:
+/* sm_mpi_map on communicators other than MPI_COMM_WORLD, on every local backend (process, thread,
+ * serial, persistent pools and a NULL pool):
  *
  * - MPI_Comm_split into two halves (even and odd ranks), each running its own map at the same time
  *   (other njobs, other results, root = the half's last rank): each half's root reduced exactly
@@ -11,6 +12,7 @@
  * Usage: test_split (under mpiexec, any number of ranks) */
 #include "mpitest.h"
 
+/* In sm_empty memory: persistent workers see no later write to the caller's other memory. */
 typedef struct {
   uint64_t salt;
   size_t njobs;
@@ -41,29 +43,29 @@ static void map_on(MPI_Comm comm, sm_pool *pool, size_t njobs, uint64_t salt, co
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &size);
   int root = size - 1;
-  split_ctx c;
-  memset(&c, 0, sizeof c);
-  c.salt = salt;
-  c.njobs = njobs;
-  c.runs = must_empty(njobs, 1);
+  split_ctx *c = must_empty(1, sizeof *c);
+  c->salt = salt;
+  c->njobs = njobs;
+  c->runs = must_empty(njobs, 1);
   JRESET();
-  sm_status st = sm_mpi_map(pool, comm, root, njobs, work, reduce, 8, &c);
+  sm_status st = sm_mpi_map(pool, comm, root, njobs, work, reduce, 8, c);
   mt_check_status_all(comm, st, SM_OK, what);
   unsigned char *total = rank == root ? calloc(njobs, 1) : NULL;
   CHECK(rank != root || total, "calloc");
-  MPI_Reduce((void *)c.runs, total, (int)njobs, MPI_UNSIGNED_CHAR, MPI_SUM, root, comm);
+  MPI_Reduce((void *)c->runs, total, (int)njobs, MPI_UNSIGNED_CHAR, MPI_SUM, root, comm);
   if (rank == root) {
     for (size_t j = 0; j < njobs; j++)
       CHECK(total[j] == 1, "%s [%s]: job %zu ran %d times in this half", what, g_backend_name, j,
             total[j]);
     free(total);
-    CHECK(c.reduced == njobs && c.bad == 0,
+    CHECK(c->reduced == njobs && c->bad == 0,
           "%s [%s]: root reduced %zu jobs of %zu, %d out of order or wrong", what, g_backend_name,
-          c.reduced, njobs, c.bad);
+          c->reduced, njobs, c->bad);
   } else {
-    CHECK(c.reduced == 0, "%s [%s]: reduce ran on a rank that is not root", what, g_backend_name);
+    CHECK(c->reduced == 0, "%s [%s]: reduce ran on a rank that is not root", what, g_backend_name);
   }
-  sm_free((void *)c.runs);
+  sm_free((void *)c->runs);
+  sm_free(c);
 }
 
 int main(int argc, char **argv) {
