@@ -90,7 +90,8 @@ sm_status sm_mpi_map(sm_pool *pool, MPI_Comm comm, int root, size_t njobs,
 
 // `sm_mpi_map` with the options of `sm_map_ex` (`opts` may be NULL: then exactly `sm_mpi_map`).
 // `chunk`, `worker_init`, `worker_fini`, `wresult_size` and `inner_threads` apply to each rank's
-// own workers, as in `sm_map_ex`. `worker_reduce` runs on root only, after the jobs, once for every
+// own workers, as in `sm_map_ex` (on a rank that gets no job too: its workers run worker_init and
+// worker_fini). `worker_reduce` runs on root only, after the jobs, once for every
 // worker of every rank, in (rank, worker) order, with each worker's result shipped to root; the
 // `worker` it gets is numbered across the ranks, rank-major: the sum of the workers of the ranks
 // before it plus the worker's index in its rank (so 0..W-1 for W workers in all). `progress` runs

@@ -157,7 +157,13 @@ fn run(link: &Link, m: &RankMap, agreed: &check::Agreed) -> Result<(Status, Opti
         agreed.root_reduces,
         root_side,
     );
-    let ran = if driver.first_grant()? {
+    // A rank that got no job still runs its workers when they have per-worker work to do:
+    // worker_init and worker_fini run in every worker of every rank, and root's worker_reduce
+    // gets every worker's result, numbered across the ranks.
+    let per_worker = m.options.worker_init.is_some()
+        || m.options.worker_fini.is_some()
+        || m.options.wresult_size > 0;
+    let ran = if driver.first_grant()? || per_worker {
         let options = LaunchOptions {
             progress: None,
             worker_reduce: m

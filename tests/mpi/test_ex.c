@@ -2,7 +2,8 @@
  * NULL pool):
  *
  * - per-worker results: jobs add their value into their worker's result (sm_worker_local);
- *   worker_reduce runs on root only, once for every worker of every rank, in (rank, worker)
+ *   worker_reduce runs on root only, once for every worker of every rank (also of ranks that got
+ *   no job: one map has a single job), in (rank, worker)
  *   order with the workers numbered across the ranks (0 .. W-1, W the workers of all ranks), and
  *   the per-worker sums add up to the sum over all jobs; worker_init ran in every worker before
  *   its jobs (a flag in the per-worker result);
@@ -93,7 +94,7 @@ static void progress(void *ctx_, size_t done, size_t total) {
   c->last_total = total;
 }
 
-static void run_case(sm_pool *pool, size_t chunk, const char *what) {
+static void run_case(sm_pool *pool, size_t njobs, size_t chunk, const char *what) {
   ex_ctx c;
   memset(&c, 0, sizeof c);
   c.self = &c;
@@ -105,30 +106,30 @@ static void run_case(sm_pool *pool, size_t chunk, const char *what) {
   o.wresult_size = sizeof(partial);
   o.progress = progress;
   JRESET();
-  sm_status st = sm_mpi_map_ex(pool, MPI_COMM_WORLD, 0, NJOBS, work, reduce, 8, &c, &o);
+  sm_status st = sm_mpi_map_ex(pool, MPI_COMM_WORLD, 0, njobs, work, reduce, 8, &c, &o);
   mt_check_status_all(MPI_COMM_WORLD, st, SM_OK, what);
 
   long long workers = mt_sum_all(MPI_COMM_WORLD, mt_nworkers(pool));
   if (g_rank == 0) {
     uint64_t expected = 0;
-    for (size_t j = 0; j < NJOBS; j++) expected += value(j);
-    CHECK(c.reduced == NJOBS && c.out_of_order == 0,
-          "%s [%s]: reduce ran %zu times (of %d), worker_reduce or reduce out of order %d time(s)",
-          what, g_backend_name, c.reduced, NJOBS, c.out_of_order);
+    for (size_t j = 0; j < njobs; j++) expected += value(j);
+    CHECK(c.reduced == njobs && c.out_of_order == 0,
+          "%s [%s]: reduce ran %zu times (of %zu), worker_reduce or reduce out of order %d time(s)",
+          what, g_backend_name, c.reduced, njobs, c.out_of_order);
     CHECK(c.next_worker == workers,
           "%s [%s]: worker_reduce ran for workers 0..%d, expected 0..%lld (every worker of every "
           "rank, numbered across the ranks)",
           what, g_backend_name, c.next_worker - 1, workers - 1);
     CHECK(c.uninitialized == 0, "%s [%s]: %d per-worker result(s) without worker_init", what,
           g_backend_name, c.uninitialized);
-    CHECK(c.count == NJOBS && c.sum == expected,
-          "%s [%s]: the per-worker results count %llu jobs summing to %llu, expected %d and %llu",
-          what, g_backend_name, (unsigned long long)c.count, (unsigned long long)c.sum, NJOBS,
+    CHECK(c.count == njobs && c.sum == expected,
+          "%s [%s]: the per-worker results count %llu jobs summing to %llu, expected %zu and %llu",
+          what, g_backend_name, (unsigned long long)c.count, (unsigned long long)c.sum, njobs,
           (unsigned long long)expected);
-    CHECK(c.calls >= 1 && c.went_back == 0 && c.last_done == NJOBS && c.last_total == NJOBS,
+    CHECK(c.calls >= 1 && c.went_back == 0 && c.last_done == njobs && c.last_total == njobs,
           "%s [%s]: progress: %ld call(s), done went back %d time(s), last call (%zu, %zu), "
-          "expected a last call (%d, %d)",
-          what, g_backend_name, c.calls, c.went_back, c.last_done, c.last_total, NJOBS, NJOBS);
+          "expected a last call (%zu, %zu)",
+          what, g_backend_name, c.calls, c.went_back, c.last_done, c.last_total, njobs, njobs);
   } else {
     CHECK(c.next_worker == 0 && c.calls == 0 && c.reduced == 0,
           "%s [%s]: worker_reduce (%d), progress (%ld) or reduce (%zu) ran on rank %d, not root",
@@ -140,8 +141,11 @@ int main(int argc, char **argv) {
   mt_init(&argc, &argv, 100);
   for (size_t b = 0; b < MT_NBACKENDS; b++) {
     sm_pool *pool = mt_pool(&MT_BACKENDS[b]);
-    run_case(pool, 0, "worker_reduce and progress");
-    run_case(pool, 7, "chunk 7");
+    run_case(pool, NJOBS, 0, "worker_reduce and progress");
+    run_case(pool, NJOBS, 7, "chunk 7");
+    /* fewer jobs than ranks: ranks that get none still run worker_init and hand root their
+     * workers' results */
+    run_case(pool, 1, 0, "one job");
     if (pool) sm_pool_free(pool);
     if (g_rank == 0) printf("backend %s: OK\n", MT_BACKENDS[b].name);
   }
