@@ -1162,6 +1162,9 @@ int main(void) {
       free(heap);
     }
   }
+  /* Persistent workers are the zygote's children: their CPU time counts as this process's own
+   * (RUSAGE_CHILDREN) only once the zygote has reaped them and been reaped, at sm_pool_free. */
+  sm_pool_free(sp);
   double elapsed = now_sec() - t_start;
   report_load(load_start, load_now());
 
@@ -1383,7 +1386,6 @@ int main(void) {
   sm_free(counter);
   sm_pool_free(pp);
   sm_pool_free(tp);
-  sm_pool_free(sp);
   sm_free(heat_grids);
   sm_free(shared);
   return problems[0] ? 2 : 0;
