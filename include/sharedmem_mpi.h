@@ -27,6 +27,7 @@
 
 #include <mpi.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "sharedmem.h"
 
@@ -112,6 +113,55 @@ sm_status sm_mpi_map_f(sm_pool *pool, MPI_Fint comm, int root, size_t njobs,
 sm_status sm_mpi_map_ex_f(sm_pool *pool, MPI_Fint comm, int root, size_t njobs,
                           sm_work_fn work, sm_reduce_fn reduce, size_t result_size, void *ctx,
                           const sm_map_opts *opts);
+
+// numpy's stable argsort of an array spread over the ranks of `comm`. Collective.
+//
+// The global array is the concatenation of every rank's `keys` (`nlocal` elements of `dtype`) in
+// rank order; ranks may hold different counts, zero included. On return, rank r's `out` (nlocal
+// entries) holds the global indices of the elements at positions [offset_r, offset_r + nlocal)
+// of the sorted order, where offset_r is the number of elements on the ranks before r: the
+// concatenation of every rank's `out` is exactly `numpy.argsort(numpy.concatenate(keys),
+// kind='stable')`, with `sm_argsort`'s order (equal keys in input order; for floats -inf <
+// finite < +inf < NaN, -0.0 equal to +0.0). Each rank's output has the same length as its input,
+// so `sm_mpi_permute` with it reorders any payload array held the same way.
+//
+// Each rank sorts its part with `sm_argsort`'s engine on its pool's worker count, as threads
+// (NULL pool: the default worker count), then the ranks find exact splitters (a few small
+// allgathers), exchange keys and indices once (all-to-all), and each rank merges what it
+// received. Extra memory per rank, whatever the keys (all equal, all on one rank, sorted,
+// reversed): at most max(2 nlocal (keysize + 4), 2 nlocal (keysize + 8)) bytes, i.e.
+// 2 nlocal (keysize + 8): the local sort's work buffers, then the send and receive buffers of the
+// exchange (never both), plus MPI's own message buffers. `keys` is only read; `out` is also used
+// as scratch during the call.
+//
+// Errors, the same status on every rank, with a message naming the ranks: SM_ERR_INVALID when
+// the ranks pass different dtypes, or a rank passes a dtype out of range, NULL keys or out with
+// nlocal > 0, out overlapping keys, or an invalid pool; SM_ERR_NOMEM when a rank cannot allocate
+// its buffers (before anything is exchanged); SM_ERR_STATE for the MPI state and thread level,
+// as for `sm_mpi_map` (MPI not initialized, called from inside a job, MPI_COMM_NULL: on that rank
+// alone, at once). A communication failure aborts the job (MPI_ERRORS_ARE_FATAL).
+sm_status sm_mpi_argsort(sm_pool *pool, MPI_Comm comm, const void *keys, size_t nlocal,
+                         sm_dtype dtype, int64_t *out);
+
+// Gathers items by global index across the ranks of `comm`: `dst[i] = global_src[index[i]]`
+// for i in [0, nout), where global_src is the concatenation of every rank's `src` (`nlocal`
+// items of `itemsize` bytes) in rank order. Collective; `nout` may differ from `nlocal` and
+// between ranks, and indices may repeat. With the `out` of `sm_mpi_argsort` as `index` it
+// reorders a payload array (positions, masses) held like the keys: `a[np.argsort(a,
+// kind='stable')]` on every rank's share.
+//
+// `dst` may be `src` (an in-place reorder when nout == nlocal) but must not overlap `index`.
+// Items are copied with the pool's worker count as threads (NULL pool: the default).
+// Extra memory per rank: 8 nout + (8 + itemsize) q + itemsize nout bytes, where q is the number
+// of indices (of all ranks) that point into this rank's src; for a permutation (sm_mpi_argsort's
+// output), q = nlocal.
+//
+// Errors, the same status on every rank: SM_ERR_INVALID, naming the rank and the position, for an
+// index outside [0, total items); for different itemsizes between ranks, itemsize 0, NULL src
+// with nlocal > 0, NULL index or dst with nout > 0, dst overlapping index; otherwise as
+// `sm_mpi_argsort`.
+sm_status sm_mpi_permute(sm_pool *pool, MPI_Comm comm, const void *src, size_t nlocal,
+                         size_t itemsize, const int64_t *index, size_t nout, void *dst);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -8,6 +8,7 @@
 #define SHAREDMEM_TRANSPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "sharedmem.h"
 
 #ifdef __cplusplus
@@ -30,6 +31,10 @@ typedef struct sm_transport {
   int (*recv)(void *comm, int from, int tag, void *buf, size_t len);
   int (*allgather)(void *comm, const void *mine, void *all, size_t len);
   const char *(*error)(void *comm);
+  /* collective: scounts[r] bytes from send + sdispls[r] to rank r, rcounts[r] bytes from rank r
+   * into recv + rdispls[r] (MPI_Alltoallv on bytes, any size) */
+  int (*alltoallv)(void *comm, const void *send, const size_t *scounts, const size_t *sdispls,
+                   void *recv, const size_t *rcounts, const size_t *rdispls);
 } sm_transport;
 
 /* Runs one map across the ranks of `transport` (collective). `call` names the export in
@@ -37,6 +42,14 @@ typedef struct sm_transport {
 sm_status sm_transport_map(const sm_transport *transport, const char *call, sm_pool *pool,
                            int root, size_t njobs, sm_work_fn work, sm_reduce_fn reduce,
                            size_t result_size, void *ctx, const sm_map_opts *opts);
+
+/* sm_mpi_argsort and sm_mpi_permute over `transport` (collective), as sharedmem_mpi.h documents
+ * them. `call` names the export in messages. */
+sm_status sm_transport_argsort(const sm_transport *transport, const char *call, sm_pool *pool,
+                               const void *keys, size_t nlocal, int dtype, int64_t *out);
+sm_status sm_transport_permute(const sm_transport *transport, const char *call, sm_pool *pool,
+                               const void *src, size_t nlocal, size_t itemsize,
+                               const int64_t *index, size_t nout, void *dst);
 
 #ifdef __cplusplus
 }

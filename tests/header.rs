@@ -174,6 +174,10 @@ fn mpi_header_declares_the_contract() {
         "sm_status sm_mpi_map_ex_f(sm_pool *pool, MPI_Fint comm, int root, size_t njobs, \
          sm_work_fn work, sm_reduce_fn reduce, size_t result_size, void *ctx, \
          const sm_map_opts *opts);",
+        "sm_status sm_mpi_argsort(sm_pool *pool, MPI_Comm comm, const void *keys, \
+         size_t nlocal, sm_dtype dtype, int64_t *out);",
+        "sm_status sm_mpi_permute(sm_pool *pool, MPI_Comm comm, const void *src, size_t nlocal, \
+         size_t itemsize, const int64_t *index, size_t nout, void *dst);",
         "#include <mpi.h>",
         "#include \"sharedmem.h\"",
         "extern \"C\" {",

@@ -10,7 +10,7 @@ use crate::sort::{self, Dtype};
 use crate::status::{Error, Result, Status};
 use std::ffi::{c_int, c_void};
 
-fn dtype_from(raw: sm_dtype_arg) -> Result<Dtype> {
+pub(super) fn dtype_from(raw: sm_dtype_arg, call: &str) -> Result<Dtype> {
     use sm_dtype::*;
     const ALL: [(sm_dtype, Dtype); 10] = [
         (SM_DTYPE_F64, Dtype::F64),
@@ -29,7 +29,7 @@ fn dtype_from(raw: sm_dtype_arg) -> Result<Dtype> {
         .map(|(_, d)| *d)
         .ok_or_else(|| {
             Error::invalid(format!(
-                "sm_argsort: dtype {raw} is not an sm_dtype (SM_DTYPE_F64 ... SM_DTYPE_U8)"
+                "{call}dtype {raw} is not an sm_dtype (SM_DTYPE_F64 ... SM_DTYPE_U8)"
             ))
         })
 }
@@ -54,7 +54,7 @@ pub extern "C" fn sm_argsort(
     out: *mut i64,
 ) -> sm_status {
     call_status(|| {
-        let dtype = dtype_from(dtype)?;
+        let dtype = dtype_from(dtype, "sm_argsort: ")?;
         let threads = if pool.is_null() {
             config::default_workers() as usize
         } else {

@@ -109,7 +109,7 @@ pub fn agree(link: &Link, m: &RankMap, refusal: Option<&Error>) -> Result<Agreed
 }
 
 /// "1000 on ranks 0, 2, 3; 999 on rank 1": the ranks grouped by the value they passed.
-fn by_value(nranks: usize, value: impl Fn(usize) -> String) -> String {
+pub(super) fn by_value(nranks: usize, value: impl Fn(usize) -> String) -> String {
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     for r in 0..nranks {
         let v = value(r);

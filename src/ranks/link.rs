@@ -186,6 +186,50 @@ impl<'a> Link<'a> {
     }
 }
 
+impl Link<'_> {
+    /// Collective: `scounts[r]` bytes of `send` (packed in rank order) to rank r, and `rcounts[r]`
+    /// bytes from rank r into `recv` (packed in rank order). `rcounts` must be what the others
+    /// send here (the caller learned it beforehand).
+    pub fn alltoallv(
+        &self,
+        send: &[u8],
+        scounts: &[usize],
+        recv: &mut [u8],
+        rcounts: &[usize],
+    ) -> Result<()> {
+        let displs = |counts: &[usize]| -> Vec<usize> {
+            counts
+                .iter()
+                .scan(0usize, |at, &c| {
+                    let d = *at;
+                    *at += c;
+                    Some(d)
+                })
+                .collect()
+        };
+        assert_eq!(scounts.len(), self.nranks());
+        assert_eq!(rcounts.len(), self.nranks());
+        assert_eq!(scounts.iter().sum::<usize>(), send.len());
+        assert_eq!(rcounts.iter().sum::<usize>(), recv.len());
+        let (sdispls, rdispls) = (displs(scounts), displs(rcounts));
+        // SAFETY: the transport's alltoallv; every count and displacement stays inside `send`
+        // and `recv` (their sums are the buffers' lengths, checked above), and there are nranks
+        // of each.
+        let code = unsafe {
+            (self.t.alltoallv)(
+                self.t.comm,
+                send.as_ptr() as *const c_void,
+                scounts.as_ptr(),
+                sdispls.as_ptr(),
+                recv.as_mut_ptr() as *mut c_void,
+                rcounts.as_ptr(),
+                rdispls.as_ptr(),
+            )
+        };
+        self.check(code, "exchanging data (alltoallv)")
+    }
+}
+
 pub fn words_to_bytes(words: &[u64]) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()
 }

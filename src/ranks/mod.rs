@@ -7,8 +7,11 @@ mod check;
 mod driver;
 mod link;
 mod root;
+pub mod sort;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod sort_tests;
 pub mod transport;
 
 use crate::abi::{sm_reduce_fn, sm_status, sm_work_fn};
@@ -45,6 +48,24 @@ pub struct RankMap<'a> {
 /// in last_error), or the failure, the same on every rank.
 pub fn map(t: &sm_transport, m: &RankMap) -> Result<sm_status> {
     let call = m.call;
+    let link = open(t, call)?;
+    let refusal = refusal(t, m);
+    let agreed = check::agree(&link, m, refusal.as_ref())?;
+    let (status, message) = run(&link, m, &agreed)?;
+    match status {
+        Status::SM_OK => Ok(status),
+        Status::SM_STOPPED => {
+            last_error::set(status, message.as_deref().unwrap_or(""));
+            Ok(status)
+        }
+        _ => Err(Error::new(status, message.unwrap_or_default())),
+    }
+}
+
+/// The link of one collective call, or the error of a rank that cannot take part at all (called
+/// from a job, no communicator): that rank fails alone, at once, as nothing collective can be
+/// done.
+fn open<'a>(t: &'a sm_transport, call: &'a str) -> Result<Link<'a>> {
     if frame::in_job() {
         return Err(Error::state(format!(
             "{call}: called from inside a job; workers must not call MPI (call it from the \
@@ -66,18 +87,7 @@ pub fn map(t: &sm_transport, m: &RankMap) -> Result<sm_status> {
             t.rank, t.nranks
         )));
     }
-    let link = Link::new(t, call);
-    let refusal = refusal(t, m);
-    let agreed = check::agree(&link, m, refusal.as_ref())?;
-    let (status, message) = run(&link, m, &agreed)?;
-    match status {
-        Status::SM_OK => Ok(status),
-        Status::SM_STOPPED => {
-            last_error::set(status, message.as_deref().unwrap_or(""));
-            Ok(status)
-        }
-        _ => Err(Error::new(status, message.unwrap_or_default())),
-    }
+    Ok(Link::new(t, call))
 }
 
 /// Why this rank cannot take part, found before the collective check (which then fails every

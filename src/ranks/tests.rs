@@ -16,10 +16,15 @@ use std::sync::{Arc, Barrier, Condvar, Mutex};
 /// (sender, tag, bytes)
 type Message = (c_int, c_int, Vec<u8>);
 
+/// One rank's alltoallv: its send buffer, counts and displacements.
+type Exchanged = (Vec<u8>, Vec<usize>, Vec<usize>);
+
 /// What the ranks of one test share.
 struct Hub {
     queues: Vec<(Mutex<VecDeque<Message>>, Condvar)>,
     gathered: Mutex<Vec<Vec<u8>>>,
+    /// Each rank's alltoallv: (its send buffer, counts, displacements).
+    exchanged: Mutex<Vec<Exchanged>>,
     barrier: Barrier,
 }
 
@@ -114,6 +119,52 @@ unsafe extern "C" fn allgather(
     0
 }
 
+unsafe extern "C" fn alltoallv(
+    comm: *mut c_void,
+    send: *const c_void,
+    scounts: *const usize,
+    sdispls: *const usize,
+    recv: *mut c_void,
+    rcounts: *const usize,
+    rdispls: *const usize,
+) -> c_int {
+    // SAFETY: as in send.
+    let end = unsafe { &*(comm as *const End) };
+    let hub = &end.hub;
+    let n = hub.queues.len();
+    // SAFETY: the count and displacement arrays have nranks entries (the transport's contract).
+    let (sc, sd, rc, rd) = unsafe {
+        (
+            std::slice::from_raw_parts(scounts, n).to_vec(),
+            std::slice::from_raw_parts(sdispls, n).to_vec(),
+            std::slice::from_raw_parts(rcounts, n),
+            std::slice::from_raw_parts(rdispls, n),
+        )
+    };
+    let len = (0..n).map(|r| sd[r] + sc[r]).max().unwrap_or(0);
+    // SAFETY: send holds every part it sends.
+    let bytes = unsafe { std::slice::from_raw_parts(send as *const u8, len) }.to_vec();
+    hub.exchanged.lock().unwrap()[end.rank] = (bytes, sc, sd);
+    hub.barrier.wait();
+    {
+        let all = hub.exchanged.lock().unwrap();
+        for (from, (bytes, sc, sd)) in all.iter().enumerate() {
+            let part = &bytes[sd[end.rank]..sd[end.rank] + sc[end.rank]];
+            assert_eq!(part.len(), rc[from], "alltoallv: counts that do not match");
+            // SAFETY: recv holds rc[from] bytes at rd[from].
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    part.as_ptr(),
+                    (recv as *mut u8).add(rd[from]),
+                    part.len(),
+                )
+            };
+        }
+    }
+    hub.barrier.wait();
+    0
+}
+
 unsafe extern "C" fn error(_: *mut c_void) -> *const c_char {
     c"the in-process transport does not fail".as_ptr()
 }
@@ -130,32 +181,30 @@ struct Call {
     refusal: Option<&'static str>,
 }
 
-/// Runs `calls[r]` on rank r, every rank on its own thread, all sharing `ctx`; returns each
-/// rank's status and message.
-fn run_ranks(
-    calls: &[Call],
-    work: crate::engine::task::JobFn,
-    reduce: crate::engine::task::JobFn,
-    ctx: &(impl Sync + ?Sized),
-) -> Vec<(Status, String)> {
-    let n = calls.len();
+/// Runs `f(rank, transport)` for every rank of `n`, each on its own thread, joined by an
+/// in-process transport; `refusals[r]`, when given, is rank r's transport refusal.
+pub(super) fn on_ranks<R: Send>(
+    n: usize,
+    refusals: &[Option<&'static str>],
+    f: impl Fn(usize, &sm_transport) -> R + Sync,
+) -> Vec<R> {
     let hub = Arc::new(Hub {
         queues: (0..n)
             .map(|_| (Mutex::new(VecDeque::new()), Condvar::new()))
             .collect(),
         gathered: Mutex::new(vec![Vec::new(); n]),
+        exchanged: Mutex::new(vec![Default::default(); n]),
         barrier: Barrier::new(n),
     });
-    let ctx = ctx as *const _ as *const c_void as usize;
+    let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = calls
-            .iter()
-            .enumerate()
-            .map(|(rank, call)| {
+        let handles: Vec<_> = (0..n)
+            .map(|rank| {
                 let hub = Arc::clone(&hub);
+                let refusal = refusals.get(rank).copied().flatten();
                 scope.spawn(move || {
                     let end = End { hub, rank };
-                    let refusal = call.refusal.map(|r| CString::new(r).unwrap());
+                    let refusal = refusal.map(|r| CString::new(r).unwrap());
                     let t = sm_transport {
                         size: std::mem::size_of::<sm_transport>(),
                         comm: &end as *const End as *mut c_void,
@@ -167,21 +216,9 @@ fn run_ranks(
                         recv,
                         allgather,
                         error,
+                        alltoallv,
                     };
-                    let pool = call.pool.map(|(w, b)| Pool::new(w, b).unwrap());
-                    let m = RankMap {
-                        call: "sm_mpi_map",
-                        pool: pool.as_ref(),
-                        root: call.root,
-                        njobs: call.njobs,
-                        work: Some(work),
-                        reduce: call.reduce.then_some(reduce),
-                        result_size: call.result_size,
-                        ctx: ctx as *mut c_void,
-                        has_opts: call.options.is_some(),
-                        options: call.options.clone().unwrap_or_default(),
-                    };
-                    outcome(map(&t, &m))
+                    f(rank, &t)
                 })
             })
             .collect();
@@ -189,7 +226,36 @@ fn run_ranks(
     })
 }
 
-fn outcome(r: Result<Status>) -> (Status, String) {
+/// Runs `calls[r]` on rank r, every rank on its own thread, all sharing `ctx`; returns each
+/// rank's status and message.
+fn run_ranks(
+    calls: &[Call],
+    work: crate::engine::task::JobFn,
+    reduce: crate::engine::task::JobFn,
+    ctx: &(impl Sync + ?Sized),
+) -> Vec<(Status, String)> {
+    let refusals: Vec<_> = calls.iter().map(|c| c.refusal).collect();
+    let ctx = ctx as *const _ as *const c_void as usize;
+    on_ranks(calls.len(), &refusals, |rank, t| {
+        let call = &calls[rank];
+        let pool = call.pool.map(|(w, b)| Pool::new(w, b).unwrap());
+        let m = RankMap {
+            call: "sm_mpi_map",
+            pool: pool.as_ref(),
+            root: call.root,
+            njobs: call.njobs,
+            work: Some(work),
+            reduce: call.reduce.then_some(reduce),
+            result_size: call.result_size,
+            ctx: ctx as *mut c_void,
+            has_opts: call.options.is_some(),
+            options: call.options.clone().unwrap_or_default(),
+        };
+        outcome(map(t, &m))
+    })
+}
+
+pub(super) fn outcome(r: Result<Status>) -> (Status, String) {
     match r {
         Ok(Status::SM_STOPPED) => (Status::SM_STOPPED, read_last_error()),
         Ok(s) => (s, String::new()),
@@ -197,7 +263,7 @@ fn outcome(r: Result<Status>) -> (Status, String) {
     }
 }
 
-fn read_last_error() -> String {
+pub(super) fn read_last_error() -> String {
     // SAFETY: last_error's pointer is a NUL-terminated string of this thread.
     unsafe { std::ffi::CStr::from_ptr(last_error::as_ptr()) }
         .to_string_lossy()

@@ -61,4 +61,16 @@ pub struct sm_transport {
     ) -> c_int,
     /// What the last failing function said (never NULL).
     pub error: unsafe extern "C" fn(comm: *mut c_void) -> *const c_char,
+    /// Collective: every rank sends `scounts[r]` bytes from `send + sdispls[r]` to rank r and
+    /// receives `rcounts[r]` bytes from rank r at `recv + rdispls[r]` (MPI_Alltoallv on bytes,
+    /// with `size_t` counts: any size). `rcounts[r]` equals what rank r sends here.
+    pub alltoallv: unsafe extern "C" fn(
+        comm: *mut c_void,
+        send: *const c_void,
+        scounts: *const usize,
+        sdispls: *const usize,
+        recv: *mut c_void,
+        rcounts: *const usize,
+        rdispls: *const usize,
+    ) -> c_int,
 }

@@ -58,6 +58,28 @@ impl<T: Zeroable> Buffer<T> {
         })
     }
 
+    pub fn as_slice(&self) -> &[T] {
+        // SAFETY: as in as_mut_slice, shared.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().cast::<T>(), self.len) }
+    }
+
+    /// The buffer's bytes (to send them).
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: the mapping holds len * size_of::<T>() initialised bytes.
+        unsafe {
+            std::slice::from_raw_parts(self.map.as_ptr(), self.len * std::mem::size_of::<T>())
+        }
+    }
+
+    /// The buffer's bytes, writable (to receive into them): any bytes are a valid T (Zeroable
+    /// types are plain unsigned integers).
+    pub fn as_bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in as_bytes, exclusively borrowed.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.map.as_ptr(), self.len * std::mem::size_of::<T>())
+        }
+    }
+
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: the mapping holds `len` Ts, zero-initialised by the kernel (valid: Zeroable),
         // and is exclusively borrowed through &mut self.

@@ -3,10 +3,11 @@
 //! local.rs, everything else by radix (radix.rs); keys.rs makes every dtype an unsigned key.
 
 mod adaptive;
-mod buffer;
-mod keys;
+pub(crate) mod buffer;
+pub(crate) mod keys;
 mod local;
 mod radix;
+pub(crate) mod runs;
 
 use crate::status::{Error, Result};
 use keys::{Raw, Source};
