@@ -123,9 +123,15 @@ static int mpi_alltoallv(void *comm, const void *send, const size_t *scounts,
     return -1;
   }
   MPI_Request *reqs = NULL;
+  /* Real statuses, not MPI_STATUSES_IGNORE: gcc 12 takes MPICH's MPI_STATUSES_IGNORE for a
+   * zero-size array and refuses to compile the call (-Werror=stringop-overflow). */
+  MPI_Status *statuses = NULL;
   if (nreq > 0) {
     reqs = malloc(nreq * sizeof *reqs);
-    if (reqs == NULL) {
+    statuses = malloc(nreq * sizeof *statuses);
+    if (reqs == NULL || statuses == NULL) {
+      free(reqs);
+      free(statuses);
       snprintf(s->error, sizeof s->error, "alltoallv: out of memory for %zu MPI requests", nreq);
       return -1;
     }
@@ -151,8 +157,9 @@ static int mpi_alltoallv(void *comm, const void *send, const size_t *scounts,
   if (scounts[rank] > 0) {
     memcpy((char *)recv + rdispls[rank], (const char *)send + sdispls[rank], scounts[rank]);
   }
-  if (rc == MPI_SUCCESS && k > 0) rc = MPI_Waitall((int)k, reqs, MPI_STATUSES_IGNORE);
+  if (rc == MPI_SUCCESS && k > 0) rc = MPI_Waitall((int)k, reqs, statuses);
   free(reqs);
+  free(statuses);
   return rc == MPI_SUCCESS ? 0 : failed(s, "alltoallv (MPI_Isend, MPI_Irecv, MPI_Waitall)", rc);
 }
 

@@ -336,7 +336,7 @@ pub fn argsort(t: &sm_transport, a: &RankArgsort) -> Result<Status> {
         unsafe { std::slice::from_raw_parts_mut(a.out, n) }
     };
     // SAFETY: recv_keys holds n keys of dtype, recv_index n indices.
-    let merged = unsafe {
+    unsafe {
         runs::merge_runs(
             bufs.recv_keys.as_bytes().as_ptr(),
             dtype,
@@ -346,7 +346,6 @@ pub fn argsort(t: &sm_transport, a: &RankArgsort) -> Result<Status> {
             threads,
         )
     };
-    all_ok(&link, call, merged)?;
     Ok(Status::SM_OK)
 }
 
@@ -492,7 +491,11 @@ fn split_across_ranks(
                 (unsafe { wide::<T>(keys, i) }, base + i as u64)
             };
             let nt = self.targets.len();
-            let mut side = Side::new(local.len(), self.targets, self.total);
+            let nranks = self.link.nranks();
+            // Samples and pivots per target and round: 16 each for up to 16 ranks, fewer above
+            // (the gathers grow as nranks^2 x samples), down to the weighted median.
+            let width = (256 / nranks.max(1)).clamp(1, 16);
+            let mut side = Side::new(local.len(), self.targets, self.total, width, width);
             while !side.finished() {
                 let words: Vec<u64> = side
                     .proposals(&elem)
@@ -501,14 +504,14 @@ fn split_across_ranks(
                     .collect();
                 let all = from_bytes(&self.link.allgather(&to_bytes(&words))?);
                 let proposals: Vec<Vec<(Elem, u64)>> = all
-                    .chunks(3 * nt)
+                    .chunks(3 * nt * width)
                     .map(|p| p.chunks(3).map(|c| ((c[0], c[1]), c[2])).collect())
                     .collect();
-                let pivots = choose_pivots(&proposals, nt);
+                let pivots = choose_pivots(&proposals, nt, width, width);
                 let below = side.below(&pivots, &elem);
                 let all = from_bytes(&self.link.allgather(&to_bytes(&below))?);
-                let per_rank: Vec<Vec<u64>> = all.chunks(nt).map(|c| c.to_vec()).collect();
-                let totals = runs::totals(&per_rank, nt);
+                let per_rank: Vec<Vec<u64>> = all.chunks(nt * width).map(|c| c.to_vec()).collect();
+                let totals = runs::totals(&per_rank);
                 side.update(&pivots, &below, &totals, self.targets, &elem);
             }
             Ok(side.cuts().to_vec())

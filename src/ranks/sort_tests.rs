@@ -310,3 +310,30 @@ fn an_index_out_of_range_fails_every_rank() {
         );
     }
 }
+
+#[test]
+fn many_ranks_use_fewer_samples_per_round_and_stay_exact() {
+    // 16 samples and pivots per target up to 16 ranks; 12 at 20 ranks; 1 (the weighted median)
+    // from 129 ranks on (256 / nranks).
+    let mut seed = 23;
+    for nranks in [20usize, 130] {
+        let counts: Vec<usize> = (0..nranks)
+            .map(|r| {
+                if r % 7 == 3 {
+                    0
+                } else {
+                    (lcg(&mut seed) % 40) as usize
+                }
+            })
+            .collect();
+        let total: usize = counts.iter().sum();
+        let keys: Vec<i16> = (0..total).map(|_| (lcg(&mut seed) % 50) as i16).collect();
+        check(
+            &bytes_of(&keys),
+            Dtype::I16,
+            &counts,
+            1,
+            &format!("{nranks} ranks"),
+        );
+    }
+}

@@ -5,7 +5,6 @@
 
 use super::keys::{Key, Raw, Source};
 use super::Dtype;
-use crate::status::{Error, Result};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
@@ -13,6 +12,14 @@ use std::collections::BinaryHeap;
 /// integers), then its global index. No two elements are equal, so every position of the sorted
 /// order has exactly one element, and ties between equal keys fall in input order (stable).
 pub type Elem = (u64, u64);
+
+/// A pointer shared by threads that each use their own part of what it points to.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+// SAFETY: only used for disjoint parts (merge_runs gives each thread its own).
+unsafe impl<T> Send for Shared<T> {}
+// SAFETY: as above.
+unsafe impl<T> Sync for Shared<T> {}
 
 /// Code generic over the key type, run for a dtype (`dispatch`).
 pub trait Visit {
@@ -55,28 +62,39 @@ where
 /// sorted sequence not yet known to fall before (below `lo`) or after (from `hi`) the target.
 /// Every party runs the same rounds on the same pivots, so all finish together:
 ///
-/// 1. each party proposes, per open target, the middle element of its range, weighted by the
-///    range's length (`proposals`);
-/// 2. the pivot is the weighted median of all proposals (`choose_pivots`, the same everywhere);
-/// 3. each party counts its elements below the pivot (`below`), and the counts are summed;
-/// 4. with the total below the pivot, every party narrows its range (`update`): the pivot goes
-///    before the target or after it, and at least a quarter of the open elements is settled.
+/// 1. each party samples, per open target, `SAMPLES` elements spread over its open range, each
+///    weighted by the share of the range it stands for (`proposals`);
+/// 2. the pivots of a target are `PIVOTS` weighted quantiles of every party's samples
+///    (`choose_pivots`, the same everywhere);
+/// 3. each party counts its elements below every pivot (`below`), and the counts are summed;
+/// 4. with the totals below the pivots, every party narrows its range to lie between the two
+///    pivots that bracket the target (`update`).
 ///
-/// A target is done when the total below the pivot (or up to it) is the target itself; the
-/// party's cut is then its count. So O(log n) rounds, each a pair of sums over the parties.
+/// A target is done when a pivot has exactly the target's number of elements below it (or, the
+/// pivot included, up to it); the party's cut is then its count. Each round divides the open
+/// ranges by about PIVOTS, so a few rounds suffice (3 or 4 for 10^7 elements), each a pair of
+/// small sums over the parties; with one sample and one pivot it is the weighted-median
+/// selection, which settles at least a quarter of the open elements per round.
 pub struct Side {
     lo: Vec<usize>,
     hi: Vec<usize>,
     done: Vec<bool>,
+    /// Samples per target per round, and pivots per target per round.
+    samples: usize,
+    pivots: usize,
 }
 
 impl Side {
-    /// A sequence of `len` elements, to be cut at the global `targets` of `total` elements.
-    pub fn new(len: usize, targets: &[u64], total: u64) -> Side {
+    /// A sequence of `len` elements, to be cut at the global `targets` of `total` elements, with
+    /// `samples` proposals and `pivots` pivots per target per round (both at least 1, and the
+    /// same on every party).
+    pub fn new(len: usize, targets: &[u64], total: u64, samples: usize, pivots: usize) -> Side {
         let mut side = Side {
             lo: vec![0; targets.len()],
             hi: vec![len; targets.len()],
             done: vec![false; targets.len()],
+            samples: samples.max(1),
+            pivots: pivots.max(1),
         };
         for (t, &target) in targets.iter().enumerate() {
             if target == 0 || target >= total {
@@ -96,31 +114,44 @@ impl Side {
         &self.lo
     }
 
-    /// Per target: the middle element of the open range and the range's length (0: nothing to
-    /// propose).
+    /// `samples` entries per target: elements of the open range with their weights (weight 0:
+    /// an empty entry).
     pub fn proposals(&self, elem: &impl Fn(usize) -> Elem) -> Vec<(Elem, u64)> {
-        (0..self.lo.len())
-            .map(|t| {
-                let (lo, hi) = (self.lo[t], self.hi[t]);
-                if self.done[t] || lo == hi {
-                    ((0, 0), 0)
-                } else {
-                    (elem(lo + (hi - lo) / 2), (hi - lo) as u64)
+        let s = self.samples;
+        let mut out = vec![((0, 0), 0); self.lo.len() * s];
+        for t in 0..self.lo.len() {
+            let (lo, hi) = (self.lo[t], self.hi[t]);
+            if self.done[t] || lo == hi {
+                continue;
+            }
+            let len = hi - lo;
+            if len <= s {
+                for (k, slot) in out[t * s..t * s + len].iter_mut().enumerate() {
+                    *slot = (elem(lo + k), 1);
                 }
-            })
-            .collect()
+            } else {
+                // Interior points, so that every party's range is cut into samples + 1 parts.
+                let weight = len.div_ceil(s) as u64;
+                for k in 0..s {
+                    out[t * s + k] = (elem(lo + (k + 1) * len / (s + 1)), weight);
+                }
+            }
+        }
+        out
     }
 
-    /// Per target with a pivot, how many of this party's elements are below it. Everything
-    /// below `lo` is below the pivot and nothing from `hi` is (the pivot was an open element), so
-    /// the search stays inside the open range.
+    /// Per target and pivot, how many of this party's elements are below the pivot. Everything
+    /// below `lo` is below every pivot and nothing from `hi` is (pivots are open elements), so
+    /// the searches stay inside the open range.
     pub fn below(&self, pivots: &[Option<Elem>], elem: &impl Fn(usize) -> Elem) -> Vec<u64> {
+        let m = self.pivots;
         pivots
             .iter()
             .enumerate()
-            .map(|(t, pivot)| match pivot {
+            .map(|(j, pivot)| match pivot {
                 None => 0,
                 Some(p) => {
+                    let t = j / m;
                     let (mut lo, mut hi) = (self.lo[t], self.hi[t]);
                     while lo < hi {
                         let mid = lo + (hi - lo) / 2;
@@ -136,7 +167,8 @@ impl Side {
             .collect()
     }
 
-    /// Narrows every range with the pivots, this party's counts below them and the totals.
+    /// Narrows every range with the pivots (`pivots` per target, ascending), this party's counts
+    /// below them and the totals over the parties.
     pub fn update(
         &mut self,
         pivots: &[Option<Elem>],
@@ -145,72 +177,123 @@ impl Side {
         targets: &[u64],
         elem: &impl Fn(usize) -> Elem,
     ) {
-        for (t, pivot) in pivots.iter().enumerate() {
-            let Some(p) = pivot else { continue };
-            let (below, total, target) = (mine[t] as usize, totals[t], targets[t]);
-            if total == target {
-                (self.lo[t], self.hi[t], self.done[t]) = (below, below, true);
-            } else if total < target {
+        let m = self.pivots;
+        for (t, &target) in targets.iter().enumerate() {
+            if self.done[t] {
+                continue;
+            }
+            let at = |k: usize| t * m + k;
+            let live = (0..m).filter(|&k| pivots[at(k)].is_some());
+            // The last pivot with fewer elements below it than the target (it comes before the
+            // target), and the first with more (it and everything after come after).
+            let mut before = None;
+            let mut after = None;
+            for k in live {
+                let total = totals[at(k)];
+                if total == target {
+                    let cut = mine[at(k)] as usize;
+                    (self.lo[t], self.hi[t], self.done[t]) = (cut, cut, true);
+                    break;
+                } else if total < target {
+                    before = Some(k);
+                } else if after.is_none() {
+                    after = Some(k);
+                }
+            }
+            if self.done[t] {
+                continue;
+            }
+            if let Some(k) = after {
+                self.hi[t] = mine[at(k)] as usize;
+            }
+            if let Some(k) = before {
+                let p = pivots[at(k)].expect("a live pivot");
+                let below = mine[at(k)] as usize;
                 // The pivot comes before the target too; it is this party's if its next element.
-                let upto = below + usize::from(below < self.hi[t] && elem(below) == *p);
-                if total + 1 == target {
+                let upto = below + usize::from(below < self.hi[t] && elem(below) == p);
+                if totals[at(k)] + 1 == target {
                     (self.lo[t], self.hi[t], self.done[t]) = (upto, upto, true);
                 } else {
                     self.lo[t] = upto;
                 }
-            } else {
-                self.hi[t] = below;
             }
         }
     }
 }
 
-/// The pivot of every target: the weighted median of the parties' proposals (`proposals[party]
-/// [target]`); None for a target nobody proposes for (it is done).
-pub fn choose_pivots(proposals: &[Vec<(Elem, u64)>], ntargets: usize) -> Vec<Option<Elem>> {
-    (0..ntargets)
-        .map(|t| {
-            let mut open: Vec<(Elem, u64)> = proposals
-                .iter()
-                .map(|p| p[t])
-                .filter(|&(_, w)| w > 0)
-                .collect();
-            open.sort_unstable();
-            let total: u64 = open.iter().map(|&(_, w)| w).sum();
-            let mut seen = 0;
-            open.into_iter().find_map(|(e, w)| {
-                seen += w;
-                (2 * seen >= total).then_some(e)
-            })
-        })
-        .collect()
+/// The pivots of every target (`pivots` per target, ascending; None where fewer): weighted
+/// quantiles of every party's samples (`proposals[party]`, `samples` per target).
+pub fn choose_pivots(
+    proposals: &[Vec<(Elem, u64)>],
+    ntargets: usize,
+    samples: usize,
+    pivots: usize,
+) -> Vec<Option<Elem>> {
+    let mut out = vec![None; ntargets * pivots];
+    for t in 0..ntargets {
+        let mut open: Vec<(Elem, u64)> = proposals
+            .iter()
+            .flat_map(|p| p[t * samples..(t + 1) * samples].iter().copied())
+            .filter(|&(_, w)| w > 0)
+            .collect();
+        if open.is_empty() {
+            continue;
+        }
+        open.sort_unstable();
+        let total: u128 = open.iter().map(|&(_, w)| w as u128).sum();
+        let (mut seen, mut next, mut k) = (0u128, 1u128, 0usize);
+        for (e, w) in open {
+            seen += w as u128;
+            // The first sample at or past each quantile j / (pivots + 1) of the weight.
+            let mut taken = false;
+            while next <= pivots as u128 && seen * (pivots as u128 + 1) >= next * total {
+                next += 1;
+                if !taken {
+                    out[t * pivots + k] = Some(e);
+                    k += 1;
+                    taken = true;
+                }
+            }
+            if next > pivots as u128 {
+                break;
+            }
+        }
+    }
+    out
 }
 
-/// Sums per target over the parties.
-pub fn totals(per_party: &[Vec<u64>], ntargets: usize) -> Vec<u64> {
-    (0..ntargets)
-        .map(|t| per_party.iter().map(|p| p[t]).sum())
+/// Sums position by position over the parties.
+pub fn totals(per_party: &[Vec<u64>]) -> Vec<u64> {
+    let len = per_party.first().map_or(0, |p| p.len());
+    (0..len)
+        .map(|j| per_party.iter().map(|p| p[j]).sum())
         .collect()
 }
 
 /// Cuts several sorted sequences of one process at the global `targets`: `cuts[s][t]` elements
-/// of sequence `s` come before position `targets[t]` of their merged order.
+/// of sequence `s` come before position `targets[t]` of their merged order. `width`: samples and
+/// pivots per target and round.
 pub fn split_local(
     lens: &[usize],
     targets: &[u64],
+    width: usize,
     elem: impl Fn(usize, usize) -> Elem,
 ) -> Vec<Vec<usize>> {
     let total: u64 = lens.iter().map(|&l| l as u64).sum();
-    let mut sides: Vec<Side> = lens.iter().map(|&l| Side::new(l, targets, total)).collect();
+    let (samples, pivots) = (width, width);
+    let mut sides: Vec<Side> = lens
+        .iter()
+        .map(|&l| Side::new(l, targets, total, samples, pivots))
+        .collect();
     while !sides[0].finished() {
         let proposals: Vec<_> = (0..lens.len())
             .map(|s| sides[s].proposals(&|i| elem(s, i)))
             .collect();
-        let pivots = choose_pivots(&proposals, targets.len());
+        let pivots = choose_pivots(&proposals, targets.len(), samples, pivots);
         let below: Vec<_> = (0..lens.len())
             .map(|s| sides[s].below(&pivots, &|i| elem(s, i)))
             .collect();
-        let sums = totals(&below, targets.len());
+        let sums = totals(&below);
         for (s, side) in sides.iter_mut().enumerate() {
             side.update(&pivots, &below[s], &sums, targets, &|i| elem(s, i));
         }
@@ -277,7 +360,8 @@ pub unsafe fn merge<T>(
 
 /// Merges the sorted runs `[bounds[r], bounds[r + 1])` of `keys` (`dtype`) and `index` into
 /// `out` on `threads` threads: the output is cut into equal parts by exact splitting of the runs,
-/// and each thread merges one part.
+/// and each thread merges one part (the calling thread too; a part whose thread cannot be
+/// started is merged on the calling thread, so the merge never fails).
 ///
 /// # Safety
 /// `keys` must hold `index.len()` elements of `dtype`; `out.len() == index.len()`.
@@ -288,7 +372,7 @@ pub unsafe fn merge_runs(
     bounds: &[usize],
     out: &mut [i64],
     threads: usize,
-) -> Result<()> {
+) {
     struct Merge<'a> {
         keys: usize,
         index: &'a [u64],
@@ -297,8 +381,8 @@ pub unsafe fn merge_runs(
         threads: usize,
     }
     impl Visit for Merge<'_> {
-        type Out = Result<()>;
-        fn visit<T: Copy + Send + Sync + 'static>(self) -> Result<()>
+        type Out = ();
+        fn visit<T: Copy + Send + Sync + 'static>(self)
         where
             Raw<T>: Source,
         {
@@ -320,7 +404,7 @@ pub unsafe fn merge_runs(
                 // SAFETY: as said above.
                 (unsafe { wide::<T>(keys, at) }, index[at])
             };
-            let cuts = split_local(&lens, &targets, elem);
+            let cuts = split_local(&lens, &targets, 8, elem);
             // Part p covers run s from cut p-1 to cut p (0 and the run's end at the edges).
             let cut = |s: usize, p: usize| -> usize {
                 bounds[s]
@@ -330,48 +414,47 @@ pub unsafe fn merge_runs(
                         p => cuts[s][p - 1],
                     }
             };
-            let mut rest: &mut [i64] = self.out;
+            let out = Shared(self.out.as_mut_ptr());
+            let mut at = 0;
             let mut pieces = Vec::with_capacity(parts);
             for p in 0..parts {
                 let starts: Vec<usize> = (0..runs).map(|s| cut(s, p)).collect();
                 let ends: Vec<usize> = (0..runs).map(|s| cut(s, p + 1)).collect();
                 let len: usize = (0..runs).map(|s| ends[s] - starts[s]).sum();
-                let (piece, tail) = rest.split_at_mut(len);
-                rest = tail;
-                pieces.push((starts, ends, piece));
+                pieces.push((starts, ends, at, len));
+                at += len;
             }
-            if parts == 1 {
-                let (starts, ends, piece) = pieces.pop().expect("one part");
-                // SAFETY: the runs are inside the arrays (merge_runs' contract).
-                unsafe { merge::<T>(keys, index, &starts, &ends, piece) };
-                return Ok(());
-            }
-            let failed = std::thread::scope(|scope| {
-                let handles: Vec<_> = pieces
-                    .into_iter()
-                    .map(|(starts, ends, piece)| {
-                        let keys = keys as usize;
-                        std::thread::Builder::new()
-                            .name("sm-merge".into())
-                            .spawn_scoped(scope, move || {
-                                // SAFETY: the runs are inside the arrays (merge_runs' contract).
-                                unsafe {
-                                    merge::<T>(keys as *const u8, index, &starts, &ends, piece)
-                                }
-                            })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.map(|h| h.join().is_err()))
-                    .any(|r| r.unwrap_or(true))
+            debug_assert_eq!(at, n);
+            let keys = Shared(keys as *mut u8);
+            let run = move |starts: &[usize], ends: &[usize], at: usize, len: usize| {
+                let (keys, out) = (keys, out);
+                // SAFETY: the parts are disjoint pieces of out; the runs are inside the arrays
+                // (merge_runs' contract).
+                unsafe {
+                    let piece = std::slice::from_raw_parts_mut(out.0.add(at), len);
+                    merge::<T>(keys.0, index, starts, ends, piece)
+                }
+            };
+            std::thread::scope(|scope| {
+                let (first, others) = pieces.split_first().expect("one part at least");
+                let mut threads = Vec::new();
+                for (starts, ends, at, len) in others {
+                    let spawned = std::thread::Builder::new()
+                        .name("sm-merge".into())
+                        .spawn_scoped(scope, move || run(starts, ends, *at, *len));
+                    match spawned {
+                        Ok(t) => threads.push(t),
+                        // No thread to be had: this part is merged here, the merge never fails.
+                        Err(_) => run(starts, ends, *at, *len),
+                    }
+                }
+                run(&first.0, &first.1, first.2, first.3);
+                for t in threads {
+                    if let Err(panic) = t.join() {
+                        std::panic::resume_unwind(panic);
+                    }
+                }
             });
-            if failed {
-                return Err(Error::nomem(
-                    "could not start or finish the merge threads".to_string(),
-                ));
-            }
-            Ok(())
         }
     }
     dispatch(
@@ -401,7 +484,7 @@ mod tests {
     fn split_local_cuts_at_exact_positions_whatever_the_keys() {
         let mut seed = 5;
         for distinct in [1u64, 2, 7, 1 << 40] {
-            for nruns in [1usize, 2, 3, 5] {
+            for nruns in [1usize, 2, 3, 4, 5, 6] {
                 let runs: Vec<Vec<Elem>> = (0..nruns)
                     .map(|r| {
                         let len = if r == 1 {
@@ -421,7 +504,8 @@ mod tests {
                 let mut all: Vec<Elem> = runs.concat();
                 all.sort_unstable();
                 let targets: Vec<u64> = (0..=total as u64).collect();
-                let cuts = split_local(&lens, &targets, |s, i| runs[s][i]);
+                let width = [1, 2, 16][nruns % 3];
+                let cuts = split_local(&lens, &targets, width, |s, i| runs[s][i]);
                 for (t, &target) in targets.iter().enumerate() {
                     let got: usize = (0..nruns).map(|s| cuts[s][t]).sum();
                     assert_eq!(got as u64, target);
@@ -476,8 +560,7 @@ mod tests {
                         &mut out,
                         threads,
                     )
-                }
-                .unwrap();
+                };
                 let want: Vec<i64> = expect.iter().map(|e| e.1 as i64).collect();
                 assert_eq!(out, want, "{nruns} runs, {threads} threads");
             }
