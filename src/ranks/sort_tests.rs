@@ -337,3 +337,47 @@ fn many_ranks_use_fewer_samples_per_round_and_stay_exact() {
         );
     }
 }
+
+#[test]
+fn ranks_making_different_calls_fail_every_rank() {
+    let got = on_ranks(2, &[], |rank, t| {
+        let keys = [2.0f64, 1.0];
+        let mut out = [0i64; 2];
+        let index = [0i64, 1];
+        outcome(if rank == 0 {
+            argsort(
+                t,
+                &RankArgsort {
+                    call: "sm_mpi_argsort",
+                    threads: Ok(1),
+                    keys: keys.as_ptr().cast(),
+                    n: 2,
+                    dtype_raw: 0,
+                    dtype: Ok(Dtype::F64),
+                    out: out.as_mut_ptr(),
+                },
+            )
+        } else {
+            permute(
+                t,
+                &RankPermute {
+                    call: "sm_mpi_permute",
+                    threads: Ok(1),
+                    src: keys.as_ptr().cast(),
+                    n: 2,
+                    itemsize: 8,
+                    index: index.as_ptr(),
+                    nout: 2,
+                    dst: out.as_mut_ptr().cast(),
+                },
+            )
+        })
+    });
+    for (s, m) in &got {
+        assert_eq!(*s, Status::SM_ERR_INVALID, "{m}");
+        assert!(
+            m.contains("the ranks make different calls: sm_mpi_argsort on rank 0; sm_mpi_permute on rank 1"),
+            "{m}"
+        );
+    }
+}
