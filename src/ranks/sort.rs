@@ -264,6 +264,7 @@ pub fn argsort(t: &sm_transport, a: &RankArgsort) -> Result<Status> {
         return Ok(Status::SM_OK);
     }
     let (n, ks) = (a.n, dtype.size());
+    let mut clock = Phases::start();
     let mut bufs = all_ok(&link, call, {
         // SAFETY: keys has n elements of dtype and out n i64, not overlapping (checked by
         // argsort_refusal); the sort writes a permutation of [0, n) into out.
@@ -281,7 +282,9 @@ pub fn argsort(t: &sm_transport, a: &RankArgsort) -> Result<Status> {
 
     // Exact splitting: rank d receives the global positions [off[d], off[d + 1]).
     let targets: Vec<u64> = off[1..counts.len()].to_vec();
+    clock.lap("local sort");
     let cuts = split_across_ranks(&link, dtype, a.keys, local, base, &targets, total)?;
+    clock.lap("splitting");
     let mut bounds = vec![0usize];
     bounds.extend_from_slice(&cuts);
     bounds.push(n);
@@ -307,6 +310,7 @@ pub fn argsort(t: &sm_transport, a: &RankArgsort) -> Result<Status> {
 
     // Pack in sorted order: the part for rank d is contiguous, from bounds[d].
     pack(dtype, a.keys, local, base, &mut bufs, threads);
+    clock.lap("pack");
     let bytes =
         |counts: &[usize], size: usize| -> Vec<usize> { counts.iter().map(|c| c * size).collect() };
     link.alltoallv(
@@ -322,6 +326,7 @@ pub fn argsort(t: &sm_transport, a: &RankArgsort) -> Result<Status> {
         &bytes(&recvs, 8),
     )?;
     drop((bufs.send_keys, bufs.send_index));
+    clock.lap("exchange");
 
     // Merge the received runs (one per sending rank, each sorted) into out.
     let mut run_bounds = vec![0usize];
@@ -346,7 +351,46 @@ pub fn argsort(t: &sm_transport, a: &RankArgsort) -> Result<Status> {
             threads,
         )
     };
+    clock.lap("merge");
+    clock.report(call, me, n);
     Ok(Status::SM_OK)
+}
+
+/// The time of each phase of one call, said on stderr under SM_VERBOSE (off: nothing measured).
+struct Phases {
+    last: Option<std::time::Instant>,
+    laps: Vec<(&'static str, std::time::Duration)>,
+}
+
+impl Phases {
+    fn start() -> Phases {
+        Phases {
+            last: crate::config::verbose().then(std::time::Instant::now),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, what: &'static str) {
+        if let Some(last) = self.last {
+            let now = std::time::Instant::now();
+            self.laps.push((what, now - last));
+            self.last = Some(now);
+        }
+    }
+
+    fn report(&self, call: &str, rank: usize, n: usize) {
+        if self.last.is_some() {
+            let laps: Vec<String> = self
+                .laps
+                .iter()
+                .map(|(what, d)| format!("{what} {:.1} ms", d.as_secs_f64() * 1e3))
+                .collect();
+            eprintln!(
+                "sharedmem: {call}: rank {rank}, {n} elements: {}",
+                laps.join(", ")
+            );
+        }
+    }
 }
 
 fn argsort_refusal(t: &sm_transport, a: &RankArgsort) -> Option<Error> {
