@@ -24,7 +24,12 @@
  *   local    sm_argsort of the same per-rank keys on the same pool, every rank at once (the local
  *            phase sm_mpi_argsort starts with, in the same conditions: the peer of the 1.5x target);
  *   gather   MPI_Gatherv of every rank's keys to rank 0, then sm_argsort of the 4 x NLOCAL keys
- *            there on rank 0's pool (the result is not scattered back: not included).
+ *            there on rank 0's pool (the result is not scattered back: not included);
+ *   phase_local, phase_split, phase_exchange, phase_merge
+ *            the phases inside each timed sm_mpi_argsort call, found from the MPI calls the
+ *            library makes (intercepted through the MPI profiling interface, see "phases"
+ *            below): phase_local is the local sm_argsort inside sm_mpi_argsort, the one the 1.5x
+ *            target is about; "n/a" when the calls do not have the expected shape.
  * Checked once per case (any failure aborts): the concatenated sm_mpi_argsort output, gathered on
  * rank 0, is a permutation of [0, N), the keys in that order are non-decreasing and equal keys
  * are in increasing index order (checked directly on the keys), and it is identical to rank 0's
@@ -130,6 +135,73 @@ static void report(const char *cname, const char *measure, samples *s) {
     printf("case %s %s %.6f %.6f %.6f\n", cname, measure, s->v[s->n / 2], s->v[0], s->v[s->n - 1]);
     fflush(stdout);
   }
+}
+
+/* ---- the phases of sm_mpi_argsort, through the MPI profiling interface ------------------ */
+
+/* libsharedmem_mpi's transport calls MPI_Allgather and (in its alltoallv) MPI_Waitall; these
+ * definitions take their place (the executable's symbols come first) and record when each call
+ * began and ended, then call the real PMPI_ functions. With the order of src/ranks/sort.rs's
+ * argsort: allgather 1 (the collective check), the local sort (and the exchange buffers'
+ * allocation), allgather 2 (all ranks sorted), the splitter rounds and the bounds (allgathers),
+ * pack and two alltoallv (Waitall), the merge, the last allgather (all ranks merged):
+ *   local    = enter(allgather 2) - exit(allgather 1)
+ *   split    = exit(second-to-last allgather) - exit(allgather 2)
+ *   exchange = exit(last Waitall) - exit(second-to-last allgather)  (pack and the alltoallv)
+ *   merge    = enter(last allgather) - exit(last Waitall)
+ * each on one rank, then the maximum over the ranks. Time spent waiting inside a collective for
+ * slower ranks is in none of them. */
+#define MAX_EVENTS 256
+static int trace_on, trace_n, trace_overflow;
+static double trace_enter[MAX_EVENTS], trace_exit[MAX_EVENTS];
+static char trace_kind[MAX_EVENTS];
+
+static void trace(char kind, double t0) {
+  if (!trace_on) return;
+  if (trace_n == MAX_EVENTS) {
+    trace_overflow = 1;
+    return;
+  }
+  trace_kind[trace_n] = kind;
+  trace_enter[trace_n] = t0;
+  trace_exit[trace_n++] = MPI_Wtime();
+}
+
+int MPI_Allgather(const void *sendbuf, int sendcount, MPI_Datatype sendtype, void *recvbuf,
+                  int recvcount, MPI_Datatype recvtype, MPI_Comm comm) {
+  double t0 = MPI_Wtime();
+  int rc = PMPI_Allgather(sendbuf, sendcount, sendtype, recvbuf, recvcount, recvtype, comm);
+  trace('g', t0);
+  return rc;
+}
+
+int MPI_Waitall(int count, MPI_Request reqs[], MPI_Status statuses[]) {
+  double t0 = MPI_Wtime();
+  int rc = PMPI_Waitall(count, reqs, statuses);
+  trace('w', t0);
+  return rc;
+}
+
+enum { PH_LOCAL, PH_SPLIT, PH_EXCHANGE, PH_MERGE, NPHASES };
+static const char *phase_name[NPHASES] = {"phase_local", "phase_split", "phase_exchange",
+                                          "phase_merge"};
+
+/* The phases of the traced call on this rank (seconds), or -1 each when the calls seen do not
+ * have the expected shape (then the phases are reported as n/a). */
+static void phases(double ph[NPHASES]) {
+  int g[MAX_EVENTS], ng = 0, lastw = -1;
+  for (int i = 0; i < trace_n; i++) {
+    if (trace_kind[i] == 'g') g[ng++] = i;
+    else lastw = i;
+  }
+  for (int p = 0; p < NPHASES; p++) ph[p] = -1;
+  if (trace_overflow || ng < 4) return;
+  int g1 = g[0], g2 = g[1], gprev = g[ng - 2], glast = g[ng - 1];
+  double xdone = lastw > gprev && lastw < glast ? trace_exit[lastw] : trace_exit[gprev];
+  ph[PH_LOCAL] = trace_enter[g2] - trace_exit[g1];
+  ph[PH_SPLIT] = trace_exit[gprev] - trace_exit[g2];
+  ph[PH_EXCHANGE] = xdone - trace_exit[gprev];
+  ph[PH_MERGE] = trace_enter[glast] - xdone;
 }
 
 /* ---- check ----------------------------------------------------------------------------- */
@@ -265,15 +337,28 @@ int main(int argc, char **argv) {
                       (uint64_t)world_rank * 0x9E3779B97F4A7C15ULL;
       generate(keys, nlocal, dtype, dist, seed);
 
-      samples s_mpi = {.n = 0}, s_local = {.n = 0}, s_gather = {.n = 0};
+      samples s_mpi = {.n = 0}, s_local = {.n = 0}, s_gather = {.n = 0}, s_phase[NPHASES];
+      for (int p = 0; p < NPHASES; p++) s_phase[p].n = 0;
       for (int run = -1; run < runs; run++) {
         /* (a) sm_mpi_argsort */
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
+        trace_on = 1;
+        trace_n = trace_overflow = 0;
         check_status(sm_mpi_argsort(pool, MPI_COMM_WORLD, keys, nlocal, dtype, out),
                      "sm_mpi_argsort");
-        if (run >= 0) add_sample(&s_mpi, t0);
-        else MPI_Barrier(MPI_COMM_WORLD);
+        trace_on = 0;
+        if (run >= 0) {
+          add_sample(&s_mpi, t0);
+          double ph[NPHASES], all[NPHASES];
+          phases(ph);
+          MPI_Allreduce(ph, all, NPHASES, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+          double lo[NPHASES];
+          MPI_Allreduce(ph, lo, NPHASES, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+          for (int p = 0; p < NPHASES; p++) s_phase[p].v[s_phase[p].n++] = lo[p] < 0 ? -1 : all[p];
+        } else {
+          MPI_Barrier(MPI_COMM_WORLD);
+        }
         if (run == -1) check(pool, cname, keys, out, nlocal, dtype);
         if (run == -1 && keydir) {
           write_file(keydir, cname, "keys", keys, 8 * nlocal);
@@ -298,6 +383,12 @@ int main(int argc, char **argv) {
       report(cname, "mpi", &s_mpi);
       report(cname, "local", &s_local);
       report(cname, "gather", &s_gather);
+      for (int p = 0; p < NPHASES; p++) {
+        int ok = 1;
+        for (int i = 0; i < s_phase[p].n; i++) ok &= s_phase[p].v[i] >= 0;
+        if (ok) report(cname, phase_name[p], &s_phase[p]);
+        else if (world_rank == 0) printf("case %s %s n/a\n", cname, phase_name[p]);
+      }
     }
   }
 
