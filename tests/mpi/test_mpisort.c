@@ -224,6 +224,28 @@ static void payload_round_trip(sm_pool *pool, size_t total) {
   free(out);
 }
 
+/* sm_mpi_permute with any index array: each rank asks for its own number of items (rank 0 for
+ * none), repeats included, most of them held by other ranks. */
+static void random_gather(sm_pool *pool, size_t total) {
+  size_t n = count_of(UNEVEN, total, g_rank, g_nranks), offset = 0;
+  for (int r = 0; r < g_rank; r++) offset += count_of(UNEVEN, total, r, g_nranks);
+  size_t nout = g_rank == 0 ? 0 : 50000 + 1000 * (size_t)g_rank;
+  int64_t *src = malloc(n * sizeof *src + 1), *index = malloc(nout * sizeof *index + 1);
+  int64_t *dst = malloc(nout * sizeof *dst + 1);
+  CHECK(src && index && dst, "malloc");
+  for (size_t i = 0; i < n; i++) src[i] = 3 * (int64_t)(offset + i) + 1;
+  for (size_t i = 0; i < nout; i++) index[i] = (int64_t)(mix64(i * 31 + (size_t)g_rank) % total);
+  sm_status s = sm_mpi_permute(pool, MPI_COMM_WORLD, src, n, sizeof *src, index, nout, dst);
+  mt_check_status_all(MPI_COMM_WORLD, s, SM_OK, "random gather");
+  for (size_t i = 0; i < nout; i++) {
+    CHECK(dst[i] == 3 * index[i] + 1, "dst[%zu] = %lld for index %lld", i, (long long)dst[i],
+          (long long)index[i]);
+  }
+  free(src);
+  free(index);
+  free(dst);
+}
+
 /* Bad arguments on one rank: the same status on every rank, never a hang. */
 static void bad_arguments(void) {
   double keys[4] = {3, 1, 2, 0};
@@ -323,6 +345,7 @@ int main(int argc, char **argv) {
     sm_pool *pool = mt_pool(&MT_BACKENDS[b]);
     run_case(pool, 0, UNIFORM, UNEVEN, 300000, 1000 + b, 0);
     payload_round_trip(pool, 200000);
+    random_gather(pool, 100000);
     if (pool) sm_pool_free(pool);
   }
   if (g_rank == 0) printf("every backend: %.2f s\n", MPI_Wtime() - t0);
