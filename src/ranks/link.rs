@@ -197,21 +197,11 @@ impl Link<'_> {
         recv: &mut [u8],
         rcounts: &[usize],
     ) -> Result<()> {
-        let displs = |counts: &[usize]| -> Vec<usize> {
-            counts
-                .iter()
-                .scan(0usize, |at, &c| {
-                    let d = *at;
-                    *at += c;
-                    Some(d)
-                })
-                .collect()
-        };
         assert_eq!(scounts.len(), self.nranks());
         assert_eq!(rcounts.len(), self.nranks());
         assert_eq!(scounts.iter().sum::<usize>(), send.len());
         assert_eq!(rcounts.iter().sum::<usize>(), recv.len());
-        let (sdispls, rdispls) = (displs(scounts), displs(rcounts));
+        let (sdispls, rdispls) = (starts(scounts), starts(rcounts));
         // SAFETY: the transport's alltoallv; every count and displacement stays inside `send`
         // and `recv` (their sums are the buffers' lengths, checked above), and there are nranks
         // of each.
@@ -228,6 +218,18 @@ impl Link<'_> {
         };
         self.check(code, "exchanging data (alltoallv)")
     }
+}
+
+/// Where each of consecutive parts of `counts` elements starts (the exclusive prefix sums).
+pub fn starts(counts: &[usize]) -> Vec<usize> {
+    counts
+        .iter()
+        .scan(0usize, |at, &c| {
+            let start = *at;
+            *at += c;
+            Some(start)
+        })
+        .collect()
 }
 
 pub fn words_to_bytes(words: &[u64]) -> Vec<u8> {

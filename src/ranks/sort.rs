@@ -16,7 +16,7 @@
 //! whatever the keys (all equal included), and ties keep input order (stable).
 
 use super::check::by_value;
-use super::link::{word, words_to_bytes, Link};
+use super::link::{starts, word, words_to_bytes, Link};
 use super::transport::sm_transport;
 use crate::sort::buffer::Buffer;
 use crate::sort::keys::{Raw, Source};
@@ -329,10 +329,8 @@ pub fn argsort(t: &sm_transport, a: &RankArgsort) -> Result<Status> {
     clock.lap("exchange");
 
     // Merge the received runs (one per sending rank, each sorted) into out.
-    let mut run_bounds = vec![0usize];
-    for r in &recvs {
-        run_bounds.push(run_bounds.last().unwrap() + r);
-    }
+    let mut run_bounds = starts(&recvs);
+    run_bounds.push(n);
     // SAFETY: out has n elements, no longer read (everything was packed and sent).
     let out: &mut [i64] = if n == 0 {
         &mut []
@@ -618,14 +616,7 @@ pub fn permute(t: &sm_transport, p: &RankPermute) -> Result<Status> {
         }
     })?;
     let (sends, ref mut req) = requests;
-    let mut cursor: Vec<usize> = sends
-        .iter()
-        .scan(0, |at, &c| {
-            let d = *at;
-            *at += c;
-            Some(d)
-        })
-        .collect();
+    let mut cursor = starts(&sends);
     {
         let req = req.as_mut_slice();
         for &g in index {
@@ -690,14 +681,7 @@ pub fn permute(t: &sm_transport, p: &RankPermute) -> Result<Status> {
     )?;
 
     // Scatter the answers to dst in the order of index.
-    let mut cursor: Vec<usize> = sends
-        .iter()
-        .scan(0, |at, &c| {
-            let d = *at;
-            *at += c;
-            Some(d)
-        })
-        .collect();
+    let mut cursor = starts(&sends);
     let got = answered.as_bytes();
     for (i, &g) in index.iter().enumerate() {
         let o = owner(g);
