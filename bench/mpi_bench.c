@@ -55,19 +55,8 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int world_rank, world_size;
-
-#define DIE(...)                                                          \
-  do {                                                                    \
-    fprintf(stderr, "mpi_bench (rank %d): ", world_rank);                 \
-    fprintf(stderr, __VA_ARGS__);                                         \
-    fprintf(stderr, "\n");                                                \
-    MPI_Abort(MPI_COMM_WORLD, 1);                                         \
-  } while (0)
-
-static void check_status(sm_status s, const char *what) {
-  if (s != SM_OK) DIE("%s: %s: %s", what, sm_status_str(s), sm_last_error());
-}
+#define BENCH_NAME "mpi_bench"
+#include "mpi_common.h"
 
 /* Sorts v[RUNS] and prints "sm NAME median UNIT [min .. max]" on world rank 0. */
 static void report(const char *name, double *v, const char *unit) {

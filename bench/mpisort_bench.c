@@ -48,25 +48,8 @@
 
 #define MAX_RUNS 51
 
-static int world_rank, world_size;
-
-#define DIE(...)                                              \
-  do {                                                        \
-    fprintf(stderr, "mpisort_bench (rank %d): ", world_rank); \
-    fprintf(stderr, __VA_ARGS__);                             \
-    fprintf(stderr, "\n");                                    \
-    MPI_Abort(MPI_COMM_WORLD, 1);                             \
-  } while (0)
-
-static void check_status(sm_status s, const char *what) {
-  if (s != SM_OK) DIE("%s: %s: %s", what, sm_status_str(s), sm_last_error());
-}
-
-static void *xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) DIE("out of memory (%zu bytes)", n);
-  return p;
-}
+#define BENCH_NAME "mpisort_bench"
+#include "mpi_common.h"
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
