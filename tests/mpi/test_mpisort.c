@@ -4,6 +4,7 @@
  *                          permute round trip, bad arguments on one rank; with DIR, rank 0 also
  *                          writes every case there for the numpy oracle (argsort_mpi_numpy.py)
  *   test_mpisort noinit    before MPI_Init: SM_ERR_STATE at once, on this rank alone
+ *   test_mpisort memory    the header's memory bound, by the peak resident size
  *
  * Each case: every rank makes its share of the keys from the case's seed; rank 0 gathers the
  * keys, every rank's `out` and the permuted keys, and compares them with sm_argsort of the
@@ -302,6 +303,64 @@ static void bad_arguments(void) {
         (long long)out[2], (long long)out[3]);
 }
 
+/* The peak resident size of this process (VmHWM, KiB), after `reset` restarted it from the
+ * current size (Linux: "5" to /proc/self/clear_refs); -1 when the kernel does not tell. */
+static long peak_kib(int reset) {
+  if (reset) {
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return -1;
+    int ok = fputs("5", f) >= 0;
+    if (fclose(f) != 0 || !ok) return -1;
+  }
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long kib = -1;
+  while (fgets(line, sizeof line, f)) {
+    if (sscanf(line, "VmHWM: %ld kB", &kib) == 1) break;
+  }
+  fclose(f);
+  return kib;
+}
+
+/* The header's memory bound, 2 nlocal (keysize + 8) extra bytes per rank, held by the peak
+ * resident size, restarted before each call: uniform keys, all-equal keys, all keys on the last
+ * rank, sorted keys. The slack covers MPI's own message buffers and huge-page rounding. */
+static void memory_bound(void) {
+  const size_t n = 1000000, slack = (size_t)24 << 20;
+  double *keys = malloc(n * sizeof *keys);
+  int64_t *out = malloc(n * sizeof *out);
+  CHECK(keys && out, "malloc");
+  for (size_t i = 0; i < n; i++) out[i] = -1; /* resident before the baseline */
+  for (int round = 0; round < 4; round++) {
+    size_t mine = round == 2 ? (g_rank == g_nranks - 1 ? n : 0) : n / (size_t)g_nranks;
+    for (size_t i = 0; i < mine; i++) {
+      keys[i] = round == 0   ? (double)(mix64(i + (size_t)g_rank * n) >> 11)
+                : round == 3 ? (double)(i + (size_t)g_rank * n)
+                             : 1.0;
+    }
+    long before = peak_kib(1);
+    sm_status s = sm_mpi_argsort(NULL, MPI_COMM_WORLD, keys, mine, SM_DTYPE_F64, out);
+    long after = peak_kib(0);
+    mt_check_status_all(MPI_COMM_WORLD, s, SM_OK, "memory bound");
+    if (before < 0 || after < 0) {
+      if (g_rank == 0) printf("the kernel does not reset or report VmHWM: bound not checked\n");
+      break;
+    }
+    size_t extra = (size_t)(after - before) * 1024;
+    size_t bound = 2 * mine * (sizeof *keys + 8) + slack;
+    if (g_rank == 0 || mine == n) {
+      printf("rank %d, round %d: %zu keys, peak grew by %.1f MiB (bound %.1f MiB + %.0f MiB)\n",
+             g_rank, round, mine, extra / 1048576.0, (bound - slack) / 1048576.0,
+             slack / 1048576.0);
+    }
+    CHECK(extra <= bound, "round %d: the peak resident size grew by %zu bytes for %zu keys, over "
+          "the bound of %zu", round, extra, mine, bound);
+  }
+  free(keys);
+  free(out);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "noinit") == 0) {
     double k = 1;
@@ -315,6 +374,10 @@ int main(int argc, char **argv) {
     return 0;
   }
   mt_init(&argc, &argv, 300);
+  if (argc > 1 && strcmp(argv[1], "memory") == 0) {
+    memory_bound();
+    return mt_finish("sm_mpi_argsort memory");
+  }
   if (argc > 1) {
     g_dir = argv[1];
     if (g_rank == 0) {
