@@ -51,14 +51,12 @@ program mpi_sort
   use sharedmem_mpi
   use mpi_sort_keys
   implicit none
-  integer :: provided, rank, nranks, ierr, r, n, bad, total_bad, prev
-  integer(c_int64_t) :: offset, total, i, tag_sum
+  integer :: provided, rank, nranks, ierr, r, n, prev
+  integer(c_int64_t) :: offset, total, i, bad, total_bad, tag_sum, tag_total
   integer(c_int) :: status
   type(c_ptr) :: pool
   real(c_double), allocatable, target :: keys(:)
   integer(c_int64_t), allocatable, target :: tags(:), order(:)
-  real(c_double) :: mine_keys(2)
-  real(c_double), allocatable :: all_keys(:, :)
   integer(c_int64_t) :: mine_tags(2)
   integer(c_int64_t), allocatable :: all_tags(:, :)
 
@@ -116,16 +114,13 @@ program mpi_sort
   end if
 
   ! Across the ranks: every rank's first element comes after the last element of the nearest
-  ! rank before it that holds any.
-  mine_keys = 0
-  mine_tags = -1
-  if (n > 0 .and. status == SM_OK) then
-    mine_keys = [keys(1), keys(n)]
-    mine_tags = [tags(1), tags(n)]
-  end if
-  allocate(all_keys(2, 0:nranks - 1), all_tags(2, 0:nranks - 1))
-  call MPI_Allgather(mine_keys, 2, MPI_DOUBLE_PRECISION, all_keys, 2, MPI_DOUBLE_PRECISION, &
-                     MPI_COMM_WORLD, ierr)
+  ! rank before it that holds any. Only the tags travel (the keys are key_of(tag), checked
+  ! above), and every buffer passed to MPI here is integer(c_int64_t): with some MPIs (MPICH)
+  ! `use mpi` has no interface for buffers, and gfortran then refuses two calls of one routine
+  ! with buffers of different types in a file.
+  mine_tags = 0
+  if (n > 0 .and. status == SM_OK) mine_tags = [tags(1), tags(n)]
+  allocate(all_tags(2, 0:nranks - 1))
   call MPI_Allgather(mine_tags, 2, MPI_INTEGER8, all_tags, 2, MPI_INTEGER8, MPI_COMM_WORLD, ierr)
   if (n > 0) then
     prev = -1
@@ -133,17 +128,17 @@ program mpi_sort
       if (count_on(r, nranks) > 0) prev = r
     end do
     if (prev >= 0) then
-      if (.not. before(all_keys(2, prev), all_tags(2, prev), all_keys(1, rank), &
-                       all_tags(1, rank))) bad = bad + 1
+      if (.not. before(key_of(all_tags(2, prev)), all_tags(2, prev), &
+                       key_of(all_tags(1, rank)), all_tags(1, rank))) bad = bad + 1
     end if
   end if
 
   ! (key, tag) strictly ascending everywhere, N tags in [0, N): each exactly once if they add up.
   tag_sum = 0
   if (status == SM_OK) tag_sum = sum(tags)
-  call MPI_Allreduce(MPI_IN_PLACE, tag_sum, 1, MPI_INTEGER8, MPI_SUM, MPI_COMM_WORLD, ierr)
-  if (tag_sum /= total * (total - 1) / 2) bad = bad + 1
-  call MPI_Allreduce(bad, total_bad, 1, MPI_INTEGER, MPI_SUM, MPI_COMM_WORLD, ierr)
+  call MPI_Allreduce(tag_sum, tag_total, 1, MPI_INTEGER8, MPI_SUM, MPI_COMM_WORLD, ierr)
+  if (tag_total /= total * (total - 1) / 2) bad = bad + 1
+  call MPI_Allreduce(bad, total_bad, 1, MPI_INTEGER8, MPI_SUM, MPI_COMM_WORLD, ierr)
   if (rank == 0) then
     if (total_bad == 0) then
       print '(i0, a, i0, a)', total, " keys sorted across ", nranks, &
