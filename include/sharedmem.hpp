@@ -1196,6 +1196,8 @@ void mpi_permute(pool *p, MPI_Comm comm, const T *src, std::size_t n, const std:
 template <class T>
 std::vector<T> mpi_permute(pool *p, MPI_Comm comm, const std::vector<T> &src,
                            const std::vector<std::int64_t> &index) {
+    static_assert(!std::is_same<T, bool>::value,
+                  "sharedmem: std::vector<bool> has no contiguous items: use the pointer overload");
     std::vector<T> dst(index.size());
     mpi_permute(p, comm, src.data(), src.size(), index.data(), index.size(), dst.data());
     return dst;
