@@ -141,6 +141,16 @@
  *   (SM_STOPPED) saying so. Agreeing on that takes a few collectives on comm after a failed or
  *   stopped map, on the calling thread.
  *
+ *   mpi_argsort(&pool, comm, keys, n, out)           numpy's stable argsort of the concatenation
+ *                                                    of every rank's keys (sm_mpi_argsort): out
+ *                                                    gets this rank's share, as global indices
+ *   mpi_permute(&pool, comm, src, n, index, nout, dst)  dst[i] = global src[index[i]]
+ *                                                    (sm_mpi_permute); both also on std::vector
+ *
+ *   Collective; keys of the types argsort takes (static_assert otherwise), items of any trivially
+ *   copyable T; the pool (nullptr: none) sets the threads each rank sorts or copies with. Both
+ *   throw sharedmem::error on failure, with the same status on every rank.
+ *
  * Other pieces: critical_section / ordered_section (RAII guards over sm_critical_* /
  * sm_ordered_*, throwing sharedmem::error on misuse), shared_array<T> (RAII over sm_empty /
  * sm_free) and its view() (shared_view<T>), pool_ref, argsort(pool *, keys, n) for double,
@@ -1134,6 +1144,65 @@ template <class T>
 std::vector<std::int64_t> argsort(pool *p, const shared_array<T> &keys) {
     return argsort(p, keys.data(), keys.size());
 }
+
+#ifdef SHAREDMEM_MPI_H
+namespace detail {
+/// Whether T has an sm_dtype (dtype_of<T>): double, float, 8/16/32/64-bit integers but bool.
+template <class T>
+struct is_sort_key
+    : std::integral_constant<bool, std::is_same<T, double>::value || std::is_same<T, float>::value ||
+                                       (std::is_integral<T>::value && !std::is_same<T, bool>::value &&
+                                        (sizeof(T) == 1 || sizeof(T) == 2 || sizeof(T) == 4 ||
+                                         sizeof(T) == 8))> {};
+}  // namespace detail
+
+/// numpy's stable argsort of an array spread over the ranks of comm (sm_mpi_argsort): the
+/// concatenation of every rank's keys[0..n) in rank order, n differing between ranks (0 too).
+/// Collective. Writes to out[0..n) this rank's share of the sorted order as 0-based global
+/// indices; runs on the pool's worker count of threads (nullptr: the default count). Every rank
+/// must pass the same T. Throws sharedmem::error on failure, the same status on every rank
+/// (SM_ERR_INVALID when the ranks' key types differ).
+template <class T>
+void mpi_argsort(pool *p, MPI_Comm comm, const T *keys, std::size_t n, std::int64_t *out) {
+    static_assert(detail::is_sort_key<T>::value,
+                  "sharedmem: mpi_argsort keys must be double, float, or 8, 16, 32 or 64-bit integers");
+    check(sm_mpi_argsort(p ? p->get() : nullptr, comm, keys, n, dtype_of<T>::value, out));
+}
+
+/// mpi_argsort of a vector: this rank's share of the sorted order (keys.size() global indices).
+template <class T>
+std::vector<std::int64_t> mpi_argsort(pool *p, MPI_Comm comm, const std::vector<T> &keys) {
+    std::vector<std::int64_t> order(keys.size());
+    mpi_argsort(p, comm, keys.data(), keys.size(), order.data());
+    return order;
+}
+
+/// Gathers items by global index across the ranks of comm (sm_mpi_permute): dst[i] is item
+/// index[i] of the concatenation of every rank's src[0..n), for i in [0, nout). Collective; with
+/// mpi_argsort's output as index it moves a payload held like the keys into the sorted order.
+/// dst may be src (nout == n: in place). T is copied as bytes; every rank must pass the same
+/// sizeof(T). Throws sharedmem::error on failure, the same status on every rank (SM_ERR_INVALID
+/// for an index outside [0, total items) on any rank).
+template <class T>
+void mpi_permute(pool *p, MPI_Comm comm, const T *src, std::size_t n, const std::int64_t *index,
+                 std::size_t nout, T *dst) {
+    static_assert(std::is_trivially_copyable<T>::value,
+                  "sharedmem: mpi_permute moves items as bytes: T must be trivially copyable");
+    check(sm_mpi_permute(p ? p->get() : nullptr, comm, src, n, sizeof(T), index, nout, dst));
+}
+
+/// mpi_permute of vectors: a new vector of index.size() items, item i being item index[i] of the
+/// concatenation of every rank's src.
+template <class T>
+std::vector<T> mpi_permute(pool *p, MPI_Comm comm, const std::vector<T> &src,
+                           const std::vector<std::int64_t> &index) {
+    static_assert(!std::is_same<T, bool>::value,
+                  "sharedmem: std::vector<bool> has no contiguous items: use the pointer overload");
+    std::vector<T> dst(index.size());
+    mpi_permute(p, comm, src.data(), src.size(), index.data(), index.size(), dst.data());
+    return dst;
+}
+#endif  // SHAREDMEM_MPI_H
 
 }  // namespace sharedmem
 

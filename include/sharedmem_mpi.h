@@ -163,6 +163,16 @@ sm_status sm_mpi_argsort(sm_pool *pool, MPI_Comm comm, const void *keys, size_t 
 sm_status sm_mpi_permute(sm_pool *pool, MPI_Comm comm, const void *src, size_t nlocal,
                          size_t itemsize, const int64_t *index, size_t nout, void *dst);
 
+// `sm_mpi_argsort` with the communicator as a Fortran handle (see `sm_mpi_map_f`): the entry of
+// the Fortran module `sharedmem_mpi`.
+sm_status sm_mpi_argsort_f(sm_pool *pool, MPI_Fint comm, const void *keys, size_t nlocal,
+                           sm_dtype dtype, int64_t *out);
+
+// `sm_mpi_permute` with the communicator as a Fortran handle (see `sm_mpi_map_f`): the entry of
+// the Fortran module `sharedmem_mpi`.
+sm_status sm_mpi_permute_f(sm_pool *pool, MPI_Fint comm, const void *src, size_t nlocal,
+                           size_t itemsize, const int64_t *index, size_t nout, void *dst);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

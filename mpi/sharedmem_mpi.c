@@ -314,26 +314,55 @@ sm_status sm_mpi_map_ex_f(sm_pool *pool, MPI_Fint comm, int root, size_t njobs, 
   return run("sm_mpi_map_ex", pool, up, why, c, root, njobs, work, reduce, result_size, ctx, opts);
 }
 
-sm_status sm_mpi_argsort(sm_pool *pool, MPI_Comm comm, const void *keys, size_t nlocal,
-                         sm_dtype dtype, int64_t *out) {
-  char why[512];
-  int up = mpi_is_up("sm_mpi_argsort", why, sizeof why);
+/* sm_mpi_argsort once the MPI state is known (`up`, else `why`) and comm converted. */
+static sm_status run_argsort(sm_pool *pool, int up, const char *why, MPI_Comm comm,
+                             const void *keys, size_t nlocal, int dtype, int64_t *out) {
   sm_mpi_call c;
   open_call(&c, "sm_mpi_argsort", up, why, comm);
-  sm_status status = sm_transport_argsort(&c.t, "sm_mpi_argsort", pool, keys, nlocal, (int)dtype,
-                                          out);
+  sm_status status = sm_transport_argsort(&c.t, "sm_mpi_argsort", pool, keys, nlocal, dtype, out);
   close_call(&c);
   return status;
 }
 
-sm_status sm_mpi_permute(sm_pool *pool, MPI_Comm comm, const void *src, size_t nlocal,
-                         size_t itemsize, const int64_t *index, size_t nout, void *dst) {
-  char why[512];
-  int up = mpi_is_up("sm_mpi_permute", why, sizeof why);
+/* sm_mpi_permute once the MPI state is known (`up`, else `why`) and comm converted. */
+static sm_status run_permute(sm_pool *pool, int up, const char *why, MPI_Comm comm,
+                             const void *src, size_t nlocal, size_t itemsize,
+                             const int64_t *index, size_t nout, void *dst) {
   sm_mpi_call c;
   open_call(&c, "sm_mpi_permute", up, why, comm);
   sm_status status = sm_transport_permute(&c.t, "sm_mpi_permute", pool, src, nlocal, itemsize,
                                           index, nout, dst);
   close_call(&c);
   return status;
+}
+
+sm_status sm_mpi_argsort(sm_pool *pool, MPI_Comm comm, const void *keys, size_t nlocal,
+                         sm_dtype dtype, int64_t *out) {
+  char why[512];
+  int up = mpi_is_up("sm_mpi_argsort", why, sizeof why);
+  return run_argsort(pool, up, why, comm, keys, nlocal, (int)dtype, out);
+}
+
+sm_status sm_mpi_permute(sm_pool *pool, MPI_Comm comm, const void *src, size_t nlocal,
+                         size_t itemsize, const int64_t *index, size_t nout, void *dst) {
+  char why[512];
+  int up = mpi_is_up("sm_mpi_permute", why, sizeof why);
+  return run_permute(pool, up, why, comm, src, nlocal, itemsize, index, nout, dst);
+}
+
+/* The Fortran entries: the handle converted only once MPI is known to be up, as sm_mpi_map_f. */
+sm_status sm_mpi_argsort_f(sm_pool *pool, MPI_Fint comm, const void *keys, size_t nlocal,
+                           sm_dtype dtype, int64_t *out) {
+  char why[512];
+  int up = mpi_is_up("sm_mpi_argsort", why, sizeof why);
+  MPI_Comm c = up ? MPI_Comm_f2c(comm) : MPI_COMM_NULL;
+  return run_argsort(pool, up, why, c, keys, nlocal, (int)dtype, out);
+}
+
+sm_status sm_mpi_permute_f(sm_pool *pool, MPI_Fint comm, const void *src, size_t nlocal,
+                           size_t itemsize, const int64_t *index, size_t nout, void *dst) {
+  char why[512];
+  int up = mpi_is_up("sm_mpi_permute", why, sizeof why);
+  MPI_Comm c = up ? MPI_Comm_f2c(comm) : MPI_COMM_NULL;
+  return run_permute(pool, up, why, c, src, nlocal, itemsize, index, nout, dst);
 }

@@ -178,6 +178,10 @@ fn mpi_header_declares_the_contract() {
          size_t nlocal, sm_dtype dtype, int64_t *out);",
         "sm_status sm_mpi_permute(sm_pool *pool, MPI_Comm comm, const void *src, size_t nlocal, \
          size_t itemsize, const int64_t *index, size_t nout, void *dst);",
+        "sm_status sm_mpi_argsort_f(sm_pool *pool, MPI_Fint comm, const void *keys, \
+         size_t nlocal, sm_dtype dtype, int64_t *out);",
+        "sm_status sm_mpi_permute_f(sm_pool *pool, MPI_Fint comm, const void *src, \
+         size_t nlocal, size_t itemsize, const int64_t *index, size_t nout, void *dst);",
         "#include <mpi.h>",
         "#include \"sharedmem.h\"",
         "extern \"C\" {",
