@@ -161,3 +161,31 @@ ensure_numpy() {
        "to run them." >&2
   return 0
 }
+
+# ensure_mpsort PY LOG: MP-sort's mpsort for PY, for scripts/bench-mpisort.sh (its pyproject
+# needs numpy, Cython and mpi4py to build, and its setup.py compiles with $MPICC); pip's output
+# goes to LOG. Sets MPSORT_HOW, or MPSORT_WHY and returns 1 when it cannot.
+ensure_mpsort() {
+  local py=$1 log=$2
+  if "$py" -c 'import mpsort' >/dev/null 2>&1; then
+    MPSORT_HOW="already installed"
+    return 0
+  fi
+  if ! "$py" -c 'import mpi4py' >/dev/null 2>&1; then
+    MPSORT_WHY="mpsort needs mpi4py, which pip could not install for $py (see ensure_mpi4py in scripts/common.sh)"
+    return 1
+  fi
+  echo "==> mpsort: installing it for $py (pip, built with mpicc.openmpi; log in $log)" >&2
+  if { "$py" -m pip install numpy cython setuptools wheel \
+       && MPICC=mpicc.openmpi CC=mpicc.openmpi \
+          "$py" -m pip install --no-build-isolation --no-binary=mpsort mpsort; } >"$log" 2>&1 \
+     && "$py" -c 'import mpsort' >/dev/null 2>&1; then
+    MPSORT_HOW="installed by this run: \`MPICC=mpicc.openmpi CC=mpicc.openmpi $py -m pip install --no-build-isolation --no-binary=mpsort mpsort\` after \`pip install numpy cython setuptools wheel\`"
+    return 0
+  fi
+  local first import_error
+  first=$(grep -m 1 -iE 'error|not found|externally' "$log" | tr -d '`|' | cut -c1-200 || true)
+  import_error=$("$py" -c 'import mpsort' 2>&1 | tail -n 1 | tr -d '`|' || true)
+  MPSORT_WHY="pip could not install mpsort for $py${first:+: $first}${import_error:+; import mpsort: $import_error} (pip's log: $log)"
+  return 1
+}
