@@ -598,7 +598,7 @@ pub fn permute(t: &sm_transport, p: &RankPermute) -> Result<Status> {
     let owner = |g: i64| off[1..].partition_point(|&o| o <= g as u64);
 
     // Requests: every index, grouped by the rank that holds it.
-    let mut requests = all_ok(&link, call, {
+    let (sends, mut req) = all_ok(&link, call, {
         let mut sends = vec![0usize; nranks];
         let mut bad = None;
         for (i, &g) in index.iter().enumerate() {
@@ -615,7 +615,6 @@ pub fn permute(t: &sm_transport, p: &RankPermute) -> Result<Status> {
             None => Buffer::<u64>::new(p.nout).map(|b| (sends, b)),
         }
     })?;
-    let (sends, ref mut req) = requests;
     let mut cursor = starts(&sends);
     {
         let req = req.as_mut_slice();
@@ -653,7 +652,7 @@ pub fn permute(t: &sm_transport, p: &RankPermute) -> Result<Status> {
         asked_for.as_bytes_mut(),
         &scale(&recvs, 8),
     )?;
-    drop(requests.1);
+    drop(req);
 
     // Answer every request from this rank's part of src.
     let mine = off[me];
