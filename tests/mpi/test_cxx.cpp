@@ -19,18 +19,7 @@
 #include <string>
 #include <unistd.h>
 
-static int rank_ = 0, nranks_ = 1;
-
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            std::fprintf(stderr, "[rank %d] %s:%d: CHECK(%s) failed: ", rank_, __FILE__,  \
-                         __LINE__, #cond);                                                \
-            std::fprintf(stderr, __VA_ARGS__);                                            \
-            std::fputc('\n', stderr);                                                     \
-            MPI_Abort(MPI_COMM_WORLD, 1);                                                 \
-        }                                                                                 \
-    } while (0)
+#include "mpitest.hpp"
 
 struct my_error : std::runtime_error {
     my_error() : std::runtime_error("my error from job") {}

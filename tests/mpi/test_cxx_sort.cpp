@@ -23,18 +23,7 @@
 #include <vector>
 #include <unistd.h>
 
-static int rank_ = 0, nranks_ = 1;
-
-#define CHECK(cond, ...)                                                                  \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            std::fprintf(stderr, "[rank %d] %s:%d: CHECK(%s) failed: ", rank_, __FILE__,  \
-                         __LINE__, #cond);                                                \
-            std::fprintf(stderr, __VA_ARGS__);                                            \
-            std::fputc('\n', stderr);                                                     \
-            MPI_Abort(MPI_COMM_WORLD, 1);                                                 \
-        }                                                                                 \
-    } while (0)
+#include "mpitest.hpp"
 
 // How many keys rank r holds: uneven, none on rank 1 with 3 ranks or more.
 static std::size_t count_on(int r) { return nranks_ >= 3 && r == 1 ? 0 : 300 + 211 * (std::size_t)r; }
