@@ -297,15 +297,21 @@ pub fn argsort(t: &sm_transport, a: &RankArgsort) -> Result<Status> {
     let recvs: Vec<usize> = (0..nranks)
         .map(|r| bound_of(r, me + 1) - bound_of(r, me))
         .collect();
-    let received: usize = recvs.iter().sum();
-    if received != n {
-        return Err(Error::new(
-            Status::SM_ERR_PANIC,
-            format!(
-                "{call}: internal error in sharedmem (please report): rank {me} would receive \
-                 {received} elements for its {n}"
-            ),
-        ));
+    // Every rank checks every rank's share from the same gathered bounds, so that a broken
+    // split (a bug) fails every rank alike instead of leaving some waiting in the exchange.
+    for (d, &count) in counts.iter().enumerate() {
+        let received: usize = (0..nranks)
+            .map(|r| bound_of(r, d + 1) - bound_of(r, d))
+            .sum();
+        if received as u64 != count {
+            return Err(Error::new(
+                Status::SM_ERR_PANIC,
+                format!(
+                    "{call}: internal error in sharedmem (please report): rank {d} would \
+                     receive {received} elements for its {count}"
+                ),
+            ));
+        }
     }
 
     // Pack in sorted order: the part for rank d is contiguous, from bounds[d].
