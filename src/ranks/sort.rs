@@ -209,10 +209,6 @@ fn offsets(counts: &[u64]) -> Vec<u64> {
     at
 }
 
-fn to_bytes(words: &[u64]) -> Vec<u8> {
-    words_to_bytes(words)
-}
-
 fn from_bytes(bytes: &[u8]) -> Vec<u64> {
     (0..bytes.len() / 8).map(|i| word(bytes, i)).collect()
 }
@@ -241,6 +237,7 @@ unsafe impl<T> Send for Shared<T> {}
 // SAFETY: as above.
 unsafe impl<T> Sync for Shared<T> {}
 
+/// This rank's side of `sm_mpi_argsort` (collective): SM_OK, or the same error on every rank.
 pub fn argsort(t: &sm_transport, a: &RankArgsort) -> Result<Status> {
     let call = a.call;
     let link = super::open(t, call)?;
@@ -288,7 +285,7 @@ pub fn argsort(t: &sm_transport, a: &RankArgsort) -> Result<Status> {
     let mut bounds = vec![0usize];
     bounds.extend_from_slice(&cuts);
     bounds.push(n);
-    let everyone = from_bytes(&link.allgather(&to_bytes(
+    let everyone = from_bytes(&link.allgather(&words_to_bytes(
         &bounds.iter().map(|&b| b as u64).collect::<Vec<_>>(),
     ))?);
     let nranks = counts.len();
@@ -550,14 +547,14 @@ fn split_across_ranks(
                     .iter()
                     .flat_map(|&((k, i), w)| [k, i, w])
                     .collect();
-                let all = from_bytes(&self.link.allgather(&to_bytes(&words))?);
+                let all = from_bytes(&self.link.allgather(&words_to_bytes(&words))?);
                 let proposals: Vec<Vec<(Elem, u64)>> = all
                     .chunks(3 * nt * width)
                     .map(|p| p.chunks(3).map(|c| ((c[0], c[1]), c[2])).collect())
                     .collect();
                 let pivots = choose_pivots(&proposals, nt, width, width);
                 let below = side.below(&pivots, &elem);
-                let all = from_bytes(&self.link.allgather(&to_bytes(&below))?);
+                let all = from_bytes(&self.link.allgather(&words_to_bytes(&below))?);
                 let per_rank: Vec<Vec<u64>> = all.chunks(nt * width).map(|c| c.to_vec()).collect();
                 let totals = runs::totals(&per_rank);
                 side.update(&pivots, &below, &totals, self.targets, &elem);
@@ -578,6 +575,7 @@ fn split_across_ranks(
     )
 }
 
+/// This rank's side of `sm_mpi_permute` (collective): SM_OK, or the same error on every rank.
 pub fn permute(t: &sm_transport, p: &RankPermute) -> Result<Status> {
     let call = p.call;
     let link = super::open(t, call)?;
@@ -630,7 +628,7 @@ pub fn permute(t: &sm_transport, p: &RankPermute) -> Result<Status> {
             cursor[o] += 1;
         }
     }
-    let everyone = from_bytes(&link.allgather(&to_bytes(
+    let everyone = from_bytes(&link.allgather(&words_to_bytes(
         &sends.iter().map(|&c| c as u64).collect::<Vec<_>>(),
     ))?);
     let recvs: Vec<usize> = (0..nranks)
